@@ -1,0 +1,83 @@
+"""Checkpoints and weight files: they carry the config that made them and load strictly.
+
+Two kinds of file, both ``torch.save`` dicts with a ``format`` tag:
+
+* run checkpoints (``RUN_DIR/last.pt``): model, optimizer, epoch, history, configs; for resume.
+* weight files (``*.pt`` under ``lowlatseg/weights`` or exported with ``export_weights``):
+  the network config and a float16 state dict, a few MB; what inference loads.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from lowlatseg.errors import UserError
+from lowlatseg.nn.builders import build
+from lowlatseg.nn.splitnet import SplitNetConfig, SplitSegNet
+
+RUN_FORMAT = "lowlatseg/run-v1"
+WEIGHTS_FORMAT = "lowlatseg/weights-v1"
+DEFAULT_WEIGHTS = Path(__file__).parent / "weights" / "llnet_s_camvid.pt"
+
+
+def atomic_save(obj: Any, path: Path) -> None:
+    """Write to a temporary file then rename, so an interruption never leaves a torn file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def load_file(path: str | Path) -> dict[str, Any]:
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"checkpoint {p} does not exist; pass a weights file or a run folder's last.pt")
+    try:
+        obj = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises many kinds on corrupt files
+        raise UserError(f"checkpoint {p} cannot be read ({type(e).__name__}); it is corrupt or not a lowlatseg file") from None
+    if not isinstance(obj, dict) or obj.get("format") not in (RUN_FORMAT, WEIGHTS_FORMAT):
+        raise UserError(f"{p} is not a lowlatseg checkpoint; pass a file written by 'lowlatseg train'")
+    return obj
+
+
+def export_weights(model: SplitSegNet, path: Path, *, meta: dict[str, Any] | None = None) -> None:
+    """Save a compact float16 weights file for inference."""
+    state = {k: (v.half() if v.is_floating_point() else v) for k, v in model.state_dict().items()}
+    atomic_save({"format": WEIGHTS_FORMAT, "net_config": asdict(model.config), "model": state, "meta": meta or {}}, path)
+
+
+def net_config_from(obj: dict[str, Any], source: str | Path) -> SplitNetConfig:
+    try:
+        cfg = dict(obj["net_config"])
+        cfg["stem_ch"] = tuple(cfg["stem_ch"])
+        return SplitNetConfig(**cfg)
+    except (KeyError, TypeError) as e:
+        raise UserError(f"{source} has no valid network config ({e}); it was written by another program or version") from None
+
+
+def load_model(path: str | Path | None = None, *, expect: SplitNetConfig | None = None) -> SplitSegNet:
+    """The network of a weights file or run checkpoint (default: the bundled model), in eval mode.
+
+    ``expect``: if given, the file must hold exactly this architecture.
+    """
+    source = Path(path) if path is not None else DEFAULT_WEIGHTS
+    if path is None and not source.is_file():
+        raise UserError(f"the bundled default model {source} is missing; reinstall lowlatseg or pass --weights")
+    obj = load_file(source)
+    cfg = net_config_from(obj, source)
+    if expect is not None and cfg != expect:
+        raise UserError(f"{source} holds architecture {cfg.arch} ({cfg}), not the expected {expect.arch}; pass matching weights")
+    model = build(cfg)
+    state = {k: v.float() if v.is_floating_point() else v for k, v in obj["model"].items()}
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        first = str(e).splitlines()[0]
+        raise UserError(f"{source} does not match architecture {cfg.arch}: {first}") from None
+    return model.eval()

@@ -1,0 +1,179 @@
+"""The ``lowlatseg`` command: a thin layer that parses flags, builds configs and calls the library.
+
+Heavy imports (torch, cv2, av) happen inside the command functions so ``--help`` is instant.
+Every :class:`lowlatseg.errors.UserError` becomes one line on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from lowlatseg.errors import UserError
+
+DEFAULT_CAMVID = "../shared/data/camvid"
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"{v} must be at least 1")
+    return v
+
+
+def _nonneg_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"{v} must be 0 or more")
+    return v
+
+
+def _positive_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not v > 0:
+        raise argparse.ArgumentTypeError(f"{v} must be greater than 0")
+    return v
+
+
+def _set_threads(n: int) -> None:
+    import torch
+
+    if n > 0:
+        torch.set_num_threads(n)
+
+
+# ---------------------------------------------------------------- segment
+def cmd_segment(a: argparse.Namespace) -> int:
+    from lowlatseg.segment import SegmentOptions, segment_video
+
+    _set_threads(a.threads)
+    opts = SegmentOptions(
+        source=a.input,
+        out=Path(a.out),
+        labels_dir=Path(a.labels) if a.labels else None,
+        stats=Path(a.stats) if a.stats else None,
+        weights=Path(a.weights) if a.weights else None,
+        size=a.size,
+        max_frames=a.max_frames,
+        alpha=a.alpha,
+        progress=not a.quiet,
+    )
+    summary = segment_video(opts)
+    print(
+        f"wrote {summary['frames']} frames to {opts.out} "
+        f"({summary['resolution']}, mean {summary['latency_ms']['mean']:.1f} ms/frame, {summary['threads']} threads)"
+    )
+    return 0
+
+
+# ---------------------------------------------------------------- train
+def cmd_train_base(a: argparse.Namespace) -> int:
+    from lowlatseg.train.base import train_base
+    from lowlatseg.train.config import BaseTrainConfig
+    from lowlatseg.data.transforms import AugmentConfig
+
+    _set_threads(a.threads)
+    cfg = BaseTrainConfig(
+        arch=a.arch, data=a.data, dataset=a.dataset, split=a.split,
+        val_split=None if a.val_split in ("", "none") else a.val_split,
+        epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, weight_decay=a.weight_decay,
+        warmup_epochs=a.warmup_epochs, class_weighting=a.class_weighting, seed=a.seed,
+        workers=a.workers, max_steps_per_epoch=a.max_steps_per_epoch,
+        augment=AugmentConfig(crop=tuple(a.crop), scale=tuple(a.scale)),
+    )
+    last = train_base(cfg, Path(a.out), resume=not a.no_resume, progress=not a.quiet)
+    print(json.dumps(last))
+    return 0
+
+
+# ---------------------------------------------------------------- eval
+def cmd_eval_image(a: argparse.Namespace) -> int:
+    from lowlatseg.evaluation.report import run_image_eval
+
+    _set_threads(a.threads)
+    run_image_eval(
+        data=a.data, split=a.split, dataset=a.dataset, weights=a.weights,
+        json_path=Path(a.json) if a.json else None, progress=not a.quiet,
+    )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="lowlatseg", description="Low-latency semantic segmentation of video streams.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    s = sub.add_parser("segment", help="segment a video and write an overlay video")
+    s.add_argument("input", help="video file")
+    s.add_argument("--out", required=True, help="overlay video to write (.mp4)")
+    s.add_argument("--labels", help="folder for one PNG of class ids per frame")
+    s.add_argument("--stats", help="JSON file for per-frame latency and run details")
+    s.add_argument("--weights", help="weights file (default: the bundled model)")
+    s.add_argument("--size", default="360x480", help="HxW the network runs at (default 360x480); 'native' keeps the input size")
+    s.add_argument("--max-frames", type=_nonneg_int, default=0, help="stop after N frames (0: all)")
+    s.add_argument("--alpha", type=float, default=0.5, help="opacity of the label colours in the overlay")
+    s.add_argument("--threads", type=_nonneg_int, default=2, help="torch threads (0: torch's default)")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s.set_defaults(func=cmd_segment)
+
+    t = sub.add_parser("train", help="train models").add_subparsers(dest="what", required=True, metavar="WHAT")
+    b = t.add_parser("base", help="train the split segmentation network on labelled images")
+    b.add_argument("--data", default=DEFAULT_CAMVID, help="dataset folder")
+    b.add_argument("--dataset", default="camvid", choices=["camvid", "cityscapes"], help="folder layout")
+    b.add_argument("--split", default="train")
+    b.add_argument("--val-split", default="val", help="split evaluated every epoch ('none' to skip)")
+    b.add_argument("--out", required=True, help="run folder (resumes if it holds last.pt)")
+    b.add_argument("--arch", default="llnet-s")
+    b.add_argument("--epochs", type=_positive_int, default=120)
+    b.add_argument("--batch-size", type=_positive_int, default=8)
+    b.add_argument("--lr", type=_positive_float, default=2e-3)
+    b.add_argument("--weight-decay", type=float, default=1e-4)
+    b.add_argument("--warmup-epochs", type=_nonneg_int, default=3)
+    b.add_argument("--class-weighting", default="sqrt-median", choices=["sqrt-median", "none"])
+    b.add_argument("--crop", type=_positive_int, nargs=2, default=[288, 384], metavar=("H", "W"))
+    b.add_argument("--scale", type=_positive_float, nargs=2, default=[0.75, 2.0], metavar=("MIN", "MAX"))
+    b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--workers", type=_nonneg_int, default=0)
+    b.add_argument("--max-steps-per-epoch", type=_nonneg_int, default=0, help="cap steps per epoch (smoke runs)")
+    b.add_argument("--threads", type=_nonneg_int, default=0, help="torch threads per process (0: default)")
+    b.add_argument("--no-resume", action="store_true", help="start over even if --out holds a checkpoint")
+    b.add_argument("--quiet", action="store_true")
+    b.set_defaults(func=cmd_train_base)
+
+    e = sub.add_parser("eval", help="evaluate models").add_subparsers(dest="what", required=True, metavar="WHAT")
+    ei = e.add_parser("image", help="per-image mIoU of the per-frame network on a labelled split")
+    ei.add_argument("--data", default=DEFAULT_CAMVID)
+    ei.add_argument("--dataset", default="camvid", choices=["camvid", "cityscapes"])
+    ei.add_argument("--split", default="val")
+    ei.add_argument("--weights", help="weights file or run checkpoint (default: the bundled model)")
+    ei.add_argument("--json", help="write the results here")
+    ei.add_argument("--threads", type=_nonneg_int, default=2)
+    ei.add_argument("--quiet", action="store_true")
+    ei.set_defaults(func=cmd_eval_image)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except UserError as e:
+        print(f"lowlatseg: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("lowlatseg: interrupted; outputs written so far are complete and valid", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

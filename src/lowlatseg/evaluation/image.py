@@ -1,0 +1,56 @@
+"""Per-image evaluation of a segmentation network on a labelled split."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from lowlatseg.classes import LabelSet
+from lowlatseg.data.camvid import SegmentationDataset
+from lowlatseg.data.transforms import to_tensor
+from lowlatseg.evaluation.metrics import Confusion
+from lowlatseg.nn.splitnet import SplitSegNet
+
+
+@torch.inference_mode()
+def predict(model: SplitSegNet, image: np.ndarray) -> torch.Tensor:
+    """H x W x 3 uint8 RGB -> H x W int64 class ids (the per-frame network)."""
+    x = to_tensor(image).unsqueeze(0)
+    return model(x).argmax(1)[0]
+
+
+@dataclass
+class ImageEvalResult:
+    confusion: Confusion
+    labels: LabelSet
+    frames: int
+
+    def to_dict(self) -> dict[str, Any]:
+        iou = self.confusion.iou()
+        return {
+            "miou": round(self.confusion.miou(), 2),
+            "per_class_iou": {
+                name: (round(float(v) * 100, 2) if np.isfinite(v) else None)
+                for name, v in zip(self.labels.classes, iou)
+            },
+            "pixel_accuracy": round(self.confusion.pixel_accuracy(), 2),
+            "frames": self.frames,
+        }
+
+
+def evaluate_images(
+    model: SplitSegNet, dataset: SegmentationDataset, *, progress: Iterable[int] | None = None
+) -> ImageEvalResult:
+    """One confusion matrix over every frame of the dataset."""
+    conf = Confusion(dataset.labels.num_classes)
+    indices = progress if progress is not None else range(len(dataset))
+    n = 0
+    for i in indices:
+        image, label = dataset[i]
+        conf.update(predict(model, image), label)
+        n += 1
+    return ImageEvalResult(confusion=conf, labels=dataset.labels, frames=n)

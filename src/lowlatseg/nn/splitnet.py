@@ -1,0 +1,161 @@
+"""The split segmentation network: ``low`` -> ``high`` -> ``head``.
+
+Conventions (every part of the project relies on them):
+
+* ``image``: B x 3 x H x W float RGB in [0, 1]; normalisation happens inside ``low``.
+* ``f_low = low(image)``: B x low_ch x ceil(H/8) x ceil(W/8). Cheap; run on every frame.
+* ``f_high = high(f_low)``: B x high_ch x ceil(H/8) x ceil(W/8). Expensive (strides 16 and
+  32 inside, pyramid pooling context); run on keyframes only. Same grid as ``f_low`` so it
+  can be propagated between frames on the feature grid.
+* ``head(f_high, f_low, out_size=(H, W))``: B x num_classes x H x W logits. Light; it fuses
+  the (possibly propagated) high-level features with the *current* frame's low-level
+  features, so keyframes and propagated frames share it. Without ``out_size`` the logits
+  stay on the feature grid (stride 8).
+* Upsampling is bilinear with ``align_corners=False`` everywhere.
+
+The network holds no per-stream state; the runtime objects do.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lowlatseg.nn.blocks import BasicBlock, ConvBNReLU, PyramidPooling, stage
+
+# ImageNet statistics are a reasonable fixed normalisation for RGB photographs.
+_MEAN = (0.485, 0.456, 0.406)
+_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class SplitNetConfig:
+    """All the numbers of one variant; saved inside every checkpoint."""
+
+    arch: str = "llnet-s"  # builder name, for messages and strict loading
+    num_classes: int = 11  # CamVid's 11 classes; void (255/11) is never predicted
+    stem_ch: tuple[int, int] = (16, 32)  # widths of the two stride-2 stem convs (1/2, 1/4)
+    low_ch: int = 64  # channels of f_low at stride 8
+    low_blocks: int = 1  # residual blocks at stride 8 inside low (cost: every frame)
+    mid_blocks: int = 2  # residual blocks at stride 8 inside high (local capacity)
+    s16_ch: int = 128  # stride-16 stage width
+    s16_blocks: int = 3
+    s32_ch: int = 192  # stride-32 stage width
+    s32_blocks: int = 3
+    high_ch: int = 128  # channels of f_high (what propagation moves around)
+    fuse_ch: int = 128  # width of the head's fusion layer
+
+
+class Low(nn.Module):
+    """S_l: image (B x 3 x H x W, RGB [0,1]) -> f_low (B x low_ch x H/8 x W/8)."""
+
+    def __init__(self, *, stem_ch: tuple[int, int], low_ch: int, blocks: int) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(_STD).view(1, 3, 1, 1), persistent=False)
+        self.stem = nn.Sequential(
+            ConvBNReLU(3, stem_ch[0], stride=2),
+            ConvBNReLU(stem_ch[0], stem_ch[1], stride=2),
+            ConvBNReLU(stem_ch[1], low_ch, stride=2),
+        )
+        self.blocks = nn.Sequential(*(BasicBlock(low_ch, low_ch) for _ in range(blocks)))
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return self.blocks(self.stem((image - self.mean) / self.std))
+
+
+class High(nn.Module):
+    """S_h: f_low (B x low_ch x h x w) -> f_high (B x high_ch x h x w), h, w = stride-8 grid.
+
+    A small encoder to strides 16 and 32 with pyramid pooling, brought back to the
+    stride-8 grid by a top-down path (FPN-style lateral 1x1 convs + upsampling).
+    """
+
+    def __init__(
+        self,
+        *,
+        low_ch: int,
+        mid_blocks: int,
+        s16_ch: int,
+        s16_blocks: int,
+        s32_ch: int,
+        s32_blocks: int,
+        high_ch: int,
+    ) -> None:
+        super().__init__()
+        self.mid = nn.Sequential(*(BasicBlock(low_ch, low_ch) for _ in range(mid_blocks)))
+        self.s16 = stage(low_ch, s16_ch, blocks=s16_blocks, stride=2)
+        self.s32 = stage(s16_ch, s32_ch, blocks=s32_blocks, stride=2, dilation=1)
+        self.context = PyramidPooling(s32_ch, high_ch)
+        self.lateral16 = ConvBNReLU(s16_ch, high_ch, kernel=1, relu=False)
+        self.lateral8 = ConvBNReLU(low_ch, high_ch, kernel=1, relu=False)
+        self.smooth16 = ConvBNReLU(high_ch, high_ch)
+        self.smooth8 = ConvBNReLU(high_ch, high_ch)
+
+    def forward(self, f_low: torch.Tensor) -> torch.Tensor:
+        x8 = self.mid(f_low)  # B x low_ch x h x w
+        x16 = self.s16(x8)  # B x s16_ch x h/2 x w/2
+        ctx = self.context(self.s32(x16))  # B x high_ch x h/4 x w/4
+        y16 = self.smooth16(self.lateral16(x16) + _up(ctx, x16))
+        return self.smooth8(self.lateral8(x8) + _up(y16, x8))  # B x high_ch x h x w
+
+
+class Head(nn.Module):
+    """Fuses f_high with the current frame's f_low and classifies.
+
+    f_high: B x high_ch x h x w, f_low: B x low_ch x h x w -> logits B x num_classes x (out_size or h x w)
+    """
+
+    def __init__(self, *, low_ch: int, high_ch: int, fuse_ch: int, num_classes: int) -> None:
+        super().__init__()
+        self.adapt = ConvBNReLU(low_ch, low_ch, kernel=1)
+        cat_ch = high_ch + low_ch
+        self.fuse = nn.Sequential(
+            ConvBNReLU(cat_ch, cat_ch, groups=cat_ch),  # depthwise 3x3: local alignment
+            ConvBNReLU(cat_ch, fuse_ch, kernel=1),
+        )
+        self.classify = nn.Conv2d(fuse_ch, num_classes, 1)
+
+    def forward(
+        self, f_high: torch.Tensor, f_low: torch.Tensor, out_size: tuple[int, int] | None = None
+    ) -> torch.Tensor:
+        logits = self.classify(self.fuse(torch.cat([f_high, self.adapt(f_low)], dim=1)))
+        if out_size is not None:
+            logits = F.interpolate(logits, size=out_size, mode="bilinear", align_corners=False)
+        return logits
+
+
+class SplitSegNet(nn.Module):
+    """The whole network; ``forward(image) == head(high(low(image)), low(image), out_size=(H, W))``."""
+
+    def __init__(self, config: SplitNetConfig) -> None:
+        super().__init__()
+        c = config
+        self.config = config
+        self.low = Low(stem_ch=c.stem_ch, low_ch=c.low_ch, blocks=c.low_blocks)
+        self.high = High(
+            low_ch=c.low_ch,
+            mid_blocks=c.mid_blocks,
+            s16_ch=c.s16_ch,
+            s16_blocks=c.s16_blocks,
+            s32_ch=c.s32_ch,
+            s32_blocks=c.s32_blocks,
+            high_ch=c.high_ch,
+        )
+        self.head = Head(low_ch=c.low_ch, high_ch=c.high_ch, fuse_ch=c.fuse_ch, num_classes=c.num_classes)
+
+    @property
+    def stride(self) -> int:
+        """Stride of the feature grid of ``f_low`` and ``f_high``."""
+        return 8
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        f_low = self.low(image)
+        return self.head(self.high(f_low), f_low, out_size=(image.shape[-2], image.shape[-1]))
+
+
+def _up(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    return F.interpolate(x, size=like.shape[-2:], mode="bilinear", align_corners=False)

@@ -1,0 +1,217 @@
+"""Training of the split segmentation network (``lowlatseg train base``).
+
+A flat loop: one process by default, DistributedDataParallel under ``torchrun``.
+The run folder holds ``config.json``, ``last.pt`` (resume), ``best.pt``, ``log.jsonl``
+(one line per epoch: loss, val mIoU, lr, seconds), ``curves.png`` and, at the end,
+``weights.pt`` (compact float16 weights for inference).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Dataset
+from torch.utils.data.distributed import DistributedSampler
+from tqdm import tqdm
+
+from lowlatseg.checkpoint import RUN_FORMAT, atomic_save, export_weights, load_file
+from lowlatseg.classes import IGNORE_INDEX
+from lowlatseg.data.camvid import SegmentationDataset, camvid
+from lowlatseg.data.cityscapes import cityscapes
+from lowlatseg.data.transforms import augment, label_tensor, to_tensor
+from lowlatseg.errors import UserError
+from lowlatseg.evaluation.image import evaluate_images
+from lowlatseg.nn.builders import build, variant_config
+from lowlatseg.plots import training_curves
+from lowlatseg.train import distributed
+from lowlatseg.train.config import BaseTrainConfig
+
+
+def open_dataset(kind: str, root: str, split: str) -> SegmentationDataset:
+    if kind == "camvid":
+        return camvid(root, split)
+    if kind == "cityscapes":
+        return cityscapes(root, split)
+    raise UserError(f"unknown dataset format {kind!r}; choose camvid or cityscapes")
+
+
+class AugmentedPairs(Dataset):
+    """Augmented crops; the randomness of item i in epoch e depends on (seed, e, i) only."""
+
+    def __init__(self, base: SegmentationDataset, cfg: BaseTrainConfig) -> None:
+        self.base, self.cfg, self.epoch = base, cfg, 0
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        rng = np.random.default_rng([self.cfg.seed, self.epoch, i])
+        image, label = augment(*self.base[i], self.cfg.augment, rng)
+        return to_tensor(image), label_tensor(label)
+
+
+def class_weights(ds: SegmentationDataset, how: str) -> torch.Tensor | None:
+    """Per-class loss weights from label frequencies over the training split."""
+    if how == "none":
+        return None
+    if how != "sqrt-median":
+        raise UserError(f"unknown class weighting {how!r}; choose sqrt-median or none")
+    n = ds.labels.num_classes
+    counts = np.zeros(n, dtype=np.float64)
+    for i in range(len(ds)):
+        lab = ds[i][1]
+        counts += np.bincount(lab[lab != IGNORE_INDEX].ravel(), minlength=n)[:n]
+    freq = counts / max(counts.sum(), 1)
+    present = freq > 0
+    med = np.median(freq[present]) if present.any() else 1.0
+    w = np.where(present, np.sqrt(med / np.maximum(freq, 1e-12)), 0.0)
+    return torch.tensor(w, dtype=torch.float32)
+
+
+def lr_factor(step: int, *, total: int, warmup: int) -> float:
+    """Linear warm-up over ``warmup`` steps, then poly(0.9) decay to 0 at ``total``."""
+    if warmup > 0 and step < warmup:
+        return (step + 1) / warmup
+    return max(0.0, 1 - (step - warmup) / max(1, total - warmup)) ** 0.9
+
+
+def train_base(cfg: BaseTrainConfig, out: Path, *, resume: bool = True, progress: bool = True) -> dict[str, Any]:
+    """Train (or resume) a run in ``out``; returns the final log line."""
+    dist_info = distributed.setup()
+    try:
+        return _train(cfg, out, dist_info, resume=resume, progress=progress)
+    finally:
+        distributed.teardown(dist_info)
+
+
+def _train(cfg: BaseTrainConfig, out: Path, di: distributed.DistInfo, *, resume: bool, progress: bool) -> dict[str, Any]:
+    torch.manual_seed(cfg.seed)
+    out.mkdir(parents=True, exist_ok=True)
+    last = out / "last.pt"
+
+    # 1. resume: the run folder's config is authoritative; only `epochs` may change.
+    state: dict[str, Any] | None = None
+    if resume and last.is_file():
+        state = load_file(last)
+        if state.get("format") != RUN_FORMAT:
+            raise UserError(f"{last} is a weights file, not a run checkpoint; use a fresh --out folder")
+        saved = BaseTrainConfig.from_dict(state["train_config"])
+        diff = [k for k in saved.differences(cfg) if k != "epochs"]
+        if diff:
+            raise UserError(
+                f"{out} holds a run with different settings ({', '.join(diff)}); resume with the same flags or use a new --out"
+            )
+        cfg = saved.with_updates(epochs=cfg.epochs)
+    if di.is_main:
+        (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+
+    # 2. data: cached uint8 images, augmented crops, a sharded sampler under DDP.
+    train_ds = open_dataset(cfg.dataset, cfg.data, cfg.split)
+    val_ds = open_dataset(cfg.dataset, cfg.data, cfg.val_split) if cfg.val_split else None
+    pairs = AugmentedPairs(train_ds, cfg)
+    sampler = DistributedSampler(pairs, num_replicas=di.world_size, rank=di.rank, seed=cfg.seed) if di.enabled else None
+    gen = torch.Generator().manual_seed(cfg.seed)
+    loader = DataLoader(
+        pairs, batch_size=cfg.batch_size, shuffle=sampler is None, sampler=sampler, generator=gen,
+        num_workers=cfg.workers, drop_last=len(pairs) >= cfg.batch_size * di.world_size, persistent_workers=False,
+    )
+    weights = class_weights(train_ds, cfg.class_weighting)
+
+    # 3. model, optimiser, schedule (per step).
+    net_cfg = variant_config(cfg.arch, num_classes=train_ds.labels.num_classes)
+    model = build(net_cfg).to(di.device)
+    steps_per_epoch = len(loader) if cfg.max_steps_per_epoch <= 0 else min(len(loader), cfg.max_steps_per_epoch)
+    total = steps_per_epoch * cfg.epochs
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: lr_factor(s, total=total, warmup=steps_per_epoch * cfg.warmup_epochs)
+    )
+    history: list[dict[str, Any]] = []
+    start_epoch, best = 0, -1.0
+    if state is not None:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        history, start_epoch, best = state["history"], state["epoch"], state["best_miou"]
+    ddp = torch.nn.parallel.DistributedDataParallel(model) if di.enabled else model
+    if weights is not None:
+        weights = weights.to(di.device)
+
+    # 4. epochs: train, validate, log, checkpoint, plot.
+    for epoch in range(start_epoch, cfg.epochs):
+        t0 = time.perf_counter()
+        pairs.epoch = epoch
+        if sampler is not None:
+            sampler.set_epoch(epoch)
+        model.train()
+        losses: list[float] = []
+        bar = tqdm(loader, total=steps_per_epoch, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not (progress and di.is_main), leave=False)
+        for step, (x, y) in enumerate(bar):
+            if step >= steps_per_epoch:
+                break
+            x, y = x.to(di.device, non_blocking=True), y.to(di.device, non_blocking=True)
+            logits = ddp(x)  # B x C x H x W
+            loss = F.cross_entropy(logits, y, weight=weights, ignore_index=IGNORE_INDEX)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            losses.append(loss.item())
+            bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
+        bar.close()
+        mean_loss = _mean_across(losses, di)
+        entry: dict[str, Any] = {
+            "epoch": epoch + 1,
+            "loss": round(mean_loss, 4),
+            "lr": opt.param_groups[0]["lr"],
+            "train_seconds": round(time.perf_counter() - t0, 1),
+            "val_miou": None,
+        }
+        if di.is_main:
+            if val_ds is not None:
+                model.eval()
+                entry["val_miou"] = round(evaluate_images(model, val_ds).confusion.miou(), 2)
+            history.append(entry)
+            with (out / "log.jsonl").open("a") as f:
+                f.write(json.dumps(entry) + "\n")
+            ckpt = {
+                "format": RUN_FORMAT, "net_config": _asdict(net_cfg), "train_config": cfg.to_dict(),
+                "model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                "epoch": epoch + 1, "history": history, "best_miou": best,
+            }
+            score = entry["val_miou"] if entry["val_miou"] is not None else -mean_loss
+            if score > best:
+                best = score
+                ckpt["best_miou"] = best
+                export_weights(model, out / "best.pt", meta={"epoch": epoch + 1, "val_miou": entry["val_miou"]})
+            atomic_save(ckpt, last)
+            training_curves(history, out / "curves.png")
+            msg = f"epoch {epoch + 1}/{cfg.epochs} loss {mean_loss:.4f}"
+            if entry["val_miou"] is not None:
+                msg += f" val mIoU {entry['val_miou']:.2f}"
+            tqdm.write(msg + f" ({entry['train_seconds']:.0f}s)")
+        distributed.barrier(di)
+
+    if di.is_main:
+        export_weights(model, out / "weights.pt", meta={"epochs": cfg.epochs, "final_val_miou": history[-1]["val_miou"] if history else None})
+    return history[-1] if history else {}
+
+
+def _mean_across(values: list[float], di: distributed.DistInfo) -> float:
+    t = torch.tensor([sum(values), len(values)], dtype=torch.float64)
+    if di.enabled:
+        torch.distributed.all_reduce(t)
+    return float(t[0] / max(t[1], 1)) if t[1] else math.nan
+
+
+def _asdict(cfg: Any) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    return asdict(cfg)
