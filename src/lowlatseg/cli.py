@@ -119,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--labels", help="folder for one PNG of class ids per frame")
     s.add_argument("--stats", help="JSON file for per-frame latency and run details")
     s.add_argument("--weights", help="weights file (default: the bundled model)")
-    s.add_argument("--size", default="360x480", help="HxW the network runs at (default 360x480); 'native' keeps the input size")
+    s.add_argument("--size", default="360", help="network input: HxW (e.g. 360x480), a height keeping the aspect ratio (default 360), or native")
     s.add_argument("--max-frames", type=_nonneg_int, default=0, help="stop after N frames (0: all)")
     s.add_argument("--alpha", type=float, default=0.5, help="opacity of the label colours in the overlay")
     s.add_argument("--threads", type=_nonneg_int, default=2, help="torch threads (0: torch's default)")

@@ -93,6 +93,8 @@ def train_base(cfg: BaseTrainConfig, out: Path, *, resume: bool = True, progress
 
 def _train(cfg: BaseTrainConfig, out: Path, di: distributed.DistInfo, *, resume: bool, progress: bool) -> dict[str, Any]:
     torch.manual_seed(cfg.seed)
+    if cfg.batch_size < 2:
+        raise UserError("--batch-size must be at least 2 per process: BatchNorm needs 2 samples per step")
     out.mkdir(parents=True, exist_ok=True)
     last = out / "last.pt"
 

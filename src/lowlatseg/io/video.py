@@ -1,0 +1,143 @@
+"""Video decoding and encoding with PyAV (FFmpeg), with one-sentence errors.
+
+Frames are H x W x 3 uint8 RGB numpy arrays everywhere in lowlatseg.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from lowlatseg.errors import UserError
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    width: int
+    height: int
+    fps: float  # average frame rate (0 if the container does not say)
+    frames: int  # frame count from the container header (0 if unknown)
+
+
+class VideoReader:
+    """Decodes a video file (or any FFmpeg URL) frame by frame.
+
+    ``for frame in reader`` yields H x W x 3 uint8 RGB. A file that is missing, is not a
+    video, or has no decodable frames raises :class:`UserError`; a stream that breaks off
+    mid-way ends the iteration after the last good frame (``reader.error`` says why).
+    """
+
+    def __init__(self, source: str | os.PathLike[str]) -> None:
+        self.source = str(source)
+        self.error: str | None = None
+        is_url = "://" in self.source
+        if not is_url:
+            p = Path(self.source)
+            if not p.exists():
+                raise UserError(f"input {p} does not exist; check the path")
+            if p.is_dir():
+                raise UserError(f"input {p} is a folder; pass a video file")
+        try:
+            self._container = av.open(self.source, mode="r")
+        except av.error.EOFError:
+            raise UserError(f"{self.source} contains no video frames; pass a video with at least one frame") from None
+        except (av.error.FFmpegError, OSError) as e:
+            raise UserError(f"{self.source} cannot be opened as a video ({_reason(e)}); pass an .mp4/.avi/.mkv file") from None
+        if not self._container.streams.video:
+            self._container.close()
+            raise UserError(f"{self.source} has no video stream; pass a video file")
+        self._stream = self._container.streams.video[0]
+        self._stream.thread_type = "AUTO"
+        rate = self._stream.average_rate or self._stream.guessed_rate
+        self.info = VideoInfo(
+            width=self._stream.codec_context.width,
+            height=self._stream.codec_context.height,
+            fps=float(rate) if rate else 0.0,
+            frames=int(self._stream.frames or 0),
+        )
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        n = 0
+        try:
+            for frame in self._container.decode(self._stream):
+                n += 1
+                yield frame.to_ndarray(format="rgb24")
+        except av.error.FFmpegError as e:
+            if n == 0:
+                raise UserError(f"{self.source} cannot be decoded ({_reason(e)}); it is corrupt or not a video") from None
+            self.error = f"decoding stopped after {n} frames: {_reason(e)}"
+        if n == 0:
+            raise UserError(f"{self.source} contains no video frames; pass a video with at least one frame")
+
+    def close(self) -> None:
+        self._container.close()
+
+    def __enter__(self) -> "VideoReader":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class VideoWriter:
+    """Encodes RGB frames to H.264 (libx264, yuv420p) in an .mp4/.mkv container.
+
+    Odd sizes are padded by one pixel (yuv420p needs even sizes). ``close()`` flushes the
+    encoder so that every frame written so far is in a valid file, also after an error.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, fps: float, width: int, height: int, crf: int = 23) -> None:
+        self.path = Path(path)
+        parent = self.path.parent if str(self.path.parent) else Path(".")
+        if not parent.is_dir():
+            raise UserError(f"cannot write {self.path}: folder {parent} does not exist; create it or choose another --out")
+        if self.path.is_dir():
+            raise UserError(f"cannot write {self.path}: it is a folder; pass a file name such as out.mp4")
+        try:
+            self._container = av.open(str(self.path), mode="w")
+        except (av.error.FFmpegError, OSError, ValueError) as e:
+            raise UserError(f"cannot write {self.path} ({_reason(e)}); choose a writable path ending in .mp4 or .mkv") from None
+        rate = Fraction(fps).limit_denominator(1001) if fps > 0 else Fraction(25)
+        self._stream = self._container.add_stream("libx264", rate=rate)
+        self._stream.width, self._stream.height = width + width % 2, height + height % 2
+        self._stream.pix_fmt = "yuv420p"
+        self._stream.options = {"crf": str(crf), "preset": "veryfast"}
+        self.frames = 0
+        self._closed = False
+
+    def write(self, frame: np.ndarray) -> None:
+        """frame: H x W x 3 uint8 RGB of the size given at construction."""
+        h, w = self._stream.height, self._stream.width
+        if frame.shape[0] != h or frame.shape[1] != w:
+            frame = np.pad(frame, ((0, h - frame.shape[0]), (0, w - frame.shape[1]), (0, 0)), mode="edge")
+        vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
+        for packet in self._stream.encode(vf):
+            self._container.mux(packet)
+        self.frames += 1
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            for packet in self._stream.encode(None):
+                self._container.mux(packet)
+        finally:
+            self._container.close()
+
+    def __enter__(self) -> "VideoWriter":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _reason(e: BaseException) -> str:
+    text = getattr(e, "strerror", None) or str(e)
+    return text.split(":")[-1].strip() if text else type(e).__name__

@@ -1,0 +1,130 @@
+"""``lowlatseg segment``: a video in, an overlay video (and optionally label PNGs and stats) out.
+
+Whatever happens mid-way (a corrupt frame, Ctrl-C), the frames already written stay in a
+valid video, and the stats file records the frames done so far.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from lowlatseg.checkpoint import DEFAULT_WEIGHTS, load_model
+from lowlatseg.classes import CAMVID, LABEL_SETS
+from lowlatseg.errors import UserError
+from lowlatseg.io.video import VideoReader, VideoWriter
+from lowlatseg.overlay import blend
+from lowlatseg.runtime import PerFrameRuntime, network_size, parse_size
+
+
+@dataclass(frozen=True)
+class SegmentOptions:
+    source: str  # video file or FFmpeg URL
+    out: Path  # overlay video (.mp4 / .mkv)
+    labels_dir: Path | None = None  # one PNG of class ids per frame, at the input's size
+    stats: Path | None = None  # JSON: per-frame latency, frames, resolution, threads
+    weights: Path | None = None  # None: the bundled default model
+    size: str = "360"  # network input: 'HxW', a height keeping the aspect ratio, or 'native'
+    max_frames: int = 0  # 0: the whole video
+    alpha: float = 0.5  # label colour opacity in the overlay
+    progress: bool = True
+
+
+def segment_video(opts: SegmentOptions) -> dict[str, Any]:
+    """Segments every frame; returns the stats summary (also written to ``opts.stats``)."""
+    if not 0.0 <= opts.alpha <= 1.0:
+        raise UserError(f"--alpha {opts.alpha} is outside [0, 1]; pick an opacity such as 0.5")
+    size = parse_size(opts.size)
+    _check_writable(opts.stats, "--stats")
+    model = load_model(opts.weights)
+    labelset = LABEL_SETS.get("cityscapes" if model.config.num_classes == 19 else "camvid", CAMVID)
+    runtime = PerFrameRuntime(model, size=size)
+    if opts.labels_dir is not None:
+        try:
+            opts.labels_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise UserError(f"cannot create --labels folder {opts.labels_dir} ({e.strerror}); choose another path") from None
+
+    reader = VideoReader(opts.source)
+    info = reader.info
+    net_hw = network_size((info.height, info.width), size)
+    writer = VideoWriter(opts.out, fps=info.fps, width=info.width, height=info.height)
+    latencies: list[float] = []
+    total = info.frames if not opts.max_frames else min(info.frames or opts.max_frames, opts.max_frames)
+    bar = tqdm(total=total or None, unit="frame", disable=not opts.progress, desc="segment")
+    t_start = time.perf_counter()
+    interrupted = None
+    try:
+        for frame in reader:
+            if opts.max_frames and len(latencies) >= opts.max_frames:
+                break
+            t0 = time.perf_counter()
+            result = runtime.step(frame)
+            labels = result.labels
+            if labels.shape != frame.shape[:2]:
+                labels = cv2.resize(labels, (frame.shape[1], frame.shape[0]), interpolation=cv2.INTER_NEAREST)
+            latencies.append((time.perf_counter() - t0) * 1000)
+            writer.write(blend(frame, labels, labelset, alpha=opts.alpha))
+            if opts.labels_dir is not None:
+                cv2.imwrite(str(opts.labels_dir / f"frame_{result.index:06d}.png"), labels)
+            bar.update(1)
+    except KeyboardInterrupt:
+        interrupted = "interrupted by the user"
+        raise
+    finally:
+        bar.close()
+        writer.close()
+        reader.close()
+        summary = _summary(opts, info, net_hw, latencies, time.perf_counter() - t_start, reader.error or interrupted)
+        if opts.stats is not None:
+            tmp = opts.stats.with_suffix(opts.stats.suffix + ".tmp")
+            tmp.write_text(json.dumps(summary, indent=1))
+            os.replace(tmp, opts.stats)
+    if reader.error:
+        tqdm.write(f"lowlatseg: warning: {opts.source}: {reader.error}; the {len(latencies)} frames before it were written")
+    return summary
+
+
+def _summary(opts: SegmentOptions, info: Any, net_hw: tuple[int, int], lat: list[float], wall: float, stopped: str | None) -> dict[str, Any]:
+    arr = np.array(lat) if lat else np.zeros(1)
+    return {
+        "input": str(opts.source),
+        "output": str(opts.out),
+        "mode": "per-frame",
+        "weights": str(opts.weights or DEFAULT_WEIGHTS),
+        "frames": len(lat),
+        "input_resolution": f"{info.height}x{info.width}",
+        "resolution": f"{net_hw[0]}x{net_hw[1]}",
+        "fps_input": info.fps,
+        "threads": torch.get_num_threads(),
+        "machine": f"{platform.machine()} {os.cpu_count()} cpus, torch {torch.__version__}",
+        "latency_ms": {
+            "mean": round(float(arr.mean()), 2),
+            "p50": round(float(np.percentile(arr, 50)), 2),
+            "p95": round(float(np.percentile(arr, 95)), 2),
+            "max": round(float(arr.max()), 2),
+        },
+        "wall_seconds": round(wall, 2),
+        "stopped_early": stopped,
+        "per_frame": [{"frame": i, "latency_ms": round(v, 2), "keyframe": True} for i, v in enumerate(lat)],
+    }
+
+
+def _check_writable(path: Path | None, flag: str) -> None:
+    if path is None:
+        return
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise UserError(f"cannot write {flag} {path}: folder {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise UserError(f"cannot write {flag} {path}: folder {parent} is not writable")

@@ -1,0 +1,65 @@
+"""Shared fixtures. Tests run on the CPU with one thread and use tiny models and data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+torch.set_num_threads(1)
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+CAMVID = SHARED / "camvid"
+VIDEO = SHARED / "video" / "highway_day_960x540.mp4"
+CITYSCAPES = SHARED / "cityscapes_sample"
+
+needs_camvid = pytest.mark.skipif(not (CAMVID / "val.txt").is_file(), reason="../shared/data/camvid not present")
+needs_video = pytest.mark.skipif(not VIDEO.is_file(), reason="../shared/data/video not present")
+needs_cityscapes = pytest.mark.skipif(not CITYSCAPES.is_dir(), reason="../shared/data/cityscapes_sample not present")
+
+
+@pytest.fixture(scope="session")
+def tiny_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A randomly initialised llnet-tiny weights file."""
+    from lowlatseg.checkpoint import export_weights
+    from lowlatseg.nn.builders import build, llnet_tiny
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("weights") / "tiny.pt"
+    export_weights(build(llnet_tiny()).eval(), path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def small_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 12-frame 96x128 H.264 video of a moving gradient."""
+    from lowlatseg.io.video import VideoWriter
+
+    path = tmp_path_factory.mktemp("video") / "small.mp4"
+    yy, xx = np.mgrid[0:96, 0:128]
+    with VideoWriter(path, fps=10, width=128, height=96) as w:
+        for t in range(12):
+            frame = np.stack([(xx * 2 + t * 8) % 256, (yy * 2) % 256, np.full_like(xx, 100)], -1).astype(np.uint8)
+            w.write(frame)
+    return path
+
+
+@pytest.fixture
+def tiny_camvid(tmp_path: Path) -> Path:
+    """A CamVid-layout folder with 4 random 48x64 frames (train and val lists)."""
+    import cv2
+
+    rng = np.random.default_rng(0)
+    (tmp_path / "img").mkdir()
+    (tmp_path / "lab").mkdir()
+    lines = []
+    for i in range(4):
+        cv2.imwrite(str(tmp_path / "img" / f"S_{i:03d}.png"), rng.integers(0, 255, (48, 64, 3), dtype=np.uint8))
+        cv2.imwrite(str(tmp_path / "lab" / f"S_{i:03d}.png"), rng.integers(0, 12, (48, 64), dtype=np.uint8))
+        lines.append(f"img/S_{i:03d}.png lab/S_{i:03d}.png")
+    (tmp_path / "train.txt").write_text("\n".join(lines) + "\n")
+    (tmp_path / "val.txt").write_text("\n".join(lines[:2]) + "\n")
+    return tmp_path

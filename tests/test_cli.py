@@ -1,0 +1,145 @@
+"""The command line: the main job end to end on tiny inputs, and one clear sentence for bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import pytest
+
+from lowlatseg.cli import main
+
+from conftest import CAMVID, needs_camvid
+
+
+def _frames(path: Path) -> int:
+    with av.open(str(path)) as c:
+        return sum(1 for _ in c.decode(video=0))
+
+
+def test_segment_writes_one_frame_per_input_frame(small_video: Path, tiny_weights: Path, tmp_path: Path) -> None:
+    out, labels, stats = tmp_path / "o.mp4", tmp_path / "labels", tmp_path / "s.json"
+    rc = main(["segment", str(small_video), "--out", str(out), "--weights", str(tiny_weights),
+               "--labels", str(labels), "--stats", str(stats), "--quiet", "--threads", "1"])
+    assert rc == 0
+    assert _frames(out) == _frames(small_video) == 12
+    pngs = sorted(labels.glob("*.png"))
+    assert len(pngs) == 12
+    lab = cv2.imread(str(pngs[0]), cv2.IMREAD_UNCHANGED)
+    assert lab.shape == (96, 128) and lab.max() < 11
+    s = json.loads(stats.read_text())
+    assert s["frames"] == 12 and len(s["per_frame"]) == 12
+    assert s["threads"] == 1 and s["resolution"] == "360x480" and s["input_resolution"] == "96x128"
+    assert set(s["latency_ms"]) == {"mean", "p50", "p95", "max"}
+
+
+def test_segment_native_size_and_max_frames(small_video: Path, tiny_weights: Path, tmp_path: Path) -> None:
+    out, stats = tmp_path / "o.mp4", tmp_path / "s.json"
+    assert main(["segment", str(small_video), "--out", str(out), "--weights", str(tiny_weights), "--size", "native",
+                 "--max-frames", "5", "--stats", str(stats), "--quiet", "--threads", "1"]) == 0
+    assert _frames(out) == 5
+    assert json.loads(stats.read_text())["resolution"] == "96x128"
+
+
+def test_truncated_video_keeps_frames_already_decoded(tiny_weights: Path, tmp_path: Path) -> None:
+    """A stream that breaks off mid-way: the frames before the break are all in a valid output."""
+    from lowlatseg.io.video import VideoWriter
+
+    full = tmp_path / "full.mkv"  # Matroska keeps its header first, so a cut file is still readable
+    rng = np.random.default_rng(0)
+    with VideoWriter(full, fps=10, width=128, height=96) as w:
+        for _ in range(30):
+            w.write(rng.integers(0, 255, (96, 128, 3), dtype=np.uint8))
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
+    out, stats = tmp_path / "o.mp4", tmp_path / "s.json"
+    rc = main(["segment", str(cut), "--out", str(out), "--weights", str(tiny_weights), "--stats", str(stats),
+               "--quiet", "--threads", "1"])
+    assert rc == 0
+    n = _frames(out)
+    assert 0 < n < 30
+    assert json.loads(stats.read_text())["frames"] == n
+
+
+@pytest.mark.parametrize(
+    "make, match",
+    [
+        (lambda d: d / "missing.mp4", "does not exist"),
+        (lambda d: (d / "t.mp4").write_text("hello") and d / "t.mp4", "cannot be opened as a video"),
+        (lambda d: d, "is a folder"),
+    ],
+    ids=["missing", "not-a-video", "folder"],
+)
+def test_bad_input_video(make, match: str, tmp_path: Path, tiny_weights: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = make(tmp_path)
+    rc = main(["segment", str(src), "--out", str(tmp_path / "o.mp4"), "--weights", str(tiny_weights), "--quiet"])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert match in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_video_without_frames(tmp_path: Path, tiny_weights: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    empty = tmp_path / "empty.mkv"
+    c = av.open(str(empty), "w")
+    s = c.add_stream("libx264", rate=25)
+    s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+    c.start_encoding()  # header only, zero frames
+    c.close()
+    rc = main(["segment", str(empty), "--out", str(tmp_path / "o.mp4"), "--weights", str(tiny_weights), "--quiet"])
+    assert rc == 2
+    assert "no video frames" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("out", ["/nonexistent-dir/o.mp4", "."], ids=["no-folder", "is-folder"])
+def test_unwritable_output(out: str, small_video: Path, tiny_weights: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rc = main(["segment", str(small_video), "--out", out, "--weights", str(tiny_weights), "--quiet"])
+    assert rc == 2
+    assert "cannot write" in capsys.readouterr().err
+
+
+def test_wrong_checkpoint(small_video: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import torch
+
+    torch.save({"state_dict": {}}, tmp_path / "other.pt")
+    rc = main(["segment", str(small_video), "--out", str(tmp_path / "o.mp4"), "--weights", str(tmp_path / "other.pt"), "--quiet"])
+    assert rc == 2
+    assert "not a lowlatseg checkpoint" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flags", [["--size", "axb"], ["--alpha", "3"]])
+def test_bad_flags(flags: list[str], small_video: Path, tiny_weights: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rc = main(["segment", str(small_video), "--out", str(tmp_path / "o.mp4"), "--weights", str(tiny_weights), "--quiet", *flags])
+    assert rc == 2
+    assert flags[0] in capsys.readouterr().err
+
+
+def test_exit_status_in_a_real_process(tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "lowlatseg.cli", "segment", str(tmp_path / "nope.mp4"), "--out", str(tmp_path / "o.mp4")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("lowlatseg: error:") and "Traceback" not in proc.stderr
+
+
+@needs_camvid
+def test_eval_image_json(tiny_weights: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "e.json"
+    assert main(["eval", "image", "--data", str(CAMVID), "--split", "val", "--weights", str(tiny_weights),
+                 "--json", str(out), "--quiet", "--threads", "1"]) == 0
+    res = json.loads(out.read_text())
+    assert res["frames"] == 51 and res["weights"] == str(tiny_weights)
+    assert 0 <= res["miou"] <= 100
+    assert set(res["per_class_iou"]) == {"Sky", "Building", "Pole", "Road", "Pavement", "Tree", "SignSymbol",
+                                         "Fence", "Car", "Pedestrian", "Bicyclist"}
+    assert "mIoU" in capsys.readouterr().out
+
+
+def test_eval_image_bad_split(tiny_weights: Path, tiny_camvid: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tiny_camvid / "broken.txt").write_text("img/S_000.png lab/missing.png\n")
+    rc = main(["eval", "image", "--data", str(tiny_camvid), "--split", "broken", "--weights", str(tiny_weights), "--quiet"])
+    assert rc == 2
+    assert "missing.png, which does not exist" in capsys.readouterr().err

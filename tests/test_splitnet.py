@@ -1,0 +1,76 @@
+"""The split network's contract, checked for every registered variant."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from lowlatseg.nn.builders import VARIANTS, build, variant_config
+
+
+@pytest.fixture(params=sorted(VARIANTS))
+def net(request: pytest.FixtureRequest) -> torch.nn.Module:
+    torch.manual_seed(0)
+    return build(variant_config(request.param)).eval()
+
+
+def test_composition_equals_whole_network(net: torch.nn.Module) -> None:
+    x = torch.rand(2, 3, 72, 96)
+    with torch.inference_mode():
+        f_low = net.low(x)
+        composed = net.head(net.high(f_low), net.low(x), out_size=(72, 96))
+        whole = net(x)
+    torch.testing.assert_close(composed, whole, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("hw", [(72, 96), (45, 61), (360 // 4, 480 // 4)])
+def test_shapes_and_stride(net: torch.nn.Module, hw: tuple[int, int]) -> None:
+    c = net.config
+    x = torch.rand(1, 3, *hw)
+    grid = (-(-hw[0] // 8), -(-hw[1] // 8))
+    with torch.inference_mode():
+        f_low = net.low(x)
+        f_high = net.high(f_low)
+        logits = net.head(f_high, f_low)
+        full = net(x)
+    assert f_low.shape == (1, c.low_ch, *grid)
+    assert f_high.shape == (1, c.high_ch, *grid)
+    assert logits.shape == (1, c.num_classes, *grid)
+    assert full.shape == (1, c.num_classes, *hw)
+
+
+def test_head_uses_current_low_features(net: torch.nn.Module) -> None:
+    """Fusion: the same high-level features with another frame's low-level features change the output."""
+    x1, x2 = torch.rand(1, 3, 64, 64), torch.rand(1, 3, 64, 64)
+    with torch.inference_mode():
+        f_high = net.high(net.low(x1))
+        a = net.head(f_high, net.low(x1))
+        b = net.head(f_high, net.low(x2))
+    assert not torch.allclose(a, b)
+
+
+def test_unknown_variant_lists_valid_names() -> None:
+    with pytest.raises(ValueError, match="llnet-s"):
+        variant_config("resnet-9000")
+
+
+def test_default_split_cost_low_is_small() -> None:
+    """low must be a small part of the whole network; counted in multiply-adds (stable, unlike time)."""
+    net = build(variant_config("llnet-s")).eval()
+    macs: dict[str, int] = {"low": 0, "high": 0, "head": 0}
+
+    def counter(part: str):
+        def hook(mod: torch.nn.Module, inp: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
+            if isinstance(mod, torch.nn.Conv2d):
+                k = mod.kernel_size[0] * mod.kernel_size[1] * mod.in_channels // mod.groups
+                macs[part] += out.numel() * k
+        return hook
+
+    for part in macs:
+        for m in getattr(net, part).modules():
+            m.register_forward_hook(counter(part))
+    with torch.inference_mode():
+        net(torch.rand(1, 3, 360, 480))
+    total = sum(macs.values())
+    assert macs["low"] / total < 0.25
+    assert macs["head"] / total < 0.15
