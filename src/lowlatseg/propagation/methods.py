@@ -1,0 +1,182 @@
+"""Propagation methods, one small class each, behind one protocol.
+
+Every method transports keyframe-aligned feature maps to the current frame:
+
+* ``warp(key, cur, features)``: B x C x h x w features aligned with the keyframe -> aligned
+  with the current frame (same shape);
+* ``propagate(key, cur)`` = ``warp(key, cur, key.f_high)``: the estimate of F_h^t.
+
+How the propagated features become labels (with or without low-level fusion) is the job of
+:mod:`lowlatseg.propagation.produce`, the same for every method.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lowlatseg.propagation.flow import DISFlow, flow_to_grid, to_grey, warp
+from lowlatseg.propagation.predictor import KernelPredictor
+from lowlatseg.propagation.svconv import sv_conv
+
+
+@dataclass
+class KeyState:
+    """What a keyframe leaves behind for the frames that follow it."""
+
+    index: int  # frame number of the keyframe in the stream
+    image: torch.Tensor  # 1 x 3 x H x W float RGB [0, 1], network input size
+    f_low: torch.Tensor  # 1 x low_ch x h x w
+    f_high: torch.Tensor  # 1 x high_ch x h x w
+    grey: np.ndarray | None = None  # H x W uint8, filled lazily by methods that need it
+
+
+@dataclass
+class Current:
+    """The current (non-key) frame as seen by a propagation method."""
+
+    index: int
+    image: torch.Tensor  # 1 x 3 x H x W float RGB [0, 1]
+    f_low: torch.Tensor  # 1 x low_ch x h x w
+
+
+@dataclass(frozen=True)
+class PropagationConfig:
+    """Numbers shared by the kernel-based methods; saved in propagation checkpoints."""
+
+    kernel_size: int = 9  # K: taps per side of the per-location kernel
+    dilation: int = 2  # spacing of the taps in feature pixels: reach = K//2 * dilation = 8 px = 64 image px
+    embed_ch: int = 32  # matching embedding of the kernel predictor
+    hidden: int = 48  # refinement width of the kernel predictor
+    image_sigma: float = 0.1  # image-difference baseline: colour distance scale (RGB in [0, 1])
+    flow_preset: str = "fast"  # DIS preset of the flow baseline
+
+
+@runtime_checkable
+class Propagator(Protocol):
+    name: str
+
+    def warp(self, key: KeyState, cur: Current, features: torch.Tensor) -> torch.Tensor: ...
+
+    def propagate(self, key: KeyState, cur: Current) -> torch.Tensor: ...
+
+
+class _Base(nn.Module):
+    name = "base"
+
+    def warp(self, key: KeyState, cur: Current, features: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def propagate(self, key: KeyState, cur: Current) -> torch.Tensor:
+        return self.warp(key, cur, key.f_high)
+
+
+class Clockwork(_Base):
+    """Copy the keyframe's features unchanged (Clockwork convnets)."""
+
+    name = "clockwork"
+
+    def warp(self, key: KeyState, cur: Current, features: torch.Tensor) -> torch.Tensor:
+        return features
+
+
+class FlowWarp(_Base):
+    """Warp by dense optical flow, as in Deep Feature Flow (flow from OpenCV DIS on grey frames)."""
+
+    name = "flow"
+
+    def __init__(self, preset: str = "fast") -> None:
+        super().__init__()
+        self.flow = DISFlow(preset)
+
+    def warp(self, key: KeyState, cur: Current, features: torch.Tensor) -> torch.Tensor:
+        if key.grey is None:
+            key.grey = to_grey(key.image)
+        flow = self.flow(to_grey(cur.image), key.grey)  # H x W x 2, image pixels
+        return warp(features, flow_to_grid(flow, features.shape[-2:]).to(features.dtype))
+
+
+class _KernelMethod(_Base):
+    def __init__(self, cfg: PropagationConfig) -> None:
+        super().__init__()
+        self.kernel_size, self.dilation = cfg.kernel_size, cfg.dilation
+
+    def weights(self, key: KeyState, cur: Current) -> torch.Tensor:
+        raise NotImplementedError
+
+    def warp(self, key: KeyState, cur: Current, features: torch.Tensor) -> torch.Tensor:
+        return sv_conv(features, self.weights(key, cur), kernel_size=self.kernel_size, dilation=self.dilation)
+
+
+class Uniform(_KernelMethod):
+    """One learned K x K kernel for every location (the paper's 'unified kernel')."""
+
+    name = "uniform"
+
+    def __init__(self, cfg: PropagationConfig) -> None:
+        super().__init__(cfg)
+        logits = torch.zeros(1, cfg.kernel_size**2, 1, 1)
+        logits[0, cfg.kernel_size**2 // 2] = 4.0  # start close to the identity
+        self.logits = nn.Parameter(logits)
+
+    def weights(self, key: KeyState, cur: Current) -> torch.Tensor:
+        return torch.softmax(self.logits, dim=1)  # 1 x K*K x 1 x 1, broadcast over locations
+
+
+class ImageDifference(_KernelMethod):
+    """Weights from image similarity, not learned: softmax over offsets of -SSD / sigma^2,
+    where SSD is the 3x3-box-filtered squared RGB difference between the current frame at p
+    and the keyframe at p + offset, both area-downsampled to the feature grid."""
+
+    name = "image-difference"
+
+    def __init__(self, cfg: PropagationConfig) -> None:
+        super().__init__(cfg)
+        self.sigma = cfg.image_sigma
+
+    def weights(self, key: KeyState, cur: Current) -> torch.Tensor:
+        h, w = cur.f_low.shape[-2:]
+        a = F.adaptive_avg_pool2d(cur.image, (h, w))
+        b = F.adaptive_avg_pool2d(key.image, (h, w))
+        r = self.kernel_size // 2 * self.dilation
+        pb = F.pad(b, (r, r, r, r), mode="replicate")
+        ssd = []
+        for i in range(self.kernel_size):
+            for j in range(self.kernel_size):
+                y, x = i * self.dilation, j * self.dilation
+                ssd.append(((pb[:, :, y : y + h, x : x + w] - a) ** 2).mean(1, keepdim=True))
+        d = F.avg_pool2d(torch.cat(ssd, 1), 3, stride=1, padding=1, count_include_pad=False)
+        return torch.softmax(-d / self.sigma**2, dim=1)
+
+
+class Adaptive(_KernelMethod):
+    """The paper's method: per-location kernels predicted from both frames' low-level features."""
+
+    name = "adaptive"
+
+    def __init__(self, cfg: PropagationConfig, *, low_ch: int) -> None:
+        super().__init__(cfg)
+        self.predictor = KernelPredictor(
+            low_ch=low_ch, kernel_size=cfg.kernel_size, dilation=cfg.dilation, embed_ch=cfg.embed_ch, hidden=cfg.hidden
+        )
+
+    def weights(self, key: KeyState, cur: Current) -> torch.Tensor:
+        return self.predictor(key.f_low, cur.f_low)
+
+
+def all_methods(cfg: PropagationConfig, *, low_ch: int) -> dict[str, _Base]:
+    """Fresh instances of every method, by name."""
+    return {
+        "clockwork": Clockwork(),
+        "flow": FlowWarp(cfg.flow_preset),
+        "uniform": Uniform(cfg),
+        "image-difference": ImageDifference(cfg),
+        "adaptive": Adaptive(cfg, low_ch=low_ch),
+    }
+
+

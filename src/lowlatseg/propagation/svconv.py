@@ -1,0 +1,80 @@
+"""The spatially variant convolution: every output location has its own K x K kernel.
+
+    out[b, c, y, x] = sum_{i, j} W[b, i*K + j, y, x] * F[b, c, y + d*(i - r), x + d*(j - r)]
+
+with r = K // 2 and dilation d. Conventions:
+
+* ``features``: B x C x H x W; ``weights``: B x K*K x H x W (or 1 x K*K x 1 x 1 for one kernel
+  everywhere, broadcast); the output has the features' shape.
+* The kernel is shared over channels (one weight per location and offset, as in the paper).
+* Offsets are in feature-grid pixels; offset index k = i*K + j with i the row (y) and j the
+  column (x), both from 0 (top-left, offset (-r*d, -r*d)) to K-1.
+* Borders replicate the edge feature ("edge" padding): a constant feature map stays constant
+  under any normalised kernel, and content entering the view takes the nearest known feature.
+* Weights are used as given; callers normalise them (softmax over the K*K axis).
+
+``sv_conv`` is the fast version: a loop over the K*K shifts with in-place accumulation, about
+the cost of one 3x3 convolution of the same size and never materialising the K*K x C x H x W
+unfolded tensor. ``sv_conv_reference`` is the slow, obviously-correct version the tests check
+against.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def _check(features: torch.Tensor, weights: torch.Tensor, kernel_size: int) -> None:
+    if features.dim() != 4 or weights.dim() != 4:
+        raise ValueError(f"features and weights must be 4-D (B x C x H x W, B x K*K x H x W), got {tuple(features.shape)} and {tuple(weights.shape)}")
+    if kernel_size % 2 != 1:
+        raise ValueError(f"kernel_size must be odd, got {kernel_size}")
+    if weights.shape[1] != kernel_size * kernel_size:
+        raise ValueError(f"weights have {weights.shape[1]} channels but kernel_size {kernel_size} needs {kernel_size ** 2}")
+    for dim, name in ((0, "batch"), (2, "height"), (3, "width")):
+        if weights.shape[dim] not in (1, features.shape[dim]):
+            raise ValueError(f"weights {name} {weights.shape[dim]} does not match features {name} {features.shape[dim]}")
+
+
+def sv_conv(features: torch.Tensor, weights: torch.Tensor, *, kernel_size: int, dilation: int = 1) -> torch.Tensor:
+    """Fast spatially variant convolution (see the module docstring). Differentiable in both inputs."""
+    _check(features, weights, kernel_size)
+    r = kernel_size // 2 * dilation
+    h, w = features.shape[-2:]
+    padded = F.pad(features, (r, r, r, r), mode="replicate") if r else features
+    out = None
+    k = 0
+    for i in range(kernel_size):
+        for j in range(kernel_size):
+            y, x = i * dilation, j * dilation
+            term = padded[:, :, y : y + h, x : x + w]
+            wk = weights[:, k : k + 1]
+            if out is None:
+                out = term * wk
+            else:
+                out = out.addcmul_(term, wk) if not torch.is_grad_enabled() else out + term * wk
+            k += 1
+    assert out is not None
+    return out
+
+
+def sv_conv_reference(features: torch.Tensor, weights: torch.Tensor, *, kernel_size: int, dilation: int = 1) -> torch.Tensor:
+    """Slow reference: unfold the padded features into B x C x K*K x H x W and contract. Tests only."""
+    _check(features, weights, kernel_size)
+    b, c, h, w = features.shape
+    r = kernel_size // 2 * dilation
+    padded = F.pad(features, (r, r, r, r), mode="replicate")
+    cols = F.unfold(padded, kernel_size, dilation=dilation)  # B x C*K*K x H*W
+    cols = cols.view(b, c, kernel_size * kernel_size, h, w)
+    return (cols * weights.unsqueeze(1)).sum(dim=2)
+
+
+def delta_weights(kernel_size: int, *, dy: int = 0, dx: int = 0, like: torch.Tensor | None = None) -> torch.Tensor:
+    """1 x K*K x 1 x 1 one-hot kernel picking the offset (dy, dx) in kernel taps (0, 0 = centre)."""
+    r = kernel_size // 2
+    if abs(dy) > r or abs(dx) > r:
+        raise ValueError(f"offset ({dy}, {dx}) is outside a {kernel_size}x{kernel_size} kernel")
+    w = torch.zeros(1, kernel_size * kernel_size, 1, 1, dtype=like.dtype if like is not None else torch.float32)
+    w[0, (dy + r) * kernel_size + (dx + r)] = 1.0
+    return w

@@ -1,0 +1,139 @@
+"""Invariants of the propagation maths: the spatially variant convolution, flow warping, methods."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from lowlatseg.nn.builders import build, llnet_tiny
+from lowlatseg.propagation.flow import DISFlow, flow_to_grid, warp
+from lowlatseg.propagation.methods import (
+    Adaptive, Clockwork, Current, FlowWarp, ImageDifference, PropagationConfig, Propagator, Uniform, all_methods,
+)
+from lowlatseg.propagation.predictor import KernelPredictor
+from lowlatseg.propagation.produce import make_key, propagated_logits
+from lowlatseg.propagation.svconv import delta_weights, sv_conv, sv_conv_reference
+
+
+@pytest.mark.parametrize("k, d", [(3, 1), (5, 2), (9, 2)])
+def test_fast_matches_reference_values_and_gradients(k: int, d: int) -> None:
+    torch.manual_seed(0)
+    f = torch.randn(2, 5, 9, 11, dtype=torch.float64, requires_grad=True)
+    w = torch.softmax(torch.randn(2, k * k, 9, 11, dtype=torch.float64), 1).requires_grad_()
+    fast = sv_conv(f, w, kernel_size=k, dilation=d)
+    ref = sv_conv_reference(f, w, kernel_size=k, dilation=d)
+    torch.testing.assert_close(fast, ref)
+    g = torch.randn_like(fast)
+    gf, gw = torch.autograd.grad((fast * g).sum(), (f, w))
+    rf, rw = torch.autograd.grad((ref * g).sum(), (f, w))
+    torch.testing.assert_close(gf, rf)
+    torch.testing.assert_close(gw, rw)
+
+
+def test_inference_mode_matches_autograd_path() -> None:
+    f, w = torch.randn(1, 4, 8, 8), torch.softmax(torch.randn(1, 25, 8, 8), 1)
+    with torch.inference_mode():
+        a = sv_conv(f, w, kernel_size=5, dilation=2)
+    torch.testing.assert_close(a, sv_conv(f, w, kernel_size=5, dilation=2))
+
+
+def test_delta_kernel_returns_input_exactly() -> None:
+    f = torch.randn(1, 3, 7, 9)
+    assert torch.equal(sv_conv(f, delta_weights(9), kernel_size=9, dilation=2), f)
+
+
+def test_shifted_delta_shifts_interior() -> None:
+    f = torch.randn(1, 2, 12, 12)
+    out = sv_conv(f, delta_weights(5, dy=1, dx=-2), kernel_size=5, dilation=2)
+    # out[y, x] = f[y + 2, x - 4]
+    torch.testing.assert_close(out[:, :, :-2, 4:], f[:, :, 2:, :-4])
+
+
+def test_constant_field_is_preserved_by_any_normalised_kernel() -> None:
+    f = torch.full((1, 3, 6, 8), 2.5)
+    w = torch.softmax(torch.randn(1, 49, 6, 8), 1)
+    torch.testing.assert_close(sv_conv(f, w, kernel_size=7, dilation=3), f)
+
+
+def test_shape_errors_are_clear() -> None:
+    with pytest.raises(ValueError, match="needs 81"):
+        sv_conv(torch.zeros(1, 2, 4, 4), torch.zeros(1, 9, 4, 4), kernel_size=9)
+    with pytest.raises(ValueError, match="odd"):
+        sv_conv(torch.zeros(1, 2, 4, 4), torch.zeros(1, 16, 4, 4), kernel_size=4)
+
+
+def test_zero_flow_is_identity_and_integer_flow_shifts() -> None:
+    f = torch.randn(1, 3, 6, 10)
+    assert torch.allclose(warp(f, torch.zeros(1, 2, 6, 10)), f, atol=1e-6)
+    flow = torch.zeros(1, 2, 6, 10)
+    flow[:, 0] = 2.0  # sample 2 columns to the right
+    torch.testing.assert_close(warp(f, flow)[..., :-2], f[..., 2:])
+
+
+def test_dis_flow_recovers_a_shift() -> None:
+    rng = np.random.default_rng(0)
+    import cv2
+
+    base = cv2.GaussianBlur(rng.integers(0, 255, (120, 160), dtype=np.uint8), (0, 0), 2)
+    key = base[10:106, 10:138]
+    cur = base[10:106, 14:142]  # current = key moved left by 4 px: key(p + 4) = cur(p)
+    flow = DISFlow("medium")(np.ascontiguousarray(cur), np.ascontiguousarray(key))
+    assert np.median(flow[20:-20, 20:-20, 0]) == pytest.approx(4.0, abs=0.3)
+    grid = flow_to_grid(flow, (12, 16))
+    assert grid.shape == (1, 2, 12, 16)
+    assert float(grid[0, 0, 3:-3, 3:-3].median()) == pytest.approx(0.5, abs=0.05)  # 4 px / stride 8
+
+
+@pytest.fixture(scope="module")
+def setup():
+    torch.manual_seed(0)
+    net = build(llnet_tiny()).eval()
+    img = torch.rand(1, 3, 64, 80)
+    with torch.no_grad():
+        key = make_key(net, 0, img)
+        cur = Current(index=1, image=img.clone(), f_low=net.low(img))
+    return net, key, cur
+
+
+def test_every_method_follows_the_protocol_and_keeps_shapes(setup) -> None:
+    net, key, cur = setup
+    for name, m in all_methods(PropagationConfig(), low_ch=net.config.low_ch).items():
+        assert isinstance(m, Propagator) and m.name == name
+        with torch.no_grad():
+            out = m.propagate(key, cur)
+            assert out.shape == key.f_high.shape
+            for fuse in (True, False):
+                assert propagated_logits(net, m, key, cur, fuse=fuse, out_size=(64, 80)).shape == (1, 11, 64, 80)
+
+
+def test_same_frame_is_nearly_identity(setup) -> None:
+    """Propagating a frame onto itself gives its own features back (clockwork, flow exactly-ish, image-difference)."""
+    net, key, cur = setup
+    with torch.no_grad():
+        assert torch.equal(Clockwork().propagate(key, cur), key.f_high)
+        torch.testing.assert_close(FlowWarp().propagate(key, cur), key.f_high, atol=1e-3, rtol=0)
+        w = ImageDifference(PropagationConfig()).weights(key, cur)
+        assert (w.argmax(1) == 40).float().mean() > 0.9  # centre tap of a 9x9 kernel
+
+
+def test_kernel_weights_are_normalised(setup) -> None:
+    net, key, cur = setup
+    cfg = PropagationConfig()
+    for m in (Uniform(cfg), ImageDifference(cfg), Adaptive(cfg, low_ch=net.config.low_ch)):
+        with torch.no_grad():
+            w = m.weights(key, cur)
+        assert w.shape[1] == 81
+        torch.testing.assert_close(w.sum(1), torch.ones_like(w.sum(1)))
+        assert (w >= 0).all()
+
+
+def test_predictor_prefers_the_matching_offset() -> None:
+    """With identical low features on both sides the correlation peak is the centre tap."""
+    torch.manual_seed(0)
+    p = KernelPredictor(low_ch=8, kernel_size=5, dilation=1).eval()
+    f = torch.randn(1, 8, 10, 12)
+    with torch.no_grad():
+        w = p(f, f)
+    # away from the border (where replicated padding makes ties) the peak is the centre tap
+    assert (w[:, :, 2:-2, 2:-2].argmax(1) == 12).all()
