@@ -109,6 +109,46 @@ def cmd_eval_image(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval_video(a: argparse.Namespace) -> int:
+    from lowlatseg.evaluation.report import run_video_eval
+
+    _set_threads(a.threads)
+    run_video_eval(data=a.data, split=a.split, interval=a.interval, weights=a.weights, propagation=a.propagation,
+                   json_path=Path(a.json) if a.json else None, progress=not a.quiet, max_frames=a.max_frames)
+    return 0
+
+
+def cmd_eval_agreement(a: argparse.Namespace) -> int:
+    from lowlatseg.evaluation.report import run_agreement_eval
+
+    _set_threads(a.threads)
+    run_agreement_eval(video=a.video, interval=a.interval, size=a.size, weights=a.weights, propagation=a.propagation,
+                       json_path=Path(a.json) if a.json else None, progress=not a.quiet, max_frames=a.max_frames)
+    return 0
+
+
+def cmd_train_propagation(a: argparse.Namespace) -> int:
+    from lowlatseg.train.propagation import PropTrainConfig, train_propagation
+
+    _set_threads(a.threads)
+    base = a.base
+    if base and Path(base).is_dir():
+        base = str(Path(base) / "weights.pt") if (Path(base) / "weights.pt").is_file() else str(Path(base) / "best.pt")
+    cfg = PropTrainConfig(base=base, data=a.data, split=a.split, videos=tuple(a.video or ()), steps=a.steps,
+                          batch_size=a.batch_size, lr=a.lr, seed=a.seed)
+    print(json.dumps(train_propagation(cfg, Path(a.out), progress=not a.quiet)))
+    return 0
+
+
+def cmd_bench_svconv(a: argparse.Namespace) -> int:
+    from lowlatseg.propagation.bench import bench_svconv
+
+    _set_threads(a.threads)
+    bench_svconv(channels=a.channels, height=a.height, width=a.width, kernel_size=a.kernel_size,
+                 dilation=a.dilation, repeats=a.repeats, json_path=Path(a.json) if a.json else None)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lowlatseg", description="Low-latency semantic segmentation of video streams.")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -160,6 +200,56 @@ def build_parser() -> argparse.ArgumentParser:
     ei.add_argument("--threads", type=_nonneg_int, default=2)
     ei.add_argument("--quiet", action="store_true")
     ei.set_defaults(func=cmd_eval_image)
+
+    ev = e.add_parser("video", help="propagation benchmark on a labelled clip (keyframe every N frames)")
+    ev.add_argument("--data", default=DEFAULT_CAMVID)
+    ev.add_argument("--split", default="val", help="split whose frames are one clip in time order")
+    ev.add_argument("--interval", type=int, default=5, help="keyframe interval N (>= 1)")
+    ev.add_argument("--weights", help="base weights (default: bundled)")
+    ev.add_argument("--propagation", help="propagation weights (default: bundled)")
+    ev.add_argument("--json", help="write the results here")
+    ev.add_argument("--max-frames", type=_nonneg_int, default=0)
+    ev.add_argument("--threads", type=_nonneg_int, default=2)
+    ev.add_argument("--quiet", action="store_true")
+    ev.set_defaults(func=cmd_eval_video)
+
+    ea = e.add_parser("agreement", help="the propagation methods on unlabelled video, scored against the per-frame network")
+    ea.add_argument("--video", required=True)
+    ea.add_argument("--interval", type=int, default=5)
+    ea.add_argument("--size", default="360", help="network input: HxW, a height keeping the aspect ratio, or native")
+    ea.add_argument("--weights")
+    ea.add_argument("--propagation")
+    ea.add_argument("--json")
+    ea.add_argument("--max-frames", type=_nonneg_int, default=0)
+    ea.add_argument("--threads", type=_nonneg_int, default=2)
+    ea.add_argument("--quiet", action="store_true")
+    ea.set_defaults(func=cmd_eval_agreement)
+
+    tp = t.add_parser("propagation", help="train the adaptive kernel predictor and the uniform kernel (base frozen)")
+    tp.add_argument("--data", default=DEFAULT_CAMVID, help="labelled stills for synthetic pairs")
+    tp.add_argument("--split", default="train")
+    tp.add_argument("--video", action="append", help="unlabelled clip for teacher-labelled pairs (repeatable)")
+    tp.add_argument("--base", help="base weights file or run folder (default: the bundled model)")
+    tp.add_argument("--out", required=True)
+    tp.add_argument("--steps", type=_positive_int, default=800)
+    tp.add_argument("--batch-size", type=_positive_int, default=6)
+    tp.add_argument("--lr", type=_positive_float, default=2e-3)
+    tp.add_argument("--seed", type=int, default=0)
+    tp.add_argument("--threads", type=_nonneg_int, default=0)
+    tp.add_argument("--quiet", action="store_true")
+    tp.set_defaults(func=cmd_train_propagation)
+
+    bs = sub.add_parser("bench", help="benchmarks").add_subparsers(dest="what", required=True, metavar="WHAT")
+    sv = bs.add_parser("svconv", help="spatially variant convolution against a 3x3 conv of the same size")
+    sv.add_argument("--channels", type=_positive_int, default=128)
+    sv.add_argument("--height", type=_positive_int, default=45)
+    sv.add_argument("--width", type=_positive_int, default=60)
+    sv.add_argument("--kernel-size", type=_positive_int, default=9)
+    sv.add_argument("--dilation", type=_positive_int, default=2)
+    sv.add_argument("--repeats", type=_positive_int, default=30)
+    sv.add_argument("--threads", type=_nonneg_int, default=2)
+    sv.add_argument("--json")
+    sv.set_defaults(func=cmd_bench_svconv)
     return p
 
 

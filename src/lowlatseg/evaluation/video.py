@@ -1,0 +1,159 @@
+"""The propagation benchmark (``lowlatseg eval video`` / ``eval agreement``).
+
+Protocol (shared/docs/benchmarks.md): on frames f_0..f_m in time order, f_s is a keyframe for
+s = 0, N, 2N, ...; every frame f_{s+d} (d = 0..N-1) is produced from keyframe f_s by the method
+under test; one confusion matrix accumulates over all produced frames (also one per d).
+d = 0 is the keyframe itself (the per-frame result for every method).
+
+Rows: ``per-frame``; the paper's baselines without low-level fusion (``clockwork``, ``flow``,
+``uniform``, ``image-difference``) and ``adaptive-nofuse``; ``adaptive`` (with fusion); and,
+so that nobody has to guess, the baselines *with* fusion (``clockwork+fuse`` ...).
+
+``ms_per_frame`` is the mean compute time of a non-key frame (d > 0): ``low`` on the frame,
+the method's propagation, the head at the evaluated resolution and the argmax, measured inline
+with the thread count in effect. For ``per-frame`` it is the whole network on every frame.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from lowlatseg.data.camvid import Sample
+from lowlatseg.errors import UserError
+from lowlatseg.evaluation.metrics import Confusion
+from lowlatseg.nn.splitnet import SplitSegNet
+from lowlatseg.propagation.methods import (
+    Adaptive, Clockwork, Current, FlowWarp, ImageDifference, PropagationConfig, Propagator, Uniform,
+)
+from lowlatseg.propagation.produce import make_key, propagated_logits
+
+_NAME = re.compile(r"^(?P<seq>.+)_(?P<num>\d+)$")
+
+
+def check_time_order(samples: Sequence[Sample]) -> None:
+    """Frames must be one sequence (``SEQ_NUMBER`` names, one SEQ) with increasing numbers."""
+    seqs, nums = [], []
+    for s in samples:
+        m = _NAME.match(s.name)
+        if not m:
+            raise UserError(f"frame {s.name} is not named SEQUENCE_NUMBER; the video benchmark needs frames of one clip in time order")
+        seqs.append(m["seq"])
+        nums.append(int(m["num"]))
+    if len(set(seqs)) > 1:
+        raise UserError(f"the list mixes sequences ({', '.join(sorted(set(seqs)))}); list the frames of one clip in time order")
+    for a, b, sa, sb in zip(nums, nums[1:], samples, samples[1:]):
+        if b <= a:
+            raise UserError(f"frames are not in time order ({sa.name} is followed by {sb.name}); sort the list by frame number")
+
+
+@dataclass(frozen=True)
+class Row:
+    name: str
+    method: Propagator | None  # None: per-frame
+    fuse: bool
+
+
+def standard_rows(prop_cfg: PropagationConfig, adaptive: Adaptive, uniform: Uniform, *, with_fused_baselines: bool = True) -> list[Row]:
+    clock, flow, imgdiff = Clockwork(), FlowWarp(prop_cfg.flow_preset), ImageDifference(prop_cfg)
+    rows = [
+        Row("per-frame", None, True),
+        Row("clockwork", clock, False),
+        Row("flow", flow, False),
+        Row("uniform", uniform, False),
+        Row("image-difference", imgdiff, False),
+        Row("adaptive-nofuse", adaptive, False),
+        Row("adaptive", adaptive, True),
+    ]
+    if with_fused_baselines:
+        rows += [Row(f"{r.name}+fuse", r.method, True) for r in rows[1:5]]
+    return rows
+
+
+@dataclass
+class _Acc:
+    total: Confusion
+    by_d: list[Confusion]
+    ms: list[float] = field(default_factory=list)
+
+
+def run_protocol(
+    model: SplitSegNet,
+    rows: list[Row],
+    frames: Iterable[tuple[torch.Tensor, np.ndarray | None]],
+    *,
+    interval: int,
+    num_classes: int,
+    progress: Callable[[int], None] | None = None,
+) -> dict[str, Any]:
+    """frames: (1 x 3 x H x W image tensor, H x W label or None) in time order. A label of None
+    means "score against the per-frame network" (agreement on unlabelled video)."""
+    if interval < 1:
+        raise UserError(f"--interval {interval} is not valid; it must be at least 1")
+    accs = {r.name: _Acc(Confusion(num_classes), [Confusion(num_classes) for _ in range(interval)]) for r in rows}
+    key = None
+    n = 0
+    with torch.inference_mode():
+        for i, (image, label) in enumerate(frames):
+            d = i % interval
+            size = tuple(image.shape[-2:])
+            t0 = time.perf_counter()
+            f_low = model.low(image)
+            t_low = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            per_frame_key = make_key(model, i, image, f_low)
+            per_frame = model.head(per_frame_key.f_high, f_low, size).argmax(1)[0]
+            t_full = t_low + time.perf_counter() - t0
+            if d == 0:
+                key = per_frame_key
+            target = per_frame if label is None else torch.from_numpy(label)
+            cur = Current(index=i, image=image, f_low=f_low)
+            for r in rows:
+                acc = accs[r.name]
+                if r.method is None or d == 0:
+                    pred = per_frame
+                    if r.method is None:
+                        acc.ms.append(t_full * 1000)
+                else:
+                    assert key is not None
+                    t0 = time.perf_counter()
+                    pred = propagated_logits(model, r.method, key, cur, fuse=r.fuse, out_size=size).argmax(1)[0]
+                    acc.ms.append((t_low + time.perf_counter() - t0) * 1000)
+                acc.total.update(pred, target)
+                acc.by_d[d].update(pred, target)
+            n += 1
+            if progress:
+                progress(1)
+    if n == 0:
+        raise UserError("no frames to evaluate")
+    out_rows = []
+    for r in rows:
+        a = accs[r.name]
+        out_rows.append({
+            "method": r.name,
+            "fuse": r.fuse,
+            "miou": round(a.total.miou(), 2),
+            "miou_by_distance": [round(c.miou(), 2) if c.matrix.sum() else None for c in a.by_d],
+            "ms_per_frame": round(float(np.mean(a.ms)), 2) if a.ms else None,
+            "per_class_iou": [None if not np.isfinite(v) else round(float(v) * 100, 2) for v in a.total.iou()],
+        })
+    return {"frames": n, "interval": interval, "rows": out_rows}
+
+
+def format_rows(result: dict[str, Any]) -> str:
+    rows = result["rows"]
+    ref = next((r for r in rows if r["method"] == "per-frame"), None)
+    head = f"{'method':<24} {'mIoU':>6} {'% of per-frame':>14} {'ms/frame':>9} {'cost ratio':>10}   mIoU by distance d=0..{result['interval'] - 1}"
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        rel = f"{r['miou'] / ref['miou'] * 100:.1f}" if ref and ref["miou"] else "-"
+        cost = f"{r['ms_per_frame'] / ref['ms_per_frame']:.2f}" if ref and r["ms_per_frame"] else "-"
+        by_d = " ".join("-" if v is None else f"{v:.1f}" for v in r["miou_by_distance"])
+        lines.append(f"{r['method']:<24} {r['miou']:>6.2f} {rel:>14} {r['ms_per_frame'] or 0:>9.1f} {cost:>10}   {by_d}")
+    return "\n".join(lines)
