@@ -34,6 +34,35 @@ def tiny_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_prop(tiny_weights: Path) -> Path:
+    """Untrained propagation weights (K=5) for the tiny base network."""
+    from lowlatseg.checkpoint import load_model
+    from lowlatseg.propagation.methods import Adaptive, PropagationConfig, Uniform
+    from lowlatseg.propagation.weights import save_propagation
+
+    torch.manual_seed(0)
+    base = load_model(tiny_weights)
+    cfg = PropagationConfig(kernel_size=5, dilation=1)
+    path = tiny_weights.parent / "tiny_prop.pt"
+    save_propagation(path, cfg=cfg, base=base, adaptive=Adaptive(cfg, low_ch=base.config.low_ch).eval(), uniform=Uniform(cfg))
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_sched(tiny_weights: Path) -> Path:
+    """Untrained deviation predictor for the tiny base network, default threshold 0.5."""
+    from lowlatseg.checkpoint import load_model
+    from lowlatseg.scheduling.predictor import DeviationConfig, DeviationPredictor
+    from lowlatseg.scheduling.weights import save_scheduler
+
+    torch.manual_seed(0)
+    base = load_model(tiny_weights)
+    path = tiny_weights.parent / "tiny_sched.pt"
+    save_scheduler(path, predictor=DeviationPredictor(DeviationConfig(low_ch=base.config.low_ch)).eval(), base=base, threshold=0.5)
+    return path
+
+
+@pytest.fixture(scope="session")
 def small_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 12-frame 96x128 H.264 video of a moving gradient."""
     from lowlatseg.io.video import VideoWriter

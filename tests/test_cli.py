@@ -22,10 +22,12 @@ def _frames(path: Path) -> int:
         return sum(1 for _ in c.decode(video=0))
 
 
-def test_segment_writes_one_frame_per_input_frame(small_video: Path, tiny_weights: Path, tmp_path: Path) -> None:
+def test_segment_writes_one_frame_per_input_frame(small_video: Path, tiny_weights: Path, tiny_prop: Path,
+                                                  tiny_sched: Path, tmp_path: Path) -> None:
     out, labels, stats = tmp_path / "o.mp4", tmp_path / "labels", tmp_path / "s.json"
-    rc = main(["segment", str(small_video), "--out", str(out), "--weights", str(tiny_weights),
-               "--labels", str(labels), "--stats", str(stats), "--quiet", "--threads", "1"])
+    rc = main(["segment", str(small_video), "--out", str(out), "--weights", str(tiny_weights), "--propagation",
+               str(tiny_prop), "--scheduler", str(tiny_sched), "--labels", str(labels), "--stats", str(stats),
+               "--quiet", "--threads", "1"])
     assert rc == 0
     assert _frames(out) == _frames(small_video) == 12
     pngs = sorted(labels.glob("*.png"))
@@ -33,15 +35,32 @@ def test_segment_writes_one_frame_per_input_frame(small_video: Path, tiny_weight
     lab = cv2.imread(str(pngs[0]), cv2.IMREAD_UNCHANGED)
     assert lab.shape == (96, 128) and lab.max() < 11
     s = json.loads(stats.read_text())
-    assert s["frames"] == 12 and len(s["per_frame"]) == 12
+    assert s["frames"] == 12 and len(s["per_frame"]) == 12 and s["mode"] == "low-latency"
+    assert s["per_frame"][0]["keyframe"] and s["keyframes"] >= 1
     assert s["threads"] == 1 and s["resolution"] == "360x480" and s["input_resolution"] == "96x128"
     assert set(s["latency_ms"]) == {"mean", "p50", "p95", "max"}
+
+
+@pytest.mark.parametrize("mode, extra, keys", [
+    ("per-frame", [], 6), ("fixed", ["--interval", "3"], 2), ("adaptive", ["--threshold", "1"], 1),
+    ("low-latency", ["--interval", "2"], 3),
+])
+def test_segment_modes(mode: str, extra: list[str], keys: int, small_video: Path, tiny_weights: Path,
+                       tiny_prop: Path, tiny_sched: Path, tmp_path: Path) -> None:
+    out, stats = tmp_path / "o.mp4", tmp_path / "s.json"
+    rc = main(["segment", str(small_video), "--out", str(out), "--weights", str(tiny_weights), "--propagation",
+               str(tiny_prop), "--scheduler", str(tiny_sched), "--mode", mode, "--max-frames", "6", "--stats",
+               str(stats), "--quiet", "--threads", "1", *extra])
+    assert rc == 0
+    s = json.loads(stats.read_text())
+    assert s["mode"] == mode and s["frames"] == 6 and _frames(out) == 6
+    assert s["keyframes"] == keys
 
 
 def test_segment_native_size_and_max_frames(small_video: Path, tiny_weights: Path, tmp_path: Path) -> None:
     out, stats = tmp_path / "o.mp4", tmp_path / "s.json"
     assert main(["segment", str(small_video), "--out", str(out), "--weights", str(tiny_weights), "--size", "native",
-                 "--max-frames", "5", "--stats", str(stats), "--quiet", "--threads", "1"]) == 0
+                 "--mode", "per-frame", "--max-frames", "5", "--stats", str(stats), "--quiet", "--threads", "1"]) == 0
     assert _frames(out) == 5
     assert json.loads(stats.read_text())["resolution"] == "96x128"
 
@@ -59,7 +78,7 @@ def test_truncated_video_keeps_frames_already_decoded(tiny_weights: Path, tmp_pa
     cut.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
     out, stats = tmp_path / "o.mp4", tmp_path / "s.json"
     rc = main(["segment", str(cut), "--out", str(out), "--weights", str(tiny_weights), "--stats", str(stats),
-               "--quiet", "--threads", "1"])
+               "--mode", "per-frame", "--quiet", "--threads", "1"])
     assert rc == 0
     n = _frames(out)
     assert 0 < n < 30
@@ -97,7 +116,7 @@ def test_video_without_frames(tmp_path: Path, tiny_weights: Path, capsys: pytest
 
 @pytest.mark.parametrize("out", ["/nonexistent-dir/o.mp4", "."], ids=["no-folder", "is-folder"])
 def test_unwritable_output(out: str, small_video: Path, tiny_weights: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    rc = main(["segment", str(small_video), "--out", out, "--weights", str(tiny_weights), "--quiet"])
+    rc = main(["segment", str(small_video), "--out", out, "--weights", str(tiny_weights), "--quiet", "--mode", "per-frame"])
     assert rc == 2
     assert "cannot write" in capsys.readouterr().err
 
@@ -111,9 +130,10 @@ def test_wrong_checkpoint(small_video: Path, tmp_path: Path, capsys: pytest.Capt
     assert "not a lowlatseg checkpoint" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("flags", [["--size", "axb"], ["--alpha", "3"]])
+@pytest.mark.parametrize("flags", [["--size", "axb"], ["--alpha", "3"], ["--threshold", "2"], ["--interval", "0"]])
 def test_bad_flags(flags: list[str], small_video: Path, tiny_weights: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    rc = main(["segment", str(small_video), "--out", str(tmp_path / "o.mp4"), "--weights", str(tiny_weights), "--quiet", *flags])
+    rc = main(["segment", str(small_video), "--out", str(tmp_path / "o.mp4"), "--weights", str(tiny_weights), "--quiet",
+               "--mode", "fixed" if flags[0] == "--interval" else "adaptive" if flags[0] == "--threshold" else "per-frame", *flags])
     assert rc == 2
     assert flags[0] in capsys.readouterr().err
 
@@ -143,3 +163,9 @@ def test_eval_image_bad_split(tiny_weights: Path, tiny_camvid: Path, capsys: pyt
     rc = main(["eval", "image", "--data", str(tiny_camvid), "--split", "broken", "--weights", str(tiny_weights), "--quiet"])
     assert rc == 2
     assert "missing.png, which does not exist" in capsys.readouterr().err
+
+
+def test_camera_that_cannot_be_opened(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rc = main(["segment", "97", "--out", str(tmp_path / "o.mp4"), "--quiet"])
+    assert rc == 2
+    assert "camera 97 (/dev/video97) cannot be opened" in capsys.readouterr().err

@@ -64,6 +64,11 @@ def cmd_segment(a: argparse.Namespace) -> int:
         labels_dir=Path(a.labels) if a.labels else None,
         stats=Path(a.stats) if a.stats else None,
         weights=Path(a.weights) if a.weights else None,
+        mode=a.mode,
+        interval=a.interval,
+        threshold=a.threshold,
+        propagation=Path(a.propagation) if a.propagation else None,
+        scheduler=Path(a.scheduler) if a.scheduler else None,
         size=a.size,
         max_frames=a.max_frames,
         alpha=a.alpha,
@@ -140,6 +145,19 @@ def cmd_train_propagation(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train_scheduler(a: argparse.Namespace) -> int:
+    from lowlatseg.train.scheduler import SchedTrainConfig, train_scheduler
+
+    _set_threads(a.threads)
+    if not 0 < a.target_rate <= 1:
+        raise UserError(f"--target-rate {a.target_rate} must be in (0, 1]")
+    cfg = SchedTrainConfig(base=a.base, propagation=a.propagation, data=a.data, split=a.split,
+                           videos=tuple(a.video or ()), steps=a.steps, batch_size=a.batch_size,
+                           target_rate=a.target_rate, seed=a.seed)
+    print(json.dumps(train_scheduler(cfg, Path(a.out), progress=not a.quiet)))
+    return 0
+
+
 def cmd_bench_svconv(a: argparse.Namespace) -> int:
     from lowlatseg.propagation.bench import bench_svconv
 
@@ -154,11 +172,17 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     s = sub.add_parser("segment", help="segment a video and write an overlay video")
-    s.add_argument("input", help="video file")
+    s.add_argument("input", help="video file, camera index (e.g. 0) or stream URL")
     s.add_argument("--out", required=True, help="overlay video to write (.mp4)")
     s.add_argument("--labels", help="folder for one PNG of class ids per frame")
     s.add_argument("--stats", help="JSON file for per-frame latency and run details")
     s.add_argument("--weights", help="weights file (default: the bundled model)")
+    s.add_argument("--mode", default="low-latency", choices=["per-frame", "fixed", "adaptive", "low-latency"],
+                   help="per-frame network, fixed / adaptive keyframes, or low-latency (default)")
+    s.add_argument("--interval", type=int, help="keyframe every N frames (fixed; low-latency with a fixed schedule)")
+    s.add_argument("--threshold", type=float, help="adaptive scheduling: predicted deviation in [0, 1] that makes a keyframe")
+    s.add_argument("--propagation", help="propagation weights (default: bundled)")
+    s.add_argument("--scheduler", help="scheduler weights (default: bundled)")
     s.add_argument("--size", default="360", help="network input: HxW (e.g. 360x480), a height keeping the aspect ratio (default 360), or native")
     s.add_argument("--max-frames", type=_nonneg_int, default=0, help="stop after N frames (0: all)")
     s.add_argument("--alpha", type=float, default=0.5, help="opacity of the label colours in the overlay")
@@ -238,6 +262,21 @@ def build_parser() -> argparse.ArgumentParser:
     tp.add_argument("--threads", type=_nonneg_int, default=0)
     tp.add_argument("--quiet", action="store_true")
     tp.set_defaults(func=cmd_train_propagation)
+
+    ts = t.add_parser("scheduler", help="train the deviation predictor of adaptive keyframe scheduling")
+    ts.add_argument("--data", default=DEFAULT_CAMVID, help="labelled stills for synthetic pairs")
+    ts.add_argument("--split", default="train")
+    ts.add_argument("--video", action="append", help="unlabelled clip (repeatable)")
+    ts.add_argument("--base", help="base weights (default: bundled)")
+    ts.add_argument("--propagation", help="propagation weights (default: bundled)")
+    ts.add_argument("--out", required=True)
+    ts.add_argument("--steps", type=_positive_int, default=300)
+    ts.add_argument("--batch-size", type=_positive_int, default=8)
+    ts.add_argument("--target-rate", type=float, default=0.2, help="keyframe rate the default threshold is calibrated for")
+    ts.add_argument("--seed", type=int, default=0)
+    ts.add_argument("--threads", type=_nonneg_int, default=0)
+    ts.add_argument("--quiet", action="store_true")
+    ts.set_defaults(func=cmd_train_scheduler)
 
     bs = sub.add_parser("bench", help="benchmarks").add_subparsers(dest="what", required=True, metavar="WHAT")
     sv = bs.add_parser("svconv", help="spatially variant convolution against a 3x3 conv of the same size")

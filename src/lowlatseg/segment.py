@@ -24,7 +24,8 @@ from lowlatseg.classes import CAMVID, LABEL_SETS
 from lowlatseg.errors import UserError
 from lowlatseg.io.video import VideoReader, VideoWriter
 from lowlatseg.overlay import blend
-from lowlatseg.runtime import PerFrameRuntime, network_size, parse_size
+from lowlatseg.runtime import network_size, parse_size
+from lowlatseg.runtime.build import build_runtime
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,11 @@ class SegmentOptions:
     labels_dir: Path | None = None  # one PNG of class ids per frame, at the input's size
     stats: Path | None = None  # JSON: per-frame latency, frames, resolution, threads
     weights: Path | None = None  # None: the bundled default model
+    mode: str = "low-latency"  # per-frame | fixed | adaptive | low-latency
+    interval: int | None = None  # fixed keyframe interval (fixed mode; low-latency with a fixed schedule)
+    threshold: float | None = None  # adaptive scheduling threshold (None: the scheduler's default)
+    propagation: Path | None = None  # None: bundled propagation weights
+    scheduler: Path | None = None  # None: bundled scheduler weights
     size: str = "360"  # network input: 'HxW', a height keeping the aspect ratio, or 'native'
     max_frames: int = 0  # 0: the whole video
     alpha: float = 0.5  # label colour opacity in the overlay
@@ -46,20 +52,35 @@ def segment_video(opts: SegmentOptions) -> dict[str, Any]:
         raise UserError(f"--alpha {opts.alpha} is outside [0, 1]; pick an opacity such as 0.5")
     size = parse_size(opts.size)
     _check_writable(opts.stats, "--stats")
-    model = load_model(opts.weights)
-    labelset = LABEL_SETS.get("cityscapes" if model.config.num_classes == 19 else "camvid", CAMVID)
-    runtime = PerFrameRuntime(model, size=size)
-    if opts.labels_dir is not None:
-        try:
-            opts.labels_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise UserError(f"cannot create --labels folder {opts.labels_dir} ({e.strerror}); choose another path") from None
-
-    reader = VideoReader(opts.source)
+    _check_writable(opts.out, "--out")
+    reader = VideoReader(opts.source)  # bad input fails here, before any model is loaded
+    try:
+        model = load_model(opts.weights)
+        labelset = LABEL_SETS.get("cityscapes" if model.config.num_classes == 19 else "camvid", CAMVID)
+        if opts.mode == "low-latency":
+            # main path and keyframe worker share the cores: half the threads each (docs/runtime.md)
+            torch.set_num_threads(max(1, torch.get_num_threads() // 2))
+        runtime = build_runtime(opts.mode, model, propagation=opts.propagation, scheduler=opts.scheduler,
+                                interval=opts.interval, threshold=opts.threshold, size=size)
+        if opts.labels_dir is not None:
+            try:
+                opts.labels_dir.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise UserError(f"cannot create --labels folder {opts.labels_dir} ({e.strerror}); choose another path") from None
+    except BaseException:
+        reader.close()
+        raise
     info = reader.info
     net_hw = network_size((info.height, info.width), size)
-    writer = VideoWriter(opts.out, fps=info.fps, width=info.width, height=info.height)
+    try:
+        writer = VideoWriter(opts.out, fps=info.fps, width=info.width, height=info.height)
+    except BaseException:
+        reader.close()
+        runtime.close()
+        raise
     latencies: list[float] = []
+    keyframes: list[bool] = []
+    sources: list[int] = []
     total = info.frames if not opts.max_frames else min(info.frames or opts.max_frames, opts.max_frames)
     bar = tqdm(total=total or None, unit="frame", disable=not opts.progress, desc="segment")
     t_start = time.perf_counter()
@@ -74,6 +95,8 @@ def segment_video(opts: SegmentOptions) -> dict[str, Any]:
             if labels.shape != frame.shape[:2]:
                 labels = cv2.resize(labels, (frame.shape[1], frame.shape[0]), interpolation=cv2.INTER_NEAREST)
             latencies.append((time.perf_counter() - t0) * 1000)
+            keyframes.append(result.is_keyframe)
+            sources.append(result.keyframe_index)
             writer.write(blend(frame, labels, labelset, alpha=opts.alpha))
             if opts.labels_dir is not None:
                 cv2.imwrite(str(opts.labels_dir / f"frame_{result.index:06d}.png"), labels)
@@ -85,7 +108,9 @@ def segment_video(opts: SegmentOptions) -> dict[str, Any]:
         bar.close()
         writer.close()
         reader.close()
-        summary = _summary(opts, info, net_hw, latencies, time.perf_counter() - t_start, reader.error or interrupted)
+        runtime.close()
+        summary = _summary(opts, info, net_hw, latencies, keyframes, sources, time.perf_counter() - t_start,
+                           reader.error or interrupted)
         if opts.stats is not None:
             tmp = opts.stats.with_suffix(opts.stats.suffix + ".tmp")
             tmp.write_text(json.dumps(summary, indent=1))
@@ -95,12 +120,15 @@ def segment_video(opts: SegmentOptions) -> dict[str, Any]:
     return summary
 
 
-def _summary(opts: SegmentOptions, info: Any, net_hw: tuple[int, int], lat: list[float], wall: float, stopped: str | None) -> dict[str, Any]:
+def _summary(opts: SegmentOptions, info: Any, net_hw: tuple[int, int], lat: list[float], keys: list[bool],
+             sources: list[int], wall: float, stopped: str | None) -> dict[str, Any]:
     arr = np.array(lat) if lat else np.zeros(1)
     return {
         "input": str(opts.source),
         "output": str(opts.out),
-        "mode": "per-frame",
+        "mode": opts.mode,
+        "interval": opts.interval,
+        "threshold": opts.threshold,
         "weights": str(opts.weights or DEFAULT_WEIGHTS),
         "frames": len(lat),
         "input_resolution": f"{info.height}x{info.width}",
@@ -114,15 +142,22 @@ def _summary(opts: SegmentOptions, info: Any, net_hw: tuple[int, int], lat: list
             "p95": round(float(np.percentile(arr, 95)), 2),
             "max": round(float(arr.max()), 2),
         },
+        "keyframes": int(sum(keys)),
+        "keyframe_fraction": round(sum(keys) / len(keys), 4) if keys else 0.0,
         "wall_seconds": round(wall, 2),
         "stopped_early": stopped,
-        "per_frame": [{"frame": i, "latency_ms": round(v, 2), "keyframe": True} for i, v in enumerate(lat)],
+        "per_frame": [
+            {"frame": i, "latency_ms": round(v, 2), "keyframe": k, "labels_from": src}
+            for i, (v, k, src) in enumerate(zip(lat, keys, sources))
+        ],
     }
 
 
 def _check_writable(path: Path | None, flag: str) -> None:
     if path is None:
         return
+    if path.is_dir():
+        raise UserError(f"cannot write {flag} {path}: it is a folder; pass a file name")
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
         raise UserError(f"cannot write {flag} {path}: folder {parent} does not exist")

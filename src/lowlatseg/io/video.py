@@ -33,10 +33,13 @@ class VideoReader:
     mid-way ends the iteration after the last good frame (``reader.error`` says why).
     """
 
-    def __init__(self, source: str | os.PathLike[str]) -> None:
+    def __init__(self, source: str | os.PathLike[str], *, timeout_s: float = 10.0) -> None:
         self.source = str(source)
         self.error: str | None = None
         is_url = "://" in self.source
+        if self.source.isdigit():  # a camera index: V4L2 device /dev/videoN
+            self._open_camera(int(self.source), timeout_s)
+            return
         if not is_url:
             p = Path(self.source)
             if not p.exists():
@@ -44,11 +47,23 @@ class VideoReader:
             if p.is_dir():
                 raise UserError(f"input {p} is a folder; pass a video file")
         try:
-            self._container = av.open(self.source, mode="r")
+            # open and read timeouts: a stalled stream ends with an error instead of hanging
+            self._container = av.open(self.source, mode="r", timeout=(timeout_s, timeout_s) if is_url else None)
         except av.error.EOFError:
             raise UserError(f"{self.source} contains no video frames; pass a video with at least one frame") from None
         except (av.error.FFmpegError, OSError) as e:
             raise UserError(f"{self.source} cannot be opened as a video ({_reason(e)}); pass an .mp4/.avi/.mkv file") from None
+        self._init_stream()
+
+    def _open_camera(self, index: int, timeout_s: float) -> None:
+        device = f"/dev/video{index}"
+        try:
+            self._container = av.open(device, mode="r", format="v4l2", timeout=(timeout_s, timeout_s))
+        except (av.error.FFmpegError, OSError, ValueError) as e:
+            raise UserError(f"camera {index} ({device}) cannot be opened ({_reason(e)}); check that it is connected and not in use") from None
+        self._init_stream()
+
+    def _init_stream(self) -> None:
         if not self._container.streams.video:
             self._container.close()
             raise UserError(f"{self.source} has no video stream; pass a video file")

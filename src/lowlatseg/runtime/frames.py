@@ -1,13 +1,7 @@
-"""Per-stream runtimes: objects with ``reset()`` and ``step(frame) -> FrameResult``.
-
-The network stays stateless; a runtime owns everything that lives from one frame to the
-next. This module holds the per-frame runtime (every frame runs ``low -> high -> head``)
-and the frame preparation shared by every runtime.
-"""
+"""What every runtime shares: the per-frame result, the network input size, frame preparation."""
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 import cv2
@@ -16,7 +10,6 @@ import torch
 
 from lowlatseg.data.transforms import to_tensor
 from lowlatseg.errors import UserError
-from lowlatseg.nn.splitnet import SplitSegNet
 
 
 @dataclass(frozen=True)
@@ -25,9 +18,10 @@ class FrameResult:
 
     index: int  # frame number in the stream, from 0
     labels: np.ndarray  # h x w uint8 class ids at the network's input size
-    is_keyframe: bool  # high() ran on this frame
-    keyframe_index: int  # the frame whose high-level features produced these labels
+    is_keyframe: bool  # this frame was chosen as a keyframe (high() runs on it, maybe in the background)
+    keyframe_index: int  # the keyframe whose high-level features produced these labels (== index: per-frame result)
     compute_ms: float  # time inside step(), milliseconds
+    deviation: float | None = None  # the scheduler's predicted (or, oracle, true) deviation, if it was asked
 
 
 def parse_size(text: str) -> tuple[int, int] | int | None:
@@ -67,28 +61,3 @@ def prepare(frame: np.ndarray, size: tuple[int, int]) -> torch.Tensor:
     if frame.shape[:2] != size:
         frame = cv2.resize(frame, (size[1], size[0]), interpolation=cv2.INTER_AREA)
     return to_tensor(frame).unsqueeze(0)
-
-
-class PerFrameRuntime:
-    """Runs the whole network on every frame: the accuracy reference."""
-
-    def __init__(self, model: SplitSegNet, *, size: tuple[int, int] | int | None = (360, 480)) -> None:
-        self.model = model.eval()
-        self.size = size
-        self.reset()
-
-    def reset(self) -> None:
-        self._index = 0
-
-    @torch.inference_mode()
-    def step(self, frame: np.ndarray) -> FrameResult:
-        t0 = time.perf_counter()
-        hw = network_size(frame.shape[:2], self.size)
-        x = prepare(frame, hw)
-        labels = self.model(x).argmax(1)[0].to(torch.uint8).numpy()
-        result = FrameResult(
-            index=self._index, labels=labels, is_keyframe=True, keyframe_index=self._index,
-            compute_ms=(time.perf_counter() - t0) * 1000,
-        )
-        self._index += 1
-        return result

@@ -1,0 +1,62 @@
+"""One call that builds a runtime for a mode, loading the learned parts it needs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lowlatseg.errors import UserError
+from lowlatseg.nn.splitnet import SplitSegNet
+from lowlatseg.propagation.methods import Clockwork, Propagator
+from lowlatseg.runtime.executors import InlineExecutor, ThreadExecutor
+from lowlatseg.runtime.stream import MODES, StreamRuntime
+from lowlatseg.scheduling.policies import AdaptiveThreshold, EveryFrame, Fixed, KeyframePolicy, check_threshold
+
+
+def build_runtime(
+    mode: str,
+    model: SplitSegNet,
+    *,
+    propagation: str | Path | None = None,
+    scheduler: str | Path | None = None,
+    interval: int | None = None,
+    threshold: float | None = None,
+    size: tuple[int, int] | int | None = (360, 480),
+    delay_frames: int | None = None,
+    parallel: bool = True,
+) -> StreamRuntime:
+    """``mode``: per-frame | fixed | adaptive | low-latency.
+
+    fixed uses ``interval`` (default 5); adaptive uses the deviation predictor with ``threshold``
+    (default: the one stored with the scheduler); low-latency uses ``interval`` when given, else
+    the adaptive policy. ``parallel=False`` runs low-latency's keyframes inline (the sequential
+    twin used for deterministic evaluation, together with ``delay_frames``).
+    """
+    from lowlatseg.propagation.weights import load_propagation
+
+    if mode not in MODES:
+        raise UserError(f"unknown mode {mode!r}; choose one of: {', '.join(MODES)}")
+    if interval is not None and interval < 1:
+        raise UserError(f"--interval {interval} is not valid; it must be at least 1")
+    if threshold is not None:
+        check_threshold(threshold)
+    policy: KeyframePolicy
+    method: Propagator
+    if mode == "per-frame":
+        policy, method = EveryFrame(), Clockwork()  # never asked to propagate
+    else:
+        _, method, _ = load_propagation(propagation, model)
+    if mode == "per-frame":
+        pass
+    elif mode == "fixed" or (mode == "low-latency" and interval is not None):
+        policy = Fixed(interval or 5)
+    else:
+        from lowlatseg.scheduling.weights import load_scheduler
+
+        predictor, default = load_scheduler(scheduler, model)
+        policy = AdaptiveThreshold(predictor, default if threshold is None else threshold)
+    background = mode == "low-latency"
+    executor = ThreadExecutor() if background and parallel else InlineExecutor()
+    if background and not parallel and delay_frames is None:
+        delay_frames = 1
+    return StreamRuntime(model, method=method, policy=policy, background=background, executor=executor,
+                         delay_frames=delay_frames, size=size)

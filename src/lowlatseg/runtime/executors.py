@@ -1,0 +1,56 @@
+"""Where a keyframe's ``high`` runs: inline (sequential) or on a worker thread (parallel).
+
+Why a thread and not a process: PyTorch releases the GIL inside its operators, so ``high`` on
+a worker thread and the main path (``low``, propagation, head) run on separate cores at the
+same time, with no copy of the features between processes and with worker errors arriving as
+ordinary exceptions. PyTorch's intra-op thread count is process-wide, so the low-latency mode
+sets it to half the cores (at least 1): the main path and the worker each get that many and
+never oversubscribe the machine (see docs/runtime.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Protocol
+
+import torch
+
+
+class KeyExecutor(Protocol):
+    def submit(self, fn: Callable[[torch.Tensor], torch.Tensor], f_low: torch.Tensor) -> Future: ...
+
+    def close(self) -> None: ...
+
+
+class InlineExecutor:
+    """Runs ``high`` at once on the caller's thread; the result is ready on return."""
+
+    def submit(self, fn: Callable[[torch.Tensor], torch.Tensor], f_low: torch.Tensor) -> Future:
+        fut: Future = Future()
+        try:
+            with torch.inference_mode():
+                fut.set_result(fn(f_low))
+        except Exception as e:  # surfaced by future.result(), like the threaded executor
+            fut.set_exception(e)
+        return fut
+
+    def close(self) -> None:
+        pass
+
+
+class ThreadExecutor:
+    """Runs ``high`` on one background thread (one keyframe in flight at a time)."""
+
+    def __init__(self) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lowlatseg-high")
+
+    def submit(self, fn: Callable[[torch.Tensor], torch.Tensor], f_low: torch.Tensor) -> Future:
+        def run() -> torch.Tensor:
+            with torch.inference_mode():
+                return fn(f_low)
+
+        return self._pool.submit(run)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)

@@ -1,0 +1,29 @@
+"""All per-stream state of a runtime, in one typed place."""
+
+from __future__ import annotations
+
+from concurrent.futures import Future
+from dataclasses import dataclass
+
+import torch
+
+from lowlatseg.propagation.methods import KeyState
+
+
+@dataclass
+class PendingKey:
+    """A frame chosen as a keyframe whose ``high`` is still running (low-latency mode)."""
+
+    index: int  # the chosen frame
+    image: torch.Tensor  # 1 x 3 x H x W
+    f_low: torch.Tensor  # 1 x low_ch x h x w
+    future: Future  # resolves to f_high (1 x high_ch x h x w)
+    ready_at: int | None  # swap in at this frame (deterministic evaluation); None: as soon as done (live)
+
+
+@dataclass
+class StreamState:
+    index: int = 0  # number of the next frame
+    key: KeyState | None = None  # the keyframe that frames propagate from now
+    last_choice: int = -1  # index of the last frame chosen as a keyframe
+    pending: PendingKey | None = None  # a keyframe being computed in the background

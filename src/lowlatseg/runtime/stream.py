@@ -1,0 +1,142 @@
+"""The online runtime: ``reset()`` and ``step(frame) -> FrameResult``, one object per stream.
+
+Modes (see :func:`build_runtime`):
+
+* ``per-frame``: ``low -> high -> head`` on every frame;
+* ``fixed`` / ``adaptive``: keyframes chosen by a policy (every N frames / predicted deviation
+  above a threshold); a keyframe runs ``high`` before it is answered; other frames are
+  answered by adaptive propagation with low-level fusion from the last keyframe;
+* ``low-latency``: as ``adaptive`` (or ``fixed``), but a frame chosen as a keyframe is answered
+  at once by propagation from the previous keyframe while its ``high`` runs in the background;
+  its features are swapped in when ready. No frame ever waits for ``high``.
+
+The sequential and parallel low-latency runtimes share this one step function; only the
+executor differs. With ``delay_frames=D`` the new keyframe is swapped in exactly D frames
+after it was chosen (the caller waits for the worker if needed), which makes evaluation
+deterministic and lets a test show both give the same labels. With ``delay_frames=None``
+(live use) it is swapped in at the first frame after the worker finishes.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+
+from lowlatseg.nn.splitnet import SplitSegNet
+from lowlatseg.propagation.methods import Current, KeyState, Propagator
+from lowlatseg.propagation.produce import make_key, propagated_logits
+from lowlatseg.runtime.executors import InlineExecutor, KeyExecutor, ThreadExecutor
+from lowlatseg.runtime.frames import FrameResult, network_size, prepare
+from lowlatseg.runtime.state import PendingKey, StreamState
+from lowlatseg.scheduling.policies import EveryFrame, KeyframePolicy
+
+MODES = ("per-frame", "fixed", "adaptive", "low-latency")
+
+
+class WorkerError(RuntimeError):
+    """The background keyframe worker failed; the message names the frame."""
+
+
+class StreamRuntime:
+    def __init__(
+        self,
+        model: SplitSegNet,
+        *,
+        method: Propagator,
+        policy: KeyframePolicy,
+        background: bool = False,
+        executor: KeyExecutor | None = None,
+        delay_frames: int | None = None,
+        size: tuple[int, int] | int | None = (360, 480),
+    ) -> None:
+        if delay_frames is not None and delay_frames < 1:
+            raise ValueError("delay_frames must be at least 1 (a keyframe chosen at t is usable from t + 1)")
+        self.model = model.eval()
+        self.method = method
+        self.policy = policy
+        self.background = background
+        self.executor: KeyExecutor = executor or (ThreadExecutor() if background else InlineExecutor())
+        self.delay_frames = delay_frames
+        self.size = size
+        self.state = StreamState()
+
+    @property
+    def mode(self) -> str:
+        if isinstance(self.policy, EveryFrame):
+            return "per-frame"
+        return "low-latency" if self.background else self.policy.name
+
+    def reset(self) -> None:
+        """Forget the stream (waits for a keyframe still in flight, then drops it)."""
+        if self.state.pending is not None:
+            try:
+                self.state.pending.future.result()
+            except Exception:
+                pass
+        self.state = StreamState()
+
+    def close(self) -> None:
+        self.reset()
+        self.executor.close()
+
+    def __enter__(self) -> "StreamRuntime":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _swap_if_ready(self, i: int) -> None:
+        p = self.state.pending
+        if p is None:
+            return
+        if p.ready_at is not None:
+            if i < p.ready_at:
+                return
+        elif not p.future.done():
+            return
+        try:
+            f_high = p.future.result()
+        except Exception as e:
+            self.state.pending = None
+            raise WorkerError(f"the keyframe worker failed on frame {p.index}: {type(e).__name__}: {e}") from e
+        self.state.key = KeyState(index=p.index, image=p.image, f_low=p.f_low, f_high=f_high)
+        self.state.pending = None
+
+    @torch.inference_mode()
+    def step(self, frame: np.ndarray) -> FrameResult:
+        """frame: H x W x 3 uint8 RGB. Returns labels at the network's input size."""
+        t0 = time.perf_counter()
+        st, model = self.state, self.model
+        i = st.index
+        hw = network_size(frame.shape[:2], self.size)
+        x = prepare(frame, hw)
+        f_low = model.low(x)
+        self._swap_if_ready(i)
+        cur = Current(index=i, image=x, f_low=f_low)
+        choose, dev = True, None
+        if st.key is not None and st.pending is None:
+            choose, dev = self.policy.decide(i - st.last_choice, st.key, cur)
+        elif st.key is not None:
+            choose = False  # one keyframe in flight at a time
+        if st.key is None or (choose and not self.background):
+            st.key = make_key(model, i, x, f_low)
+            st.last_choice = i
+            logits = model.head(st.key.f_high, f_low, hw)
+            source = i
+        else:
+            if choose:
+                st.pending = PendingKey(
+                    index=i, image=x, f_low=f_low, future=self.executor.submit(model.high, f_low),
+                    ready_at=None if self.delay_frames is None else i + self.delay_frames,
+                )
+                st.last_choice = i
+            logits = propagated_logits(model, self.method, st.key, cur, fuse=True, out_size=hw)
+            source = st.key.index
+        labels = logits.argmax(1)[0].to(torch.uint8).numpy()
+        st.index += 1
+        return FrameResult(
+            index=i, labels=labels, is_keyframe=choose, keyframe_index=source,
+            compute_ms=(time.perf_counter() - t0) * 1000, deviation=dev,
+        )

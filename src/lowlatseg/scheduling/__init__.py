@@ -1,0 +1,1 @@
+"""Keyframe scheduling: the deviation predictor and the policies that decide keyframes."""

@@ -1,0 +1,131 @@
+"""Training of the deviation predictor (``lowlatseg train scheduler``).
+
+Targets come from the frozen base network and the trained adaptive propagation: for a pair
+(keyframe k, frame t) the true deviation is the fraction of feature-grid pixels where the
+propagated label (with fusion) differs from the per-frame network's label of frame t (the
+teacher). Pairs: real unlabelled video at gaps 0..``max_gap`` and synthetic camera-motion pairs
+from the labelled stills (:mod:`lowlatseg.data.synthetic`). After training, the default
+threshold is calibrated on the videos for a keyframe rate of ``target_rate``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from lowlatseg.checkpoint import load_model
+from lowlatseg.data.camvid import camvid
+from lowlatseg.data.synthetic import MotionConfig, synth_pair
+from lowlatseg.data.transforms import to_tensor
+from lowlatseg.errors import UserError
+from lowlatseg.propagation.methods import Current, KeyState
+from lowlatseg.propagation.weights import load_propagation
+from lowlatseg.scheduling.calibrate import threshold_for_rate
+from lowlatseg.scheduling.policies import true_deviation
+from lowlatseg.scheduling.predictor import DeviationConfig, DeviationPredictor
+from lowlatseg.scheduling.weights import save_scheduler
+from lowlatseg.train.propagation import _load_video_frames
+
+
+@dataclass(frozen=True)
+class SchedTrainConfig:
+    base: str | None = None  # base weights (None: bundled)
+    propagation: str | None = None  # propagation weights (None: bundled)
+    data: str = "../shared/data/camvid"
+    split: str = "train"
+    videos: tuple[str, ...] = ()
+    steps: int = 300
+    batch_size: int = 8
+    max_gap: int = 20  # frames between keyframe and current frame (video at its own rate)
+    video_fraction: float = 0.6
+    lr: float = 2e-3
+    target_rate: float = 0.2  # keyframe rate the default threshold is calibrated for
+    crop: tuple[int, int] = (360, 480)
+    seed: int = 0
+    motion: MotionConfig = field(default_factory=lambda: MotionConfig(max_gap=20))
+
+
+def train_scheduler(cfg: SchedTrainConfig, out: Path, *, progress: bool = True) -> dict[str, Any]:
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
+
+    # 1. frozen base + adaptive propagation (the teacher of deviations)
+    base = load_model(cfg.base)
+    _, adaptive, _ = load_propagation(cfg.propagation, base)
+    pred = DeviationPredictor(DeviationConfig(low_ch=base.config.low_ch))
+    opt = torch.optim.AdamW(pred.parameters(), lr=cfg.lr, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps, pct_start=0.05)
+
+    # 2. data
+    stills = camvid(cfg.data, cfg.split)
+    donors = [stills[i] for i in range(0, len(stills), 7)]
+    clips = [c for c in (_load_video_frames(v, cfg.crop[0]) for v in cfg.videos) if len(c) > 2]
+    if cfg.videos and not clips:
+        raise UserError("none of the --video clips has enough frames")
+    ch, cw = cfg.crop
+
+    bar = tqdm(range(cfg.steps), desc="train scheduler", disable=not progress)
+    t0 = time.perf_counter()
+    log: list[dict[str, Any]] = []
+    for step in bar:
+        keys, curs = [], []
+        for _ in range(cfg.batch_size):
+            if clips and rng.random() < cfg.video_fraction:
+                clip = clips[int(rng.integers(len(clips)))]
+                gap = int(rng.integers(0, min(cfg.max_gap, len(clip) - 1) + 1))
+                t = int(rng.integers(gap, len(clip)))
+                y0 = int(rng.integers(0, clip[t].shape[0] - ch + 1))
+                x0 = int(rng.integers(0, clip[t].shape[1] - cw + 1))
+                keys.append(clip[t - gap][y0 : y0 + ch, x0 : x0 + cw])
+                curs.append(clip[t][y0 : y0 + ch, x0 : x0 + cw])
+            else:
+                img, lab = stills[int(rng.integers(len(stills)))]
+                if img.shape[:2] != (ch, cw):
+                    img = cv2.resize(img, (cw, ch), interpolation=cv2.INTER_AREA)
+                    lab = cv2.resize(lab, (cw, ch), interpolation=cv2.INTER_NEAREST)
+                gap = int(rng.integers(0, cfg.motion.max_gap + 1))
+                ka, _, ca, _, _ = synth_pair(img, lab, donors, cfg.motion, rng, gap=max(gap, 1)) if gap else (img, lab, img, lab, 0)
+                keys.append(ka)
+                curs.append(ca)
+        xk = torch.stack([to_tensor(k) for k in keys])
+        xc = torch.stack([to_tensor(c) for c in curs])
+        with torch.no_grad():
+            fl_k, fl_c = base.low(xk), base.low(xc)
+            key = KeyState(index=0, image=xk, f_low=fl_k, f_high=base.high(fl_k))
+            target = true_deviation(base, adaptive, key, Current(index=1, image=xc, f_low=fl_c))
+        pred.train()
+        p = pred(fl_k, fl_c)
+        loss = F.smooth_l1_loss(p, target, beta=0.05)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        bar.set_postfix(loss=f"{loss.item():.4f}")
+        if (step + 1) % 20 == 0 or step + 1 == cfg.steps:
+            entry = {"step": step + 1, "loss": loss.item(), "mae": (p - target).abs().mean().item(),
+                     "seconds": round(time.perf_counter() - t0, 1)}
+            log.append(entry)
+            with (out / "log.jsonl").open("a") as f:
+                f.write(json.dumps(entry) + "\n")
+
+    # 3. calibrate the default threshold for the target keyframe rate on the videos (or stills' pairs)
+    pred.eval()
+    with torch.no_grad():
+        f_lows = [base.low(to_tensor(np.ascontiguousarray(f[:, :cw])).unsqueeze(0)) for c in clips for f in c] if clips else []
+    threshold = threshold_for_rate(pred, f_lows, cfg.target_rate) if len(f_lows) > 1 else 0.1
+    save_scheduler(out / "scheduler.pt", predictor=pred, base=base, threshold=threshold,
+                   extra={"train_config": json.loads(json.dumps(asdict(cfg))), "target_rate": cfg.target_rate})
+    result = dict(log[-1]) if log else {}
+    result["default_threshold"] = threshold
+    return result

@@ -1,0 +1,154 @@
+"""The online runtime's contracts: order, keyframes, low-latency equivalence, worker errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from lowlatseg.checkpoint import load_model
+from lowlatseg.errors import UserError
+from lowlatseg.runtime import StreamRuntime, WorkerError
+from lowlatseg.runtime.build import build_runtime
+from lowlatseg.runtime.executors import InlineExecutor, ThreadExecutor
+from lowlatseg.scheduling.calibrate import keyframe_fraction, threshold_for_rate
+from lowlatseg.scheduling.policies import Fixed
+from lowlatseg.scheduling.predictor import DeviationConfig, DeviationPredictor
+
+SIZE = (48, 64)
+
+
+def _frames(n: int) -> list[np.ndarray]:
+    rng = np.random.default_rng(0)
+    base = rng.integers(0, 255, (48, 80, 3), dtype=np.uint8)
+    return [np.ascontiguousarray(np.roll(base, i * 2, axis=1)[:, :64]) for i in range(n)]
+
+
+@pytest.fixture
+def model(tiny_weights: Path):
+    return load_model(tiny_weights)
+
+
+def _run(rt: StreamRuntime, frames: list[np.ndarray]):
+    with rt:
+        return [rt.step(f) for f in frames]
+
+
+def test_per_frame_mode_is_the_network(model, tiny_prop: Path) -> None:
+    frames = _frames(4)
+    res = _run(build_runtime("per-frame", model, propagation=tiny_prop, size=SIZE), frames)
+    for f, r in zip(frames, res):
+        x = torch.from_numpy(f).permute(2, 0, 1).float().div(255)[None]
+        with torch.inference_mode():
+            ref = model(x).argmax(1)[0].numpy()
+        assert np.array_equal(r.labels, ref)
+        assert r.is_keyframe and r.keyframe_index == r.index
+
+
+def test_fixed_schedule_and_order(model, tiny_prop: Path) -> None:
+    res = _run(build_runtime("fixed", model, propagation=tiny_prop, interval=3, size=SIZE), _frames(8))
+    assert [r.index for r in res] == list(range(8))  # nothing lost, duplicated or reordered
+    assert [r.index for r in res if r.is_keyframe] == [0, 3, 6]
+    assert [r.keyframe_index for r in res] == [0, 0, 0, 3, 3, 3, 6, 6]
+
+
+@pytest.mark.parametrize("delay", [1, 2, 4])
+def test_low_latency_sequential_equals_parallel(model, tiny_prop: Path, delay: int) -> None:
+    frames = _frames(12)
+    seq = _run(build_runtime("low-latency", model, propagation=tiny_prop, interval=3, size=SIZE,
+                             parallel=False, delay_frames=delay), frames)
+    par = _run(build_runtime("low-latency", model, propagation=tiny_prop, interval=3, size=SIZE,
+                             parallel=True, delay_frames=delay), frames)
+    assert isinstance(par[0], type(seq[0]))
+    for a, b in zip(seq, par):
+        assert (a.index, a.is_keyframe, a.keyframe_index) == (b.index, b.is_keyframe, b.keyframe_index)
+        assert np.array_equal(a.labels, b.labels)
+
+
+def test_low_latency_never_answers_with_its_own_fresh_keyframe(model, tiny_prop: Path) -> None:
+    res = _run(build_runtime("low-latency", model, propagation=tiny_prop, interval=3, size=SIZE,
+                             parallel=False, delay_frames=1), _frames(10))
+    chosen = [r.index for r in res if r.is_keyframe]
+    assert chosen == [0, 3, 6, 9]
+    for r in res[1:]:
+        assert r.keyframe_index < r.index  # propagated: never waits for high on its own frame
+    assert [r.keyframe_index for r in res] == [0, 0, 0, 0, 3, 3, 3, 6, 6, 6]
+
+
+def test_live_parallel_mode_runs_and_keeps_order(model, tiny_prop: Path) -> None:
+    res = _run(build_runtime("low-latency", model, propagation=tiny_prop, interval=2, size=SIZE), _frames(10))
+    assert [r.index for r in res] == list(range(10))
+    assert all(r.keyframe_index <= r.index for r in res)
+
+
+def test_worker_crash_surfaces_in_the_caller(model, tiny_prop: Path) -> None:
+    rt = build_runtime("low-latency", model, propagation=tiny_prop, interval=2, size=SIZE, delay_frames=1)
+    calls = {"n": 0}
+
+    def flaky(module: torch.nn.Module, inputs: object, output: torch.Tensor) -> None:
+        calls["n"] += 1
+        if calls["n"] > 1:  # the first keyframe (frame 0, inline) works; the worker's fails
+            raise RuntimeError("simulated worker failure")
+
+    handle = rt.model.high.register_forward_hook(flaky)
+    frames = _frames(6)
+    with pytest.raises(WorkerError, match="failed on frame 2: RuntimeError: simulated worker failure"):
+        for f in frames:
+            rt.step(f)
+    handle.remove()
+    rt.close()
+
+
+def test_state_stays_small_over_a_long_stream(model, tiny_prop: Path) -> None:
+    rt = build_runtime("low-latency", model, propagation=tiny_prop, interval=4, size=SIZE, parallel=False, delay_frames=2)
+    for f in _frames(60):
+        rt.step(f)
+    st = rt.state
+    assert st.index == 60 and st.key is not None
+    assert sorted(vars(st)) == ["index", "key", "last_choice", "pending"]  # nothing accumulates per frame
+    rt.reset()
+    assert rt.state.index == 0 and rt.state.key is None
+
+
+def test_bad_threshold_and_interval(model, tiny_prop: Path, tiny_sched: Path) -> None:
+    with pytest.raises(UserError, match="outside \\[0, 1\\]"):
+        build_runtime("adaptive", model, propagation=tiny_prop, scheduler=tiny_sched, threshold=1.5)
+    with pytest.raises(UserError, match="at least 1"):
+        build_runtime("fixed", model, propagation=tiny_prop, interval=0)
+    with pytest.raises(UserError, match="unknown mode"):
+        build_runtime("turbo", model, propagation=tiny_prop)
+
+
+def test_adaptive_mode_threshold_extremes(model, tiny_prop: Path, tiny_sched: Path) -> None:
+    frames = _frames(6)
+    every = _run(build_runtime("adaptive", model, propagation=tiny_prop, scheduler=tiny_sched, threshold=0.0, size=SIZE), frames)
+    never = _run(build_runtime("adaptive", model, propagation=tiny_prop, scheduler=tiny_sched, threshold=1.0, size=SIZE), frames)
+    assert all(r.is_keyframe for r in every)
+    assert [r.is_keyframe for r in never] == [True] + [False] * 5
+    assert all(r.deviation is not None for r in never[1:])
+
+
+def test_threshold_calibration_hits_rate() -> None:
+    torch.manual_seed(0)
+    pred = DeviationPredictor(DeviationConfig(low_ch=4)).eval()
+    f_lows = [torch.randn(1, 4, 6, 8) * (1 + i % 3) for i in range(30)]
+    thr = threshold_for_rate(pred, f_lows, 0.5)
+    assert 0 <= thr <= 1
+    lo, hi = keyframe_fraction(pred, f_lows, 0.0), keyframe_fraction(pred, f_lows, 1.0)
+    assert lo == 1.0 and hi == pytest.approx(1 / 30)
+
+
+def test_fixed_policy_rejects_bad_interval() -> None:
+    with pytest.raises(UserError):
+        Fixed(0)
+
+
+def test_executors_give_the_same_result() -> None:
+    f = torch.randn(1, 3, 4, 4)
+    a = InlineExecutor().submit(lambda t: t * 2, f).result()
+    ex = ThreadExecutor()
+    b = ex.submit(lambda t: t * 2, f).result()
+    ex.close()
+    assert torch.equal(a, b)
