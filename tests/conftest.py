@@ -21,6 +21,14 @@ needs_video = pytest.mark.skipif(not VIDEO.is_file(), reason="../shared/data/vid
 needs_cityscapes = pytest.mark.skipif(not CITYSCAPES.is_dir(), reason="../shared/data/cityscapes_sample not present")
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """CLI calls inside tests set torch's (process-wide) thread count; put it back to 1 after each
+    test so that later tests never run oversubscribed."""
+    yield
+    torch.set_num_threads(1)
+
+
 @pytest.fixture(scope="session")
 def tiny_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A randomly initialised llnet-tiny weights file."""

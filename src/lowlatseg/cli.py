@@ -118,8 +118,11 @@ def cmd_eval_video(a: argparse.Namespace) -> int:
     from lowlatseg.evaluation.report import run_video_eval
 
     _set_threads(a.threads)
+    if a.delay_frames < 1:
+        raise UserError(f"--delay-frames {a.delay_frames} is not valid; a keyframe is usable one frame after it is chosen at the earliest")
     run_video_eval(data=a.data, split=a.split, interval=a.interval, weights=a.weights, propagation=a.propagation,
-                   json_path=Path(a.json) if a.json else None, progress=not a.quiet, max_frames=a.max_frames)
+                   json_path=Path(a.json) if a.json else None, progress=not a.quiet, max_frames=a.max_frames,
+                   scheduled=not a.no_scheduled, scheduler=a.scheduler, delay_frames=a.delay_frames)
     return 0
 
 
@@ -129,6 +132,18 @@ def cmd_eval_agreement(a: argparse.Namespace) -> int:
     _set_threads(a.threads)
     run_agreement_eval(video=a.video, interval=a.interval, size=a.size, weights=a.weights, propagation=a.propagation,
                        json_path=Path(a.json) if a.json else None, progress=not a.quiet, max_frames=a.max_frames)
+    return 0
+
+
+def cmd_eval_tradeoff(a: argparse.Namespace) -> int:
+    from lowlatseg.evaluation.report import run_tradeoff_eval
+
+    if a.fps < 0:
+        raise UserError(f"--fps {a.fps} is not valid; use 0 for as fast as possible or the stream rate")
+    run_tradeoff_eval(data=a.data, split=a.split, intervals=tuple(a.intervals), fps=a.fps, weights=a.weights,
+                      propagation=a.propagation, scheduler=a.scheduler, threads=a.threads, delay_frames=a.delay_frames,
+                      plot_path=Path(a.plot) if a.plot else None, json_path=Path(a.json) if a.json else None,
+                      progress=not a.quiet, max_frames=a.max_frames)
     return 0
 
 
@@ -164,6 +179,17 @@ def cmd_bench_svconv(a: argparse.Namespace) -> int:
     _set_threads(a.threads)
     bench_svconv(channels=a.channels, height=a.height, width=a.width, kernel_size=a.kernel_size,
                  dilation=a.dilation, repeats=a.repeats, json_path=Path(a.json) if a.json else None)
+    return 0
+
+
+def cmd_bench_latency(a: argparse.Namespace) -> int:
+    from lowlatseg.evaluation.report import run_latency_bench
+
+    if a.video is None:
+        raise UserError("bench needs --video FILE (or use 'lowlatseg bench svconv')")
+    run_latency_bench(video=a.video, size=a.size, fps=a.fps, interval=a.interval, threshold=a.threshold,
+                      weights=a.weights, propagation=a.propagation, scheduler=a.scheduler, threads=a.threads,
+                      max_frames=a.max_frames, json_path=Path(a.json) if a.json else None, progress=not a.quiet)
     return 0
 
 
@@ -231,6 +257,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--interval", type=int, default=5, help="keyframe interval N (>= 1)")
     ev.add_argument("--weights", help="base weights (default: bundled)")
     ev.add_argument("--propagation", help="propagation weights (default: bundled)")
+    ev.add_argument("--scheduler", help="scheduler weights (default: bundled)")
+    ev.add_argument("--no-scheduled", action="store_true", help="skip the adaptive-scheduled and low-latency rows")
+    ev.add_argument("--delay-frames", type=int, default=1, help="low-latency row: frames before a keyframe's features are ready")
     ev.add_argument("--json", help="write the results here")
     ev.add_argument("--max-frames", type=_nonneg_int, default=0)
     ev.add_argument("--threads", type=_nonneg_int, default=2)
@@ -248,6 +277,22 @@ def build_parser() -> argparse.ArgumentParser:
     ea.add_argument("--threads", type=_nonneg_int, default=2)
     ea.add_argument("--quiet", action="store_true")
     ea.set_defaults(func=cmd_eval_agreement)
+
+    et = e.add_parser("tradeoff", help="mean / max latency against mIoU for every method and mode (plot + JSON)")
+    et.add_argument("--data", default=DEFAULT_CAMVID)
+    et.add_argument("--split", default="val")
+    et.add_argument("--intervals", type=_positive_int, nargs="+", default=[2, 3, 5, 8], help="keyframe intervals / rates 1/N")
+    et.add_argument("--fps", type=float, default=0.0, help="stream rate for latency (0: as fast as possible)")
+    et.add_argument("--delay-frames", type=_positive_int, default=1, help="low-latency accuracy: frames before keyframe features are ready")
+    et.add_argument("--weights")
+    et.add_argument("--propagation")
+    et.add_argument("--scheduler")
+    et.add_argument("--threads", type=_positive_int, default=2)
+    et.add_argument("--max-frames", type=_nonneg_int, default=0)
+    et.add_argument("--plot", help="PNG to write")
+    et.add_argument("--json")
+    et.add_argument("--quiet", action="store_true")
+    et.set_defaults(func=cmd_eval_tradeoff)
 
     tp = t.add_parser("propagation", help="train the adaptive kernel predictor and the uniform kernel (base frozen)")
     tp.add_argument("--data", default=DEFAULT_CAMVID, help="labelled stills for synthetic pairs")
@@ -278,7 +323,21 @@ def build_parser() -> argparse.ArgumentParser:
     ts.add_argument("--quiet", action="store_true")
     ts.set_defaults(func=cmd_train_scheduler)
 
-    bs = sub.add_parser("bench", help="benchmarks").add_subparsers(dest="what", required=True, metavar="WHAT")
+    bp = sub.add_parser("bench", help="latency benchmark of every mode on a video fed as a live stream (or 'bench svconv')")
+    bp.add_argument("--video", help="video file")
+    bp.add_argument("--size", default="360x480", help="network input HxW (default 360x480)")
+    bp.add_argument("--fps", type=float, help="stream rate (default: the video's own; 0: as fast as possible)")
+    bp.add_argument("--interval", type=int, default=5, help="keyframe interval of the fixed mode")
+    bp.add_argument("--threshold", type=float, help="adaptive threshold (default: the scheduler's)")
+    bp.add_argument("--weights")
+    bp.add_argument("--propagation")
+    bp.add_argument("--scheduler")
+    bp.add_argument("--threads", type=_positive_int, default=2)
+    bp.add_argument("--max-frames", type=_nonneg_int, default=0)
+    bp.add_argument("--json")
+    bp.add_argument("--quiet", action="store_true")
+    bp.set_defaults(func=cmd_bench_latency)
+    bs = bp.add_subparsers(dest="what", required=False, metavar="WHAT")
     sv = bs.add_parser("svconv", help="spatially variant convolution against a 3x3 conv of the same size")
     sv.add_argument("--channels", type=_positive_int, default=128)
     sv.add_argument("--height", type=_positive_int, default=45)

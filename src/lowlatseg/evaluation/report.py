@@ -92,9 +92,43 @@ def _finish_video(result: dict[str, Any], extra: dict[str, Any], json_path: Path
     return result
 
 
+def _scheduled_rows(model: Any, ds: Any, n: int, interval: int, *, weights: str | None, propagation: str | None,
+                    scheduler: str | None, delay_frames: int, progress: bool) -> list[dict[str, Any]]:
+    """``adaptive-scheduled`` and ``low-latency`` rows at the fixed protocol's keyframe rate."""
+    import math
+
+    from lowlatseg.data.transforms import to_tensor
+    from lowlatseg.evaluation.video import run_online
+    from lowlatseg.runtime.build import build_runtime
+    from lowlatseg.scheduling.calibrate import threshold_for_rate
+    from lowlatseg.scheduling.weights import load_scheduler
+
+    images = [ds[i][0] for i in range(n)]
+    labels = [ds[i][1] for i in range(n)]
+    predictor, _ = load_scheduler(scheduler, model)
+    rate = math.ceil(n / interval) / n  # the fixed protocol's keyframe rate on these frames
+    with torch.inference_mode():
+        f_lows = [model.low(to_tensor(im).unsqueeze(0)) for im in images]
+    threshold = threshold_for_rate(predictor, f_lows, rate)
+    rows = []
+    for name, mode in (("adaptive-scheduled", "adaptive"), ("low-latency", "low-latency")):
+        rt = build_runtime(mode, model, propagation=propagation, scheduler=scheduler, threshold=threshold,
+                           size=images[0].shape[:2], parallel=False, delay_frames=delay_frames)
+        with rt, torch.inference_mode():
+            row = run_online(rt, images, labels, num_classes=ds.labels.num_classes, name=name, interval=interval)
+        row["threshold"] = round(threshold, 5)
+        if mode == "low-latency":
+            row["delay_frames"] = delay_frames
+        rows.append(row)
+        if progress:
+            tqdm.write(f"{name}: keyframe fraction {row['keyframe_fraction']:.3f} (fixed: {rate:.3f}), mIoU {row['miou']:.2f}")
+    return rows
+
+
 def run_video_eval(
     *, data: str, split: str, interval: int, weights: str | None = None, propagation: str | None = None,
-    json_path: Path | None = None, progress: bool = True, max_frames: int = 0,
+    json_path: Path | None = None, progress: bool = True, max_frames: int = 0, scheduled: bool = True,
+    scheduler: str | None = None, delay_frames: int = 1,
 ) -> dict[str, Any]:
     """``lowlatseg eval video``: the propagation benchmark on a labelled clip."""
     from lowlatseg.data.camvid import camvid
@@ -114,6 +148,9 @@ def run_video_eval(
     res = run_protocol(model, standard_rows(prop_cfg, adaptive, uniform), frames, interval=interval,
                        num_classes=ds.labels.num_classes, progress=bar.update)
     bar.close()
+    if scheduled:
+        res["rows"] += _scheduled_rows(model, ds, n, interval, weights=weights, propagation=propagation,
+                                       scheduler=scheduler, delay_frames=delay_frames, progress=progress)
     h, w = ds[0][0].shape[:2]
     classes = list(ds.labels.classes)
     for r in res["rows"]:
@@ -159,3 +196,115 @@ def run_agreement_eval(
              "weights": str(weights or DEFAULT_WEIGHTS), "propagation": str(propagation or "bundled"),
              "reference": "per-frame network labels"}
     return _finish_video(res, extra, json_path)
+
+
+def _decode(video: str, size: str, max_frames: int) -> tuple[list[Any], tuple[int, int], float]:
+    """All frames of a video, resized to the network input size (before any clock starts)."""
+    import cv2
+
+    from lowlatseg.io.video import VideoReader
+    from lowlatseg.runtime import network_size, parse_size
+
+    spec = parse_size(size)
+    with VideoReader(video) as reader:
+        hw = network_size((reader.info.height, reader.info.width), spec)
+        frames = []
+        for f in reader:
+            if max_frames and len(frames) >= max_frames:
+                break
+            frames.append(f if f.shape[:2] == hw else cv2.resize(f, (hw[1], hw[0]), interpolation=cv2.INTER_AREA))
+        fps = reader.info.fps
+    return frames, hw, fps
+
+
+def run_latency_bench(
+    *, video: str, size: str = "360x480", fps: float | None = None, modes: tuple[str, ...] = ("per-frame", "fixed", "adaptive", "low-latency"),
+    interval: int = 5, threshold: float | None = None, weights: str | None = None, propagation: str | None = None,
+    scheduler: str | None = None, threads: int = 2, max_frames: int = 0, warmup: int = 5,
+    json_path: Path | None = None, progress: bool = True, keep_latencies: bool = False,
+) -> dict[str, Any]:
+    """``lowlatseg bench``: every mode on the same frames, fed as a live stream."""
+    from lowlatseg.evaluation.latency import run_live
+    from lowlatseg.runtime.build import build_runtime
+
+    if fps is not None and fps < 0:
+        raise UserError(f"--fps {fps} is not valid; give the stream rate in frames per second, or 0 for as fast as possible")
+    if json_path is not None:
+        _check_parent(json_path)
+    frames, hw, video_fps = _decode(video, size, max_frames)
+    if len(frames) <= warmup:
+        raise UserError(f"{video} has {len(frames)} frames; the benchmark needs more than the {warmup} warm-up frames")
+    rate = video_fps if fps is None else fps
+    model = load_model(weights)
+    rows = []
+    bar = tqdm(total=len(frames) * len(modes), desc="bench", unit="frame", disable=not progress)
+    for mode in modes:
+        torch.set_num_threads(max(1, threads // 2) if mode == "low-latency" else threads)
+        rt = build_runtime(mode, model, propagation=propagation, scheduler=scheduler, threshold=threshold,
+                           interval=interval if mode in ("fixed",) else None, size=hw)
+        with rt:
+            res = run_live(rt, frames, fps=rate, warmup=warmup, on_frame=bar.update)
+        if not keep_latencies:
+            res.pop("latencies_ms")
+        rows.append({"mode": mode, "threads": torch.get_num_threads(), **res})
+    bar.close()
+    torch.set_num_threads(threads)
+    out = {"video": str(video), "resolution": f"{hw[0]}x{hw[1]}", "threads": threads, "fps_input": rate,
+           "frames": len(frames), "interval": interval, "weights": str(weights or DEFAULT_WEIGHTS), "rows": rows}
+    ref = rows[0]["latency_ms"]["mean"] if rows and rows[0]["mode"] == "per-frame" else None
+    head = f"{'mode':<12} {'mean':>8} {'p50':>8} {'p95':>8} {'max':>8} {'fps':>7} {'keyframes':>9}  (ms; % of per-frame mean)"
+    print(head + "\n" + "-" * len(head))
+    for r in rows:
+        L = r["latency_ms"]
+        rel = f"  {L['mean'] / ref * 100:.0f}% / {L['max'] / ref * 100:.0f}%" if ref else ""
+        print(f"{r['mode']:<12} {L['mean']:>8.1f} {L['p50']:>8.1f} {L['p95']:>8.1f} {L['max']:>8.1f} "
+              f"{r['fps'] or 0:>7.1f} {r['keyframe_fraction']:>9.2f}{rel}")
+    print(f"{video}, {out['resolution']}, {threads} threads, stream at {'as fast as possible' if rate == 0 else f'{rate:g} fps'}")
+    if json_path is not None:
+        write_json(out, json_path)
+    return out
+
+
+def run_tradeoff_eval(
+    *, data: str, split: str, intervals: tuple[int, ...] = (2, 3, 5, 8), fps: float = 0.0, weights: str | None = None,
+    propagation: str | None = None, scheduler: str | None = None, threads: int = 2, delay_frames: int = 1,
+    plot_path: Path | None = None, json_path: Path | None = None, progress: bool = True, max_frames: int = 0,
+) -> dict[str, Any]:
+    """``lowlatseg eval tradeoff``: mean / max latency against mIoU for every method and mode."""
+    from lowlatseg.data.camvid import camvid
+    from lowlatseg.evaluation.tradeoff import plot_tradeoff, tradeoff_points
+    from lowlatseg.evaluation.video import check_time_order
+    from lowlatseg.propagation.weights import load_propagation
+    from lowlatseg.scheduling.weights import load_scheduler
+
+    if any(n < 1 for n in intervals):
+        raise UserError("every --intervals value must be at least 1")
+    for p in (plot_path, json_path):
+        if p is not None:
+            _check_parent(p)
+    ds = camvid(data, split)
+    check_time_order(ds.samples)
+    n = len(ds) if not max_frames else min(max_frames, len(ds))
+    model = load_model(weights)
+    _, adaptive, _ = load_propagation(propagation, model)
+    predictor, _ = load_scheduler(scheduler, model)
+    images = [ds[i][0] for i in range(n)]
+    labels = [ds[i][1] for i in range(n)]
+    torch.set_num_threads(threads)
+    points = tradeoff_points(model, adaptive, predictor, images, labels, num_classes=ds.labels.num_classes,
+                             intervals=intervals, fps=fps, threads=threads, delay_frames=delay_frames, progress=progress)
+    h, w = images[0].shape[:2]
+    out = {"data": str(data), "split": split, "frames": n, "resolution": f"{h}x{w}", "threads": threads,
+           "stream_fps": fps, "delay_frames": delay_frames, "weights": str(weights or DEFAULT_WEIGHTS), "points": points}
+    head = f"{'method':<20} {'rate':>5} {'mIoU':>6} {'keys':>5} {'mean ms':>8} {'max ms':>8}"
+    print(head + "\n" + "-" * len(head))
+    for p in points:
+        rate = f"1/{p['interval']}" if p["interval"] else "1"
+        print(f"{p['method']:<20} {rate:>5} {p['miou']:>6.2f} {p['keyframe_fraction']:>5.2f} "
+              f"{p['latency_ms']['mean']:>8.1f} {p['latency_ms']['max']:>8.1f}")
+    if plot_path is not None:
+        plot_tradeoff(points, plot_path, title=f"{data} {split}, {n} frames, {h}x{w}, {threads} threads, "
+                      f"stream {'as fast as possible' if fps == 0 else f'{fps:g} fps'}")
+    if json_path is not None:
+        write_json(out, json_path)
+    return out

@@ -157,3 +157,37 @@ def format_rows(result: dict[str, Any]) -> str:
         by_d = " ".join("-" if v is None else f"{v:.1f}" for v in r["miou_by_distance"])
         lines.append(f"{r['method']:<24} {r['miou']:>6.2f} {rel:>14} {r['ms_per_frame'] or 0:>9.1f} {cost:>10}   {by_d}")
     return "\n".join(lines)
+
+
+def run_online(
+    runtime: Any, frames: Sequence[np.ndarray], labels: Sequence[np.ndarray | None], *, num_classes: int,
+    name: str, interval: int, reference: Sequence[np.ndarray] | None = None,
+) -> dict[str, Any]:
+    """Runs a runtime online over the clip and scores it like :func:`run_protocol` rows.
+
+    distance = frame index - index of the keyframe that produced its labels; ``miou_by_distance``
+    covers d = 0..interval-1 (larger distances count in ``miou`` only). ``ms_per_frame``: mean
+    ``step`` time of the frames not answered by their own keyframe.
+    """
+    total = Confusion(num_classes)
+    by_d = [Confusion(num_classes) for _ in range(interval)]
+    ms, n_keys = [], 0
+    runtime.reset()
+    for i, (f, lab) in enumerate(zip(frames, labels)):
+        r = runtime.step(f)
+        target = lab if lab is not None else reference[i]  # type: ignore[index]
+        total.update(torch.from_numpy(r.labels.astype(np.int64)), torch.from_numpy(np.asarray(target, dtype=np.int64)))
+        d = r.index - r.keyframe_index
+        if d < interval:
+            by_d[d].update(torch.from_numpy(r.labels.astype(np.int64)), torch.from_numpy(np.asarray(target, dtype=np.int64)))
+        if r.keyframe_index != r.index:
+            ms.append(r.compute_ms)
+        n_keys += int(r.is_keyframe)
+    runtime.reset()
+    return {
+        "method": name, "fuse": True, "miou": round(total.miou(), 2),
+        "miou_by_distance": [round(c.miou(), 2) if c.matrix.sum() else None for c in by_d],
+        "ms_per_frame": round(float(np.mean(ms)), 2) if ms else None,
+        "per_class_iou": [None if not np.isfinite(v) else round(float(v) * 100, 2) for v in total.iou()],
+        "keyframe_fraction": round(n_keys / max(1, len(frames)), 4),
+    }

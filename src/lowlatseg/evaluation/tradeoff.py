@@ -1,0 +1,98 @@
+"""The latency / accuracy trade-off (the paper's Figure 1 for us): ``lowlatseg eval tradeoff``.
+
+For every method and mode, at several keyframe rates, on one labelled clip:
+mIoU (online over the clip, deterministic: the low-latency mode's keyframe features arrive
+``delay_frames`` later) and latency (the same runtime fed the clip's frames as a live stream,
+low-latency with its background worker). Points: per-frame; clockwork, flow and adaptive
+propagation (all with low-level fusion) at fixed intervals; adaptive scheduling and
+low-latency at the matched keyframe rates.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from lowlatseg.evaluation.latency import run_live
+from lowlatseg.evaluation.video import run_online
+from lowlatseg.nn.splitnet import SplitSegNet
+from lowlatseg.propagation.methods import Clockwork, FlowWarp, Propagator
+from lowlatseg.runtime.executors import InlineExecutor, ThreadExecutor
+from lowlatseg.runtime.stream import StreamRuntime
+from lowlatseg.scheduling.calibrate import threshold_for_rate
+from lowlatseg.scheduling.policies import AdaptiveThreshold, EveryFrame, Fixed, KeyframePolicy
+from lowlatseg.scheduling.predictor import DeviationPredictor
+
+
+def tradeoff_points(
+    model: SplitSegNet, adaptive: Propagator, predictor: DeviationPredictor, images: list[np.ndarray],
+    labels: list[np.ndarray], *, num_classes: int, intervals: tuple[int, ...], fps: float, threads: int,
+    delay_frames: int, progress: bool = True,
+) -> list[dict[str, Any]]:
+    hw = images[0].shape[:2]
+    with torch.inference_mode():
+        from lowlatseg.data.transforms import to_tensor
+
+        f_lows = [model.low(to_tensor(im).unsqueeze(0)) for im in images]
+    configs: list[tuple[str, Propagator, KeyframePolicy, bool, int | None]] = [("per-frame", Clockwork(), EveryFrame(), False, None)]
+    for name, m in (("clockwork+fuse", Clockwork()), ("flow+fuse", FlowWarp()), ("adaptive", adaptive)):
+        configs += [(name, m, Fixed(n), False, n) for n in intervals]
+    for n in intervals:
+        thr = threshold_for_rate(predictor, f_lows, 1 / n)
+        configs.append(("adaptive-scheduled", adaptive, AdaptiveThreshold(predictor, thr), False, n))
+        configs.append(("low-latency", adaptive, AdaptiveThreshold(predictor, thr), True, n))
+    points = []
+    for name, method, policy, background, n in tqdm(configs, desc="trade-off", disable=not progress):
+        # accuracy: deterministic (inline keyframes; low-latency: features ready delay_frames later)
+        torch.set_num_threads(threads)
+        rt = StreamRuntime(model, method=method, policy=policy, background=background, executor=InlineExecutor(),
+                           delay_frames=delay_frames if background else None, size=hw)
+        with rt, torch.inference_mode():
+            acc = run_online(rt, images, labels, num_classes=num_classes, name=name, interval=max(n or 1, 1))
+        # latency: live, low-latency with its worker thread and half the threads each
+        if background:
+            torch.set_num_threads(max(1, threads // 2))
+        rt = StreamRuntime(model, method=method, policy=policy, background=background,
+                           executor=ThreadExecutor() if background else InlineExecutor(), size=hw)
+        with rt:
+            live = run_live(rt, images, fps=fps)
+        torch.set_num_threads(threads)
+        points.append({
+            "method": name, "interval": n, "miou": acc["miou"], "keyframe_fraction": acc["keyframe_fraction"],
+            "latency_ms": live["latency_ms"], "threshold": getattr(policy, "threshold", None),
+        })
+    return points
+
+
+def plot_tradeoff(points: list[dict[str, Any]], path: Path, *, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.8), dpi=110, sharey=True)
+    styles = {"per-frame": ("k", "*"), "clockwork+fuse": ("tab:gray", "s"), "flow+fuse": ("tab:blue", "^"),
+              "adaptive": ("tab:green", "o"), "adaptive-scheduled": ("tab:orange", "D"), "low-latency": ("tab:red", "P")}
+    for ax, stat in zip(axes, ("mean", "max")):
+        for name, (color, marker) in styles.items():
+            pts = sorted((p for p in points if p["method"] == name), key=lambda p: p["latency_ms"][stat])
+            if not pts:
+                continue
+            xs = [p["latency_ms"][stat] for p in pts]
+            ys = [p["miou"] for p in pts]
+            ax.plot(xs, ys, color=color, marker=marker, label=name, linewidth=1.2, markersize=7)
+            for p, x, y in zip(pts, xs, ys):
+                if p["interval"]:
+                    ax.annotate(f"1/{p['interval']}", (x, y), textcoords="offset points", xytext=(4, 3), fontsize=7, color=color)
+        ax.set_xlabel(f"{stat} latency (ms)")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("mIoU (%)")
+    axes[0].legend(fontsize=8, loc="lower right")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
