@@ -30,7 +30,7 @@ class Confusion:
         idx = t[keep] * self.num_classes + p[keep].clamp_(0, self.num_classes - 1)
         self.matrix += torch.bincount(idx, minlength=self.num_classes**2).reshape(self.num_classes, -1).numpy()
 
-    def merge(self, other: "Confusion") -> None:
+    def merge(self, other: Confusion) -> None:
         self.matrix += other.matrix
 
     def iou(self) -> np.ndarray:

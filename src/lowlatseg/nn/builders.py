@@ -6,7 +6,7 @@ builder shows the exact variant.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from lowlatseg.nn.splitnet import SplitNetConfig, SplitSegNet
 

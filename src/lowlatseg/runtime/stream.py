@@ -81,7 +81,7 @@ class StreamRuntime:
         self.reset()
         self.executor.close()
 
-    def __enter__(self) -> "StreamRuntime":
+    def __enter__(self) -> StreamRuntime:
         return self
 
     def __exit__(self, *exc: object) -> None:

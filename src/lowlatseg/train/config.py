@@ -32,16 +32,16 @@ class BaseTrainConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "BaseTrainConfig":
+    def from_dict(cls, d: dict[str, Any]) -> BaseTrainConfig:
         d = dict(d)
         aug = d.pop("augment", {})
         aug = AugmentConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in aug.items()})
         known = {f.name for f in fields(cls)}
         return cls(augment=aug, **{k: v for k, v in d.items() if k in known})
 
-    def differences(self, other: "BaseTrainConfig") -> list[str]:
+    def differences(self, other: BaseTrainConfig) -> list[str]:
         a, b = self.to_dict(), other.to_dict()
         return [k for k in a if a[k] != b[k]]
 
-    def with_updates(self, **kw: Any) -> "BaseTrainConfig":
+    def with_updates(self, **kw: Any) -> BaseTrainConfig:
         return replace(self, **kw)

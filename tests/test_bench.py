@@ -1,0 +1,77 @@
+"""Latency benchmark and trade-off figure, end to end on tiny models and data."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lowlatseg.cli import main
+from lowlatseg.evaluation.latency import summarize
+
+from conftest import CAMVID, needs_camvid
+
+
+def test_summarize() -> None:
+    s = summarize([1.0, 2.0, 3.0, 4.0, 100.0])
+    assert s["max"] == 100.0 and s["p50"] == 3.0 and s["mean"] == pytest.approx(22.0)
+
+
+def test_bench_rows_for_every_mode(small_video: Path, tiny_weights: Path, tiny_prop: Path, tiny_sched: Path, tmp_path: Path) -> None:
+    out = tmp_path / "b.json"
+    rc = main(["bench", "--video", str(small_video), "--size", "48x64", "--fps", "0", "--weights", str(tiny_weights),
+               "--propagation", str(tiny_prop), "--scheduler", str(tiny_sched), "--threads", "1", "--json", str(out),
+               "--interval", "3", "--quiet"])
+    assert rc == 0
+    res = json.loads(out.read_text())
+    assert [r["mode"] for r in res["rows"]] == ["per-frame", "fixed", "adaptive", "low-latency"]
+    assert res["resolution"] == "48x64" and res["threads"] == 1 and res["frames"] == 12
+    for r in res["rows"]:
+        assert set(r["latency_ms"]) == {"mean", "p50", "p95", "max"}
+        assert r["frames"] == 12 and 0 < r["keyframe_fraction"] <= 1
+        assert r["latency_ms"]["max"] >= r["latency_ms"]["p95"] >= r["latency_ms"]["p50"] > 0
+    rows = {r["mode"]: r for r in res["rows"]}
+    assert rows["per-frame"]["keyframe_fraction"] == 1.0
+    assert rows["fixed"]["keyframe_fraction"] == pytest.approx(4 / 12, abs=1e-4)
+
+
+def test_bench_live_rate_adds_waiting_when_too_slow(small_video: Path, tiny_weights: Path, tiny_prop: Path,
+                                                    tiny_sched: Path, tmp_path: Path) -> None:
+    """At a stream rate far above what the machine sustains, later frames wait: latency grows."""
+    out = tmp_path / "b.json"
+    assert main(["bench", "--video", str(small_video), "--size", "48x64", "--fps", "100000", "--weights",
+                 str(tiny_weights), "--propagation", str(tiny_prop), "--scheduler", str(tiny_sched), "--threads", "1",
+                 "--json", str(out), "--quiet"]) == 0
+    r = json.loads(out.read_text())["rows"][0]
+    assert r["latency_ms"]["max"] > 3 * r["latency_ms"]["p50"] / 2
+
+
+def test_bench_bad_fps(small_video: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "--video", str(small_video), "--fps", "-1", "--quiet"]) == 2
+    assert "--fps -1" in capsys.readouterr().err
+
+
+def test_svconv_microbenchmark(tmp_path: Path) -> None:
+    out = tmp_path / "s.json"
+    assert main(["bench", "svconv", "--channels", "8", "--height", "10", "--width", "12", "--repeats", "3",
+                 "--threads", "1", "--json", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert res["svconv_ms"] > 0 and res["conv3x3_ms"] > 0 and res["ratio"] == pytest.approx(res["svconv_ms"] / res["conv3x3_ms"], rel=1e-2)
+
+
+@needs_camvid
+def test_tradeoff_plot_and_json(tiny_weights: Path, tiny_prop: Path, tiny_sched: Path, tmp_path: Path) -> None:
+    plot, js = tmp_path / "t.png", tmp_path / "t.json"
+    rc = main(["eval", "tradeoff", "--data", str(CAMVID), "--split", "val", "--max-frames", "6", "--intervals", "2", "3",
+               "--weights", str(tiny_weights), "--propagation", str(tiny_prop), "--scheduler", str(tiny_sched),
+               "--threads", "1", "--plot", str(plot), "--json", str(js), "--quiet"])
+    assert rc == 0
+    assert plot.stat().st_size > 10_000
+    res = json.loads(js.read_text())
+    methods = {p["method"] for p in res["points"]}
+    assert methods == {"per-frame", "clockwork+fuse", "flow+fuse", "adaptive", "adaptive-scheduled", "low-latency"}
+    fixed = [p for p in res["points"] if p["method"] == "adaptive"]
+    assert [p["keyframe_fraction"] for p in fixed] == [pytest.approx(0.5), pytest.approx(2 / 6, abs=1e-4)]
+    assert all(np.isfinite(p["latency_ms"]["mean"]) for p in res["points"])
