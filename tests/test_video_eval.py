@@ -108,7 +108,7 @@ def test_cli_video_eval_bad_interval_and_order(tiny_camvid: Path, tiny_weights: 
 
 
 @needs_video
-def test_train_propagation_end_to_end_then_eval(tiny_camvid: Path, tiny_weights: Path, tmp_path: Path) -> None:
+def test_train_propagation_end_to_end_then_eval(tiny_camvid: Path, tiny_weights: Path, tiny_sched: Path, tmp_path: Path) -> None:
     cfg = PropTrainConfig(base=str(tiny_weights), data=str(tiny_camvid), videos=(str(VIDEO),), steps=2, batch_size=2,
                           crop=(48, 64), prop=PropagationConfig(kernel_size=5, dilation=1))
     out = tmp_path / "prop"
@@ -117,10 +117,15 @@ def test_train_propagation_end_to_end_then_eval(tiny_camvid: Path, tiny_weights:
     assert (out / "propagation.pt").is_file()
     js = tmp_path / "v.json"
     rc = main(["eval", "video", "--data", str(tiny_camvid), "--split", "train", "--interval", "2", "--weights",
-               str(tiny_weights), "--propagation", str(out / "propagation.pt"), "--json", str(js), "--quiet", "--threads", "1"])
+               str(tiny_weights), "--propagation", str(out / "propagation.pt"), "--scheduler", str(tiny_sched),
+               "--json", str(js), "--quiet", "--threads", "1"])
     assert rc == 0
     res = json.loads(js.read_text())
-    assert [r["method"] for r in res["rows"]][: len(REQUIRED)] == REQUIRED
+    names = [r["method"] for r in res["rows"]]
+    assert names[: len(REQUIRED)] == REQUIRED
+    assert names[-2:] == ["adaptive-scheduled", "low-latency"]
+    # the scheduled rows run at the fixed protocol's keyframe rate (2 of 4 frames), as near as the threshold allows
+    assert all(0 < r["keyframe_fraction"] <= 1 for r in res["rows"][-2:])
     assert res["frames"] == 4 and res["interval"] == 2
     for r in res["rows"]:
         assert {"method", "miou", "miou_by_distance", "ms_per_frame"} <= set(r)
