@@ -136,6 +136,10 @@ def test_threshold_calibration_hits_rate() -> None:
     f_lows = [torch.randn(1, 4, 6, 8) * (1 + i % 3) for i in range(30)]
     thr = threshold_for_rate(pred, f_lows, 0.5)
     assert 0 <= thr <= 1
+    assert keyframe_fraction(pred, f_lows, thr) == pytest.approx(0.5, abs=0.1)
+    # low-latency replay: no decisions while a keyframe is pending (2 frames), so at most every other frame
+    assert keyframe_fraction(pred, f_lows, 0.0, delay_frames=2) == pytest.approx(15 / 30)
+    assert keyframe_fraction(pred, [f_lows[:10], f_lows[10:]], 1.0) == pytest.approx(2 / 30)  # one key per clip
     lo, hi = keyframe_fraction(pred, f_lows, 0.0), keyframe_fraction(pred, f_lows, 1.0)
     assert lo == 1.0 and hi == pytest.approx(1 / 30)
 

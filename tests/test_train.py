@@ -49,6 +49,12 @@ def test_resume_with_other_settings_is_refused(tiny_camvid: Path, tmp_path: Path
         train_base(_cfg(tiny_camvid, epochs=1, lr=0.5), out, progress=False)
 
 
+def test_without_val_split_best_is_lowest_loss(tiny_camvid: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    train_base(_cfg(tiny_camvid, epochs=1, val_split=None), out, progress=False)
+    assert (out / "best.pt").is_file()
+
+
 def test_batch_of_one_is_refused(tiny_camvid: Path, tmp_path: Path) -> None:
     with pytest.raises(UserError, match="at least 2"):
         train_base(_cfg(tiny_camvid, batch_size=1), tmp_path / "r", progress=False)

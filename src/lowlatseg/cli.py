@@ -57,6 +57,11 @@ def _set_threads(n: int) -> None:
 def cmd_segment(a: argparse.Namespace) -> int:
     from lowlatseg.segment import SegmentOptions, segment_video
 
+    if a.interval is not None and a.mode in ("per-frame", "adaptive"):
+        raise UserError(f"--interval applies to --mode fixed and low-latency, not {a.mode}")
+    if a.threshold is not None and a.mode in ("per-frame", "fixed"):
+        raise UserError(f"--threshold applies to --mode adaptive and low-latency, not {a.mode}")
+
     _set_threads(a.threads)
     opts = SegmentOptions(
         source=a.input,
@@ -151,10 +156,7 @@ def cmd_train_propagation(a: argparse.Namespace) -> int:
     from lowlatseg.train.propagation import PropTrainConfig, train_propagation
 
     _set_threads(a.threads)
-    base = a.base
-    if base and Path(base).is_dir():
-        base = str(Path(base) / "weights.pt") if (Path(base) / "weights.pt").is_file() else str(Path(base) / "best.pt")
-    cfg = PropTrainConfig(base=base, data=a.data, split=a.split, videos=tuple(a.video or ()), steps=a.steps,
+    cfg = PropTrainConfig(base=_resolve_base(a.base), data=a.data, split=a.split, videos=tuple(a.video or ()), steps=a.steps,
                           batch_size=a.batch_size, lr=a.lr, seed=a.seed)
     print(json.dumps(train_propagation(cfg, Path(a.out), progress=not a.quiet)))
     return 0
@@ -166,16 +168,25 @@ def cmd_train_scheduler(a: argparse.Namespace) -> int:
     _set_threads(a.threads)
     if not 0 < a.target_rate <= 1:
         raise UserError(f"--target-rate {a.target_rate} must be in (0, 1]")
-    cfg = SchedTrainConfig(base=a.base, propagation=a.propagation, data=a.data, split=a.split,
+    cfg = SchedTrainConfig(base=_resolve_base(a.base), propagation=a.propagation, data=a.data, split=a.split,
                            videos=tuple(a.video or ()), steps=a.steps, batch_size=a.batch_size,
                            target_rate=a.target_rate, seed=a.seed)
     print(json.dumps(train_scheduler(cfg, Path(a.out), progress=not a.quiet)))
     return 0
 
 
+def _resolve_base(base: str | None) -> str | None:
+    """A run folder stands for its final weights (weights.pt, else best.pt)."""
+    if base and Path(base).is_dir():
+        return str(Path(base) / "weights.pt") if (Path(base) / "weights.pt").is_file() else str(Path(base) / "best.pt")
+    return base
+
+
 def cmd_bench_svconv(a: argparse.Namespace) -> int:
     from lowlatseg.propagation.bench import bench_svconv
 
+    if a.kernel_size % 2 == 0:
+        raise UserError(f"--kernel-size {a.kernel_size} must be odd (the kernel has a centre tap)")
     _set_threads(a.threads)
     bench_svconv(channels=a.channels, height=a.height, width=a.width, kernel_size=a.kernel_size,
                  dilation=a.dilation, repeats=a.repeats, json_path=Path(a.json) if a.json else None)

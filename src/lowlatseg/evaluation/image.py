@@ -19,8 +19,8 @@ from lowlatseg.nn.splitnet import SplitSegNet
 @torch.inference_mode()
 def predict(model: SplitSegNet, image: np.ndarray) -> torch.Tensor:
     """H x W x 3 uint8 RGB -> H x W int64 class ids (the per-frame network)."""
-    x = to_tensor(image).unsqueeze(0)
-    return model(x).argmax(1)[0]
+    x = to_tensor(image).unsqueeze(0).to(next(model.parameters()).device)
+    return model(x).argmax(1)[0].cpu()
 
 
 @dataclass

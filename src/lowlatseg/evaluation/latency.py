@@ -28,15 +28,18 @@ def summarize(latencies_ms: Sequence[float]) -> dict[str, float]:
 
 def run_live(runtime: StreamRuntime, frames: Sequence[np.ndarray], *, fps: float, warmup: int = 5,
              on_frame: Callable[[int], None] | None = None) -> dict[str, Any]:
-    """Feeds ``frames`` to ``runtime`` as a live stream; returns latency statistics after ``warmup`` frames."""
+    """Feeds ``frames`` to ``runtime`` as a live stream; the first ``warmup`` frames warm up
+    allocators, caches and the worker and establish the first keyframe (as in a stream that has
+    been running), and are not measured; statistics cover the rest."""
     lat, keys, labels_from = [], [], []
+    runtime.reset()
+    measured = frames[warmup:]
     with torch.inference_mode():
-        for f in frames[:warmup]:  # warm-up: allocators, caches, the worker thread
+        for f in frames[:warmup]:
             runtime.step(f)
-        runtime.reset()
         t_start = time.perf_counter() + 0.01
         t_first_arrival, t_last_done = None, 0.0
-        for i, f in enumerate(frames):
+        for i, f in enumerate(measured):
             arrival = t_start + i / fps if fps > 0 else time.perf_counter()
             now = time.perf_counter()
             if now < arrival:
@@ -51,10 +54,12 @@ def run_live(runtime: StreamRuntime, frames: Sequence[np.ndarray], *, fps: float
             if on_frame:
                 on_frame(1)
     runtime.reset()
+    span = t_last_done - (t_first_arrival or t_last_done)
     return {
         "latency_ms": summarize(lat),
-        "fps": round(len(frames) / (t_last_done - (t_first_arrival or t_last_done)), 2) if len(frames) > 1 else None,
+        "fps": round(len(measured) / span, 2) if span > 0 else None,
         "keyframe_fraction": round(sum(keys) / len(keys), 4),
-        "frames": len(frames),
+        "frames": len(measured),
+        "warmup_frames": warmup,
         "latencies_ms": [round(v, 2) for v in lat],
     }

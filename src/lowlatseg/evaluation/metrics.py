@@ -22,12 +22,16 @@ class Confusion:
 
     def update(self, pred: torch.Tensor | np.ndarray, target: torch.Tensor | np.ndarray) -> None:
         """Add one or more label maps (any shape, same for both); target == IGNORE_INDEX is skipped."""
-        p = torch.as_tensor(pred).reshape(-1).long()
-        t = torch.as_tensor(target).reshape(-1).long()
+        p = torch.as_tensor(pred).reshape(-1).long().cpu()
+        t = torch.as_tensor(target).reshape(-1).long().cpu()
         if p.shape != t.shape:
             raise ValueError(f"prediction has {p.numel()} pixels but target has {t.numel()}")
-        keep = (t != IGNORE_INDEX) & (t >= 0) & (t < self.num_classes)
-        idx = t[keep] * self.num_classes + p[keep].clamp_(0, self.num_classes - 1)
+        keep = t != IGNORE_INDEX
+        if p.numel() and (p.min() < 0 or p.max() >= self.num_classes):
+            raise ValueError(f"predictions must be class ids 0..{self.num_classes - 1}, got {int(p.min())}..{int(p.max())}")
+        if keep.any() and (t[keep].min() < 0 or t[keep].max() >= self.num_classes):
+            raise ValueError(f"targets must be 0..{self.num_classes - 1} or {IGNORE_INDEX}, got up to {int(t[keep].max())}")
+        idx = t[keep] * self.num_classes + p[keep]
         self.matrix += torch.bincount(idx, minlength=self.num_classes**2).reshape(self.num_classes, -1).numpy()
 
     def merge(self, other: Confusion) -> None:
@@ -41,7 +45,9 @@ class Confusion:
             return np.where(denom > 0, tp / np.maximum(denom, 1), np.nan)
 
     def miou(self) -> float:
-        """Mean IoU over classes present in target or prediction, in percent."""
+        """Mean IoU over classes present in target or prediction, in percent (a class absent from
+        both has no defined IoU and is left out, as in cityscapesscripts; on CamVid val every
+        class is present, so this is the mean over all 11)."""
         iou = self.iou()
         return float(np.nanmean(iou) * 100) if np.isfinite(iou).any() else float("nan")
 

@@ -23,6 +23,14 @@ def _check_parent(path: Path) -> None:
         raise UserError(f"cannot write {path}: folder {parent} is not writable")
 
 
+def _check_classes(model: Any, ds: Any) -> None:
+    if model.config.num_classes != ds.labels.num_classes:
+        raise UserError(
+            f"the weights predict {model.config.num_classes} classes but the {ds.labels.name} data has "
+            f"{ds.labels.num_classes}; pass weights trained on this label set"
+        )
+
+
 def write_json(obj: Any, path: Path) -> None:
     _check_parent(path)
     tmp = path.with_suffix(path.suffix + ".tmp")
@@ -48,11 +56,7 @@ def run_image_eval(
         _check_parent(json_path)
     ds = open_dataset(dataset, data, split)
     model = load_model(weights)
-    if model.config.num_classes != ds.labels.num_classes:
-        raise UserError(
-            f"the weights predict {model.config.num_classes} classes but {dataset} has {ds.labels.num_classes}; "
-            "pass weights trained on this label set"
-        )
+    _check_classes(model, ds)
     bar = tqdm(range(len(ds)), desc=f"eval {split}", unit="frame", disable=not progress)
     res = evaluate_images(model, ds, progress=bar)
     out = res.to_dict()
@@ -109,9 +113,10 @@ def _scheduled_rows(model: Any, ds: Any, n: int, interval: int, *, weights: str 
     rate = math.ceil(n / interval) / n  # the fixed protocol's keyframe rate on these frames
     with torch.inference_mode():
         f_lows = [model.low(to_tensor(im).unsqueeze(0)) for im in images]
-    threshold = threshold_for_rate(predictor, f_lows, rate)
     rows = []
     for name, mode in (("adaptive-scheduled", "adaptive"), ("low-latency", "low-latency")):
+        # match the rate of the mode as it really runs (low-latency: keyframes take effect later)
+        threshold = threshold_for_rate(predictor, f_lows, rate, delay_frames=delay_frames if mode == "low-latency" else 0)
         rt = build_runtime(mode, model, propagation=propagation, scheduler=scheduler, threshold=threshold,
                            size=images[0].shape[:2], parallel=False, delay_frames=delay_frames)
         with rt, torch.inference_mode():
@@ -142,6 +147,7 @@ def run_video_eval(
     ds = camvid(data, split)
     check_time_order(ds.samples)
     model, prop_cfg, adaptive, uniform = _load_prop(weights, propagation)
+    _check_classes(model, ds)
     n = len(ds) if not max_frames else min(max_frames, len(ds))
     frames = ((to_tensor(ds[i][0]).unsqueeze(0), ds[i][1]) for i in range(n))
     bar = tqdm(total=n, desc=f"eval video N={interval}", unit="frame", disable=not progress)
@@ -234,6 +240,8 @@ def run_latency_bench(
     frames, hw, video_fps = _decode(video, size, max_frames)
     if len(frames) <= warmup:
         raise UserError(f"{video} has {len(frames)} frames; the benchmark needs more than the {warmup} warm-up frames")
+    if fps is None and not video_fps:
+        raise UserError(f"{video} does not say its frame rate; pass --fps (0 for as fast as possible)")
     rate = video_fps if fps is None else fps
     model = load_model(weights)
     rows = []
@@ -286,6 +294,7 @@ def run_tradeoff_eval(
     check_time_order(ds.samples)
     n = len(ds) if not max_frames else min(max_frames, len(ds))
     model = load_model(weights)
+    _check_classes(model, ds)
     _, adaptive, _ = load_propagation(propagation, model)
     predictor, _ = load_scheduler(scheduler, model)
     images = [ds[i][0] for i in range(n)]

@@ -42,8 +42,10 @@ def tradeoff_points(
     for name, m in (("clockwork+fuse", Clockwork()), ("flow+fuse", FlowWarp()), ("adaptive", adaptive)):
         configs += [(name, m, Fixed(n), False, n) for n in intervals]
     for n in intervals:
-        thr = threshold_for_rate(predictor, f_lows, 1 / n)
+        rate = -(-len(images) // n) / len(images)  # the fixed interval's keyframe rate on these frames
+        thr = threshold_for_rate(predictor, f_lows, rate)
         configs.append(("adaptive-scheduled", adaptive, AdaptiveThreshold(predictor, thr), False, n))
+        thr = threshold_for_rate(predictor, f_lows, rate, delay_frames=delay_frames)
         configs.append(("low-latency", adaptive, AdaptiveThreshold(predictor, thr), True, n))
     points = []
     for name, method, policy, background, n in tqdm(configs, desc="trade-off", disable=not progress):

@@ -175,6 +175,8 @@ def run_online(
     runtime.reset()
     for i, (f, lab) in enumerate(zip(frames, labels)):
         r = runtime.step(f)
+        if lab is None and reference is None:
+            raise ValueError("run_online needs labels or a reference for every frame")
         target = lab if lab is not None else reference[i]  # type: ignore[index]
         total.update(torch.from_numpy(r.labels.astype(np.int64)), torch.from_numpy(np.asarray(target, dtype=np.int64)))
         d = r.index - r.keyframe_index

@@ -50,7 +50,9 @@ def warp(features: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     """Backward-warp B x C x h x w features by B x 2 x h x w grid-pixel flow (see module docstring)."""
     b, _, h, w = features.shape
     ys, xs = torch.meshgrid(
-        torch.arange(h, dtype=features.dtype), torch.arange(w, dtype=features.dtype), indexing="ij"
+        torch.arange(h, dtype=features.dtype, device=features.device),
+        torch.arange(w, dtype=features.dtype, device=features.device),
+        indexing="ij",
     )
     x = xs.unsqueeze(0) + flow[:, 0]
     y = ys.unsqueeze(0) + flow[:, 1]

@@ -95,10 +95,17 @@ class FlowWarp(_Base):
         self.flow = DISFlow(preset)
 
     def warp(self, key: KeyState, cur: Current, features: torch.Tensor) -> torch.Tensor:
-        if key.grey is None:
-            key.grey = to_grey(key.image)
-        flow = self.flow(to_grey(cur.image), key.grey)  # H x W x 2, image pixels
-        return warp(features, flow_to_grid(flow, features.shape[-2:]).to(features.dtype))
+        if key.image.shape[0] == 1:
+            if key.grey is None:
+                key.grey = to_grey(key.image)
+            greys = [key.grey]
+        else:
+            greys = [to_grey(key.image[b : b + 1]) for b in range(key.image.shape[0])]
+        flows = [
+            flow_to_grid(self.flow(to_grey(cur.image[b : b + 1]), g), features.shape[-2:])  # 1 x 2 x h x w
+            for b, g in enumerate(greys)
+        ]
+        return warp(features, torch.cat(flows).to(features.dtype).to(features.device))
 
 
 class _KernelMethod(_Base):

@@ -20,7 +20,7 @@ class FrameResult:
     labels: np.ndarray  # h x w uint8 class ids at the network's input size
     is_keyframe: bool  # this frame was chosen as a keyframe (high() runs on it, maybe in the background)
     keyframe_index: int  # the keyframe whose high-level features produced these labels (== index: per-frame result)
-    compute_ms: float  # time inside step(), milliseconds
+    compute_ms: float  # main-path time inside step(), ms (a keyframe's high handed to the executor is not counted)
     deviation: float | None = None  # the scheduler's predicted (or, oracle, true) deviation, if it was asked
 
 

@@ -15,19 +15,42 @@ import torch
 from lowlatseg.scheduling.predictor import DeviationPredictor
 
 
+Clips = Sequence[torch.Tensor] | Sequence[Sequence[torch.Tensor]]
+
+
+def _as_clips(f_lows: Clips) -> list[Sequence[torch.Tensor]]:
+    if len(f_lows) and isinstance(f_lows[0], torch.Tensor):
+        return [f_lows]  # type: ignore[list-item]
+    return list(f_lows)  # type: ignore[arg-type]
+
+
 @torch.inference_mode()
-def keyframe_fraction(predictor: DeviationPredictor, f_lows: Sequence[torch.Tensor], threshold: float) -> float:
-    """Fraction of frames chosen as keyframes (frame 0 counts) when replaying the adaptive policy."""
-    key = f_lows[0]
-    n_keys = 1
-    for f in f_lows[1:]:
-        if float(predictor(key, f)[0]) > threshold:
-            key = f
-            n_keys += 1
-    return n_keys / len(f_lows)
+def keyframe_fraction(predictor: DeviationPredictor, f_lows: Clips, threshold: float, *, delay_frames: int = 0) -> float:
+    """Fraction of frames chosen as keyframes (each clip's frame 0 counts) when replaying the
+    adaptive policy like the runtime does. ``delay_frames`` > 0 replays the low-latency mode: a
+    keyframe chosen at t becomes the reference at t + delay, and no frame is considered while
+    one is pending. ``f_lows``: one clip (a list of 1 x C x h x w) or a list of clips."""
+    n_keys = n = 0
+    for clip in _as_clips(f_lows):
+        key, pending, ready_at = clip[0], None, 0
+        n_keys += 1
+        n += len(clip)
+        for i, f in enumerate(clip[1:], 1):
+            if pending is not None and i >= ready_at:
+                key, pending = pending, None
+            if pending is not None:
+                continue
+            if float(predictor(key, f)[0]) > threshold:
+                n_keys += 1
+                if delay_frames:
+                    pending, ready_at = f, i + delay_frames
+                else:
+                    key = f
+    return n_keys / max(n, 1)
 
 
-def threshold_for_rate(predictor: DeviationPredictor, f_lows: Sequence[torch.Tensor], rate: float, *, iters: int = 14) -> float:
+def threshold_for_rate(predictor: DeviationPredictor, f_lows: Clips, rate: float, *, iters: int = 14,
+                       delay_frames: int = 0) -> float:
     """A threshold whose replayed keyframe fraction is as close as possible to ``rate`` (0 < rate <= 1)."""
     if not 0 < rate <= 1:
         raise ValueError(f"target keyframe rate {rate} must be in (0, 1]")
@@ -35,7 +58,7 @@ def threshold_for_rate(predictor: DeviationPredictor, f_lows: Sequence[torch.Ten
     best, best_err = 0.5, float("inf")
     for _ in range(iters):
         mid = (lo + hi) / 2
-        frac = keyframe_fraction(predictor, f_lows, mid)
+        frac = keyframe_fraction(predictor, f_lows, mid, delay_frames=delay_frames)
         if abs(frac - rate) < best_err:
             best, best_err = mid, abs(frac - rate)
         if frac > rate:

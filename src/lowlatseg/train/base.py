@@ -136,7 +136,7 @@ def _train(cfg: BaseTrainConfig, out: Path, di: distributed.DistInfo, *, resume:
         opt, lambda s: lr_factor(s, total=total, warmup=steps_per_epoch * cfg.warmup_epochs)
     )
     history: list[dict[str, Any]] = []
-    start_epoch, best = 0, -1.0
+    start_epoch, best = 0, -math.inf
     if state is not None:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
@@ -150,6 +150,7 @@ def _train(cfg: BaseTrainConfig, out: Path, di: distributed.DistInfo, *, resume:
     for epoch in range(start_epoch, cfg.epochs):
         t0 = time.perf_counter()
         pairs.epoch = epoch
+        gen.manual_seed(cfg.seed * 100_003 + epoch)  # shuffle order is a function of (seed, epoch): resume-exact
         if sampler is not None:
             sampler.set_epoch(epoch)
         model.train()
@@ -207,7 +208,7 @@ def _train(cfg: BaseTrainConfig, out: Path, di: distributed.DistInfo, *, resume:
 
 
 def _mean_across(values: list[float], di: distributed.DistInfo) -> float:
-    t = torch.tensor([sum(values), len(values)], dtype=torch.float64)
+    t = torch.tensor([sum(values), len(values)], dtype=torch.float64, device=di.device)
     if di.enabled:
         torch.distributed.all_reduce(t)
     return float(t[0] / max(t[1], 1)) if t[1] else math.nan

@@ -58,12 +58,16 @@ class PropTrainConfig:
     motion: MotionConfig = field(default_factory=MotionConfig)
 
 
-def _load_video_frames(path: str, height: int) -> list[np.ndarray]:
+def _load_video_frames(path: str, height: int, min_width: int = 0) -> list[np.ndarray]:
+    """Frames resized to ``height`` (aspect kept); at least ``min_width`` wide for training crops."""
     frames = []
     with VideoReader(path) as r:
         for f in r:
             h, w = f.shape[:2]
-            frames.append(cv2.resize(f, (int(round(w * height / h)), height), interpolation=cv2.INTER_AREA))
+            new_w = int(round(w * height / h))
+            if new_w < min_width:
+                raise UserError(f"{path} is {w}x{h}: at height {height} it is narrower than the {min_width} px training crop; use landscape video")
+            frames.append(cv2.resize(f, (new_w, height), interpolation=cv2.INTER_AREA))
     return frames
 
 
@@ -87,7 +91,7 @@ def train_propagation(cfg: PropTrainConfig, out: Path, *, progress: bool = True)
     # 2. data: stills (cached) and decoded video clips
     stills = camvid(cfg.data, cfg.split)
     donors = [stills[i] for i in range(0, len(stills), 7)]
-    clips = [_load_video_frames(v, cfg.crop[0]) for v in cfg.videos]
+    clips = [_load_video_frames(v, cfg.crop[0], cfg.crop[1]) for v in cfg.videos]
     clips = [c for c in clips if len(c) > cfg.max_video_gap + 1]
     if cfg.videos and not clips:
         raise UserError("none of the --video clips has enough frames for training pairs")

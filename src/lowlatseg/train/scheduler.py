@@ -70,7 +70,7 @@ def train_scheduler(cfg: SchedTrainConfig, out: Path, *, progress: bool = True) 
     # 2. data
     stills = camvid(cfg.data, cfg.split)
     donors = [stills[i] for i in range(0, len(stills), 7)]
-    clips = [c for c in (_load_video_frames(v, cfg.crop[0]) for v in cfg.videos) if len(c) > 2]
+    clips = [c for c in (_load_video_frames(v, cfg.crop[0], cfg.crop[1]) for v in cfg.videos) if len(c) > 2]
     if cfg.videos and not clips:
         raise UserError("none of the --video clips has enough frames")
     ch, cw = cfg.crop
@@ -122,8 +122,8 @@ def train_scheduler(cfg: SchedTrainConfig, out: Path, *, progress: bool = True) 
     # 3. calibrate the default threshold for the target keyframe rate on the videos (or stills' pairs)
     pred.eval()
     with torch.no_grad():
-        f_lows = [base.low(to_tensor(np.ascontiguousarray(f[:, :cw])).unsqueeze(0)) for c in clips for f in c] if clips else []
-    threshold = threshold_for_rate(pred, f_lows, cfg.target_rate) if len(f_lows) > 1 else 0.1
+        f_lows = [[base.low(to_tensor(np.ascontiguousarray(f[:, :cw])).unsqueeze(0)) for f in c] for c in clips]
+    threshold = threshold_for_rate(pred, f_lows, cfg.target_rate) if f_lows else 0.1
     save_scheduler(out / "scheduler.pt", predictor=pred, base=base, threshold=threshold,
                    extra={"train_config": json.loads(json.dumps(asdict(cfg))), "target_rate": cfg.target_rate})
     result = dict(log[-1]) if log else {}
