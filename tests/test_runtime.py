@@ -138,7 +138,7 @@ def test_threshold_calibration_hits_rate() -> None:
     assert 0 <= thr <= 1
     assert keyframe_fraction(pred, f_lows, thr) == pytest.approx(0.5, abs=0.1)
     # low-latency replay: no decisions while a keyframe is pending (2 frames), so at most every other frame
-    assert keyframe_fraction(pred, f_lows, 0.0, delay_frames=2) == pytest.approx(15 / 30)
+    assert keyframe_fraction(pred, f_lows, 0.0, delay_frames=2) == pytest.approx(16 / 30)  # frames 0, 1, 3, 5, ..., 29
     assert keyframe_fraction(pred, [f_lows[:10], f_lows[10:]], 1.0) == pytest.approx(2 / 30)  # one key per clip
     lo, hi = keyframe_fraction(pred, f_lows, 0.0), keyframe_fraction(pred, f_lows, 1.0)
     assert lo == 1.0 and hi == pytest.approx(1 / 30)
