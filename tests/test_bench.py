@@ -79,3 +79,22 @@ def test_tradeoff_plot_and_json(tiny_weights: Path, tiny_prop: Path, tiny_sched:
     fixed = [p for p in res["points"] if p["method"] == "adaptive"]
     assert [p["keyframe_fraction"] for p in fixed] == [pytest.approx(0.5), pytest.approx(2 / 6, abs=1e-4)]
     assert all(np.isfinite(p["latency_ms"]["mean"]) for p in res["points"])
+
+
+def test_split_bench(tiny_weights: Path, tmp_path: Path) -> None:
+    out = tmp_path / "s.json"
+    assert main(["bench", "split", "--size", "48x64", "--weights", str(tiny_weights), "--repeats", "3",
+                 "--threads", "1", "--json", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert set(res["ms"]) == {"low", "high", "head", "whole"} and res["resolution"] == "48x64"
+    assert all(v > 0 for v in res["ms"].values())
+
+
+def test_long_stream_fields(small_video: Path, tiny_weights: Path, tiny_prop: Path, tiny_sched: Path, tmp_path: Path) -> None:
+    out = tmp_path / "b.json"
+    assert main(["bench", "--video", str(small_video), "--size", "48x64", "--fps", "0", "--repeat", "3", "--weights",
+                 str(tiny_weights), "--propagation", str(tiny_prop), "--scheduler", str(tiny_sched), "--threads", "1",
+                 "--json", str(out), "--quiet"]) == 0
+    res = json.loads(out.read_text())
+    assert res["frames"] == 36 and res["repeat"] == 3
+    assert all(r["frames"] == 31 and "drift_ms" in r and r["rss_mb"] > 0 for r in res["rows"])

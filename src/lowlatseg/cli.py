@@ -182,6 +182,14 @@ def _resolve_base(base: str | None) -> str | None:
     return base
 
 
+def cmd_bench_split(a: argparse.Namespace) -> int:
+    from lowlatseg.evaluation.report import run_split_bench
+
+    _set_threads(a.threads)
+    run_split_bench(size=a.size, weights=a.weights, repeats=a.repeats, json_path=Path(a.json) if a.json else None)
+    return 0
+
+
 def cmd_bench_svconv(a: argparse.Namespace) -> int:
     from lowlatseg.propagation.bench import bench_svconv
 
@@ -200,7 +208,8 @@ def cmd_bench_latency(a: argparse.Namespace) -> int:
         raise UserError("bench needs --video FILE (or use 'lowlatseg bench svconv')")
     run_latency_bench(video=a.video, size=a.size, fps=a.fps, interval=a.interval, threshold=a.threshold,
                       weights=a.weights, propagation=a.propagation, scheduler=a.scheduler, threads=a.threads,
-                      max_frames=a.max_frames, json_path=Path(a.json) if a.json else None, progress=not a.quiet)
+                      max_frames=a.max_frames, repeat=a.repeat, json_path=Path(a.json) if a.json else None,
+                      progress=not a.quiet)
     return 0
 
 
@@ -345,6 +354,7 @@ def build_parser() -> argparse.ArgumentParser:
     bp.add_argument("--scheduler")
     bp.add_argument("--threads", type=_positive_int, default=2)
     bp.add_argument("--max-frames", type=_nonneg_int, default=0)
+    bp.add_argument("--repeat", type=_positive_int, default=1, help="play the clip N times (forwards, backwards, ...) for a long stream")
     bp.add_argument("--json")
     bp.add_argument("--quiet", action="store_true")
     bp.set_defaults(func=cmd_bench_latency)
@@ -359,6 +369,13 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--threads", type=_nonneg_int, default=2)
     sv.add_argument("--json")
     sv.set_defaults(func=cmd_bench_svconv)
+    sp = bs.add_parser("split", help="time of low, high and head of the split network")
+    sp.add_argument("--size", default="360x480")
+    sp.add_argument("--weights")
+    sp.add_argument("--repeats", type=_positive_int, default=20)
+    sp.add_argument("--threads", type=_nonneg_int, default=2)
+    sp.add_argument("--json")
+    sp.set_defaults(func=cmd_bench_split)
     return p
 
 

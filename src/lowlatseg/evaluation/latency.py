@@ -20,6 +20,17 @@ import torch
 from lowlatseg.runtime.stream import StreamRuntime
 
 
+def _rss_mb() -> float:
+    """Resident memory of this process (MiB), from /proc (Linux); 0 where unavailable."""
+    try:
+        with open("/proc/self/statm") as f:
+            import os
+
+            return round(int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20, 1)
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
 def summarize(latencies_ms: Sequence[float]) -> dict[str, float]:
     a = np.asarray(latencies_ms, dtype=np.float64)
     return {"mean": round(float(a.mean()), 2), "p50": round(float(np.percentile(a, 50)), 2),
@@ -55,7 +66,10 @@ def run_live(runtime: StreamRuntime, frames: Sequence[np.ndarray], *, fps: float
                 on_frame(1)
     runtime.reset()
     span = t_last_done - (t_first_arrival or t_last_done)
+    q = max(1, len(lat) // 4)
     return {
+        "drift_ms": round(float(np.mean(lat[-q:]) - np.mean(lat[:q])), 2),  # last quarter's mean - first quarter's
+        "rss_mb": _rss_mb(),
         "latency_ms": summarize(lat),
         "fps": round(len(measured) / span, 2) if span > 0 else None,
         "keyframe_fraction": round(sum(keys) / len(keys), 4),

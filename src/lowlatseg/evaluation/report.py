@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from tqdm import tqdm
 
@@ -226,7 +227,7 @@ def _decode(video: str, size: str, max_frames: int) -> tuple[list[Any], tuple[in
 def run_latency_bench(
     *, video: str, size: str = "360x480", fps: float | None = None, modes: tuple[str, ...] = ("per-frame", "fixed", "adaptive", "low-latency"),
     interval: int = 5, threshold: float | None = None, weights: str | None = None, propagation: str | None = None,
-    scheduler: str | None = None, threads: int = 2, max_frames: int = 0, warmup: int = 5,
+    scheduler: str | None = None, threads: int = 2, max_frames: int = 0, warmup: int = 5, repeat: int = 1,
     json_path: Path | None = None, progress: bool = True, keep_latencies: bool = False,
 ) -> dict[str, Any]:
     """``lowlatseg bench``: every mode on the same frames, fed as a live stream."""
@@ -238,6 +239,9 @@ def run_latency_bench(
     if json_path is not None:
         _check_parent(json_path)
     frames, hw, video_fps = _decode(video, size, max_frames)
+    if repeat > 1:  # a long stream: the clip played forwards and backwards in turn (no jump at the seams)
+        clip = frames
+        frames = [f for r in range(repeat) for f in (clip if r % 2 == 0 else clip[::-1])]
     if len(frames) <= warmup:
         raise UserError(f"{video} has {len(frames)} frames; the benchmark needs more than the {warmup} warm-up frames")
     if fps is None and not video_fps:
@@ -258,7 +262,7 @@ def run_latency_bench(
     bar.close()
     torch.set_num_threads(threads)
     out = {"video": str(video), "resolution": f"{hw[0]}x{hw[1]}", "threads": threads, "fps_input": rate,
-           "frames": len(frames), "interval": interval, "weights": str(weights or DEFAULT_WEIGHTS), "rows": rows}
+           "frames": len(frames), "repeat": repeat, "interval": interval, "weights": str(weights or DEFAULT_WEIGHTS), "rows": rows}
     ref = rows[0]["latency_ms"]["mean"] if rows and rows[0]["mode"] == "per-frame" else None
     head = f"{'mode':<12} {'mean':>8} {'p50':>8} {'p95':>8} {'max':>8} {'fps':>7} {'keyframes':>9}  (ms; % of per-frame mean)"
     print(head + "\n" + "-" * len(head))
@@ -266,7 +270,7 @@ def run_latency_bench(
         L = r["latency_ms"]
         rel = f"  {L['mean'] / ref * 100:.0f}% / {L['max'] / ref * 100:.0f}%" if ref else ""
         print(f"{r['mode']:<12} {L['mean']:>8.1f} {L['p50']:>8.1f} {L['p95']:>8.1f} {L['max']:>8.1f} "
-              f"{r['fps'] or 0:>7.1f} {r['keyframe_fraction']:>9.2f}{rel}")
+              f"{r['fps'] or 0:>7.1f} {r['keyframe_fraction']:>9.2f}{rel}  drift {r['drift_ms']:+.1f} ms, rss {r['rss_mb']:.0f} MiB")
     print(f"{video}, {out['resolution']}, {threads} threads, stream at {'as fast as possible' if rate == 0 else f'{rate:g} fps'}")
     if json_path is not None:
         write_json(out, json_path)
@@ -314,6 +318,45 @@ def run_tradeoff_eval(
     if plot_path is not None:
         plot_tradeoff(points, plot_path, title=f"{data} {split}, {n} frames, {h}x{w}, {threads} threads, "
                       f"stream {'as fast as possible' if fps == 0 else f'{fps:g} fps'}")
+    if json_path is not None:
+        write_json(out, json_path)
+    return out
+
+
+def run_split_bench(*, size: str = "360x480", weights: str | None = None, repeats: int = 20,
+                    json_path: Path | None = None) -> dict[str, Any]:
+    """``lowlatseg bench split``: median time of low, high, head (with the upsampling to the
+    input size) and the whole network, interleaved so machine noise hits all alike."""
+    import time
+
+    from lowlatseg.runtime import parse_size
+
+    spec = parse_size(size)
+    if not isinstance(spec, tuple):
+        raise UserError(f"--size {size!r}: give HxW, e.g. 360x480")
+    if json_path is not None:
+        _check_parent(json_path)
+    model = load_model(weights)
+    x = torch.rand(1, 3, *spec)
+    with torch.inference_mode():
+        f_low = model.low(x)
+        f_high = model.high(f_low)
+        parts = {"low": lambda: model.low(x), "high": lambda: model.high(f_low),
+                 "head": lambda: model.head(f_high, f_low, spec), "whole": lambda: model(x)}
+        for fn in parts.values():
+            fn()
+        times: dict[str, list[float]] = {k: [] for k in parts}
+        for _ in range(repeats):
+            for k, fn in parts.items():
+                t0 = time.perf_counter()
+                fn()
+                times[k].append((time.perf_counter() - t0) * 1000)
+    med = {k: round(float(np.median(v)), 2) for k, v in times.items()}
+    out = {"resolution": f"{spec[0]}x{spec[1]}", "threads": torch.get_num_threads(), "weights": str(weights or DEFAULT_WEIGHTS),
+           "ms": med, "fraction_of_whole": {k: round(med[k] / med["whole"], 3) for k in ("low", "high", "head")}}
+    for k in ("low", "high", "head", "whole"):
+        print(f"{k:<6} {med[k]:>7.2f} ms  {med[k] / med['whole'] * 100:>5.1f}%")
+    print(f"{out['resolution']}, {out['threads']} threads, median of {repeats}")
     if json_path is not None:
         write_json(out, json_path)
     return out
