@@ -74,3 +74,11 @@ def test_default_split_cost_low_is_small() -> None:
     total = sum(macs.values())
     assert macs["low"] / total < 0.25
     assert macs["head"] / total < 0.15
+
+
+def test_to_labels_equals_argmax() -> None:
+    from lowlatseg.nn.splitnet import to_labels
+
+    x = torch.randn(2, 11, 30, 40)
+    x[0, 3, 0, 0] = x[0, 5, 0, 0] = 100.0  # a tie: both pick the first
+    assert torch.equal(to_labels(x), x.argmax(1))

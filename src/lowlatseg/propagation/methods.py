@@ -49,10 +49,10 @@ class Current:
 class PropagationConfig:
     """Numbers shared by the kernel-based methods; saved in propagation checkpoints."""
 
-    kernel_size: int = 9  # K: taps per side of the per-location kernel
-    dilation: int = 2  # spacing of the taps in feature pixels: reach = K//2 * dilation = 8 px = 64 image px
-    embed_ch: int = 32  # matching embedding of the kernel predictor
-    hidden: int = 48  # refinement width of the kernel predictor
+    kernel_size: int = 7  # K: taps per side of the per-location kernel (49 taps: the CPU budget)
+    dilation: int = 2  # spacing of the taps in feature pixels: reach = K//2 * dilation = 6 px = 48 image px
+    embed_ch: int = 16  # matching embedding of the kernel predictor
+    hidden: int = 32  # width of the kernel predictor's CNN
     image_sigma: float = 0.1  # image-difference baseline: colour distance scale (RGB in [0, 1])
     flow_preset: str = "fast"  # DIS preset of the flow baseline
 

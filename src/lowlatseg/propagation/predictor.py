@@ -4,11 +4,10 @@ From the low-level features of the keyframe and the current frame (B x low_ch x 
 to K*K normalised weights per location (B x K*K x h x w, softmax over the K*K axis, same
 offset order and dilation as :func:`lowlatseg.propagation.svconv.sv_conv`).
 
-What it sees: a local correlation volume (cosine similarity between the current frame's
-embedding at p and the keyframe's embedding at p + offset, for every kernel offset), the
-current embedding and the absolute embedding difference. The correlation term alone already
-gives a sensible kernel (a soft nearest-match); the convolutional refinement learns where to
-trust it (occlusions, texture-less regions, large motion).
+What it sees: both frames' embedded low-level features, their absolute difference, and a
+coarse correlation (cosine similarity at 3 x 3 offsets spread over the kernel's reach) that
+tells it where content moved. ``local_correlation`` (every kernel offset) is kept as a tool
+for analysis; it costs one operator per tap, too slow for the per-frame path on a CPU.
 """
 
 from __future__ import annotations
@@ -34,27 +33,43 @@ def local_correlation(current: torch.Tensor, key: torch.Tensor, *, kernel_size: 
     return torch.cat(out, dim=1)
 
 
-class KernelPredictor(nn.Module):
-    """(f_low_key, f_low_cur) -> B x K*K x h x w softmax weights."""
+def coarse_correlation(current: torch.Tensor, key: torch.Tensor, *, dilation: int) -> torch.Tensor:
+    """B x C x h x w each -> B x 9 x h x w: dot products with the key at the 3 x 3 offsets
+    (-d, 0, +d)^2, computed in three tensor operations (unfold of a few channels is cheap)."""
+    b, c, h, w = current.shape
+    cols = F.unfold(F.pad(key, (dilation,) * 4, mode="replicate"), 3, dilation=dilation)  # B x C*9 x h*w
+    return (cols.view(b, c, 9, h * w) * current.reshape(b, c, 1, h * w)).sum(1).view(b, 9, h, w)
 
-    def __init__(self, *, low_ch: int, kernel_size: int = 9, dilation: int = 2, embed_ch: int = 32, hidden: int = 48) -> None:
+
+class KernelPredictor(nn.Module):
+    """(f_low_key, f_low_cur) -> B x K*K x h x w softmax weights.
+
+    Both frames' low-level features are embedded by a shared 1x1 conv; a coarse correlation
+    (cosine similarity at 3 x 3 offsets spread over the kernel's reach) tells the network where
+    content moved; a small CNN on [current embedding, key embedding, |difference|, correlation]
+    predicts the K*K logits. Built for the CPU: a handful of operators, none per kernel tap.
+    """
+
+    def __init__(self, *, low_ch: int, kernel_size: int = 7, dilation: int = 2, embed_ch: int = 16, hidden: int = 32) -> None:
         super().__init__()
         self.kernel_size, self.dilation = kernel_size, dilation
         kk = kernel_size * kernel_size
+        self.corr_dilation = max(1, kernel_size // 2 * dilation // 2)
         self.embed = nn.Conv2d(low_ch, embed_ch, 1)
-        self.log_scale = nn.Parameter(torch.tensor(2.3))  # temperature of the correlation term, e^2.3 ~ 10
-        self.refine = nn.Sequential(
-            ConvBNReLU(kk + 2 * embed_ch, hidden, kernel=1),
-            ConvBNReLU(hidden, hidden, kernel=3),
+        self.net = nn.Sequential(
+            ConvBNReLU(3 * embed_ch + 9, hidden, kernel=3),
             ConvBNReLU(hidden, hidden, kernel=3, dilation=2),
             nn.Conv2d(hidden, kk, 1),
         )
-        nn.init.zeros_(self.refine[-1].weight)
-        nn.init.zeros_(self.refine[-1].bias)
+        # start as "stay where you are": a strong centre tap, so training starts from clockwork
+        nn.init.zeros_(self.net[-1].weight)
+        with torch.no_grad():
+            self.net[-1].bias.zero_()
+            self.net[-1].bias[kk // 2] = 3.0
 
     def forward(self, f_low_key: torch.Tensor, f_low_cur: torch.Tensor) -> torch.Tensor:
         ek = F.normalize(self.embed(f_low_key), dim=1)  # B x E x h x w, unit length per location
         ec = F.normalize(self.embed(f_low_cur), dim=1)
-        corr = local_correlation(ec, ek, kernel_size=self.kernel_size, dilation=self.dilation)  # B x K*K x h x w
-        logits = corr * self.log_scale.exp() + self.refine(torch.cat([corr, ec, (ec - ek).abs()], dim=1))
+        corr = coarse_correlation(ec, ek, dilation=self.corr_dilation)  # B x 9 x h x w
+        logits = self.net(torch.cat([ec, ek, (ec - ek).abs(), corr], dim=1))  # B x K*K x h x w
         return torch.softmax(logits, dim=1)

@@ -24,7 +24,7 @@ import time
 import numpy as np
 import torch
 
-from lowlatseg.nn.splitnet import SplitSegNet
+from lowlatseg.nn.splitnet import SplitSegNet, to_labels
 from lowlatseg.propagation.methods import Current, KeyState, Propagator
 from lowlatseg.propagation.produce import make_key, propagated_logits
 from lowlatseg.runtime.executors import InlineExecutor, KeyExecutor, ThreadExecutor
@@ -138,7 +138,7 @@ class StreamRuntime:
                 st.last_choice = i
             logits = propagated_logits(model, self.method, st.key, cur, fuse=True, out_size=hw)
             source = st.key.index
-        labels = logits.argmax(1)[0].to(torch.uint8).numpy()
+        labels = to_labels(logits)[0].to(torch.uint8).numpy()
         st.index += 1
         return FrameResult(
             index=i, labels=labels, is_keyframe=choose, keyframe_index=source,
