@@ -57,11 +57,10 @@ def segment_video(opts: SegmentOptions) -> dict[str, Any]:
     try:
         model = load_model(opts.weights)
         labelset = LABEL_SETS.get("cityscapes" if model.config.num_classes == 19 else "camvid", CAMVID)
-        if opts.mode == "low-latency":
-            # main path and keyframe worker share the cores: half the threads each (docs/runtime.md)
-            torch.set_num_threads(max(1, torch.get_num_threads() // 2))
+        # low-latency: all threads on the main path, half while a keyframe's high runs (docs/runtime.md)
         runtime = build_runtime(opts.mode, model, propagation=opts.propagation, scheduler=opts.scheduler,
-                                interval=opts.interval, threshold=opts.threshold, size=size)
+                                interval=opts.interval, threshold=opts.threshold, size=size,
+                                threads=torch.get_num_threads())
         if opts.labels_dir is not None:
             try:
                 opts.labels_dir.mkdir(parents=True, exist_ok=True)

@@ -251,9 +251,9 @@ def run_latency_bench(
     rows = []
     bar = tqdm(total=len(frames) * len(modes), desc="bench", unit="frame", disable=not progress)
     for mode in modes:
-        torch.set_num_threads(max(1, threads // 2) if mode == "low-latency" else threads)
+        torch.set_num_threads(threads)
         rt = build_runtime(mode, model, propagation=propagation, scheduler=scheduler, threshold=threshold,
-                           interval=interval if mode in ("fixed",) else None, size=hw)
+                           interval=interval if mode in ("fixed",) else None, size=hw, threads=threads)
         with rt:
             res = run_live(rt, frames, fps=rate, warmup=warmup, on_frame=bar.update)
         if not keep_latencies:

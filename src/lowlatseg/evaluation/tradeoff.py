@@ -55,11 +55,10 @@ def tradeoff_points(
                            delay_frames=delay_frames if background else None, size=hw)
         with rt, torch.inference_mode():
             acc = run_online(rt, images, labels, num_classes=num_classes, name=name, interval=max(n or 1, 1))
-        # latency: live, low-latency with its worker thread and half the threads each
-        if background:
-            torch.set_num_threads(max(1, threads // 2))
+        # latency: live, low-latency with its worker thread (half the threads each while it runs)
         rt = StreamRuntime(model, method=method, policy=policy, background=background,
-                           executor=ThreadExecutor() if background else InlineExecutor(), size=hw)
+                           executor=ThreadExecutor() if background else InlineExecutor(), size=hw,
+                           threads=(threads, max(1, threads // 2)) if background else None)
         with rt:
             live = run_live(rt, images, fps=fps)
         torch.set_num_threads(threads)
@@ -81,7 +80,7 @@ def plot_tradeoff(points: list[dict[str, Any]], path: Path, *, title: str) -> No
               "adaptive": ("tab:green", "o"), "adaptive-scheduled": ("tab:orange", "D"), "low-latency": ("tab:red", "P")}
     for ax, stat in zip(axes, ("mean", "max")):
         for name, (color, marker) in styles.items():
-            pts = sorted((p for p in points if p["method"] == name), key=lambda p: p["latency_ms"][stat])
+            pts = sorted((p for p in points if p["method"] == name), key=lambda p: p["interval"] or 0)  # along the keyframe rate
             if not pts:
                 continue
             xs = [p["latency_ms"][stat] for p in pts]

@@ -23,13 +23,15 @@ def build_runtime(
     size: tuple[int, int] | int | None = (360, 480),
     delay_frames: int | None = None,
     parallel: bool = True,
+    threads: int | None = None,
 ) -> StreamRuntime:
     """``mode``: per-frame | fixed | adaptive | low-latency.
 
     fixed uses ``interval`` (default 5); adaptive uses the deviation predictor with ``threshold``
     (default: the one stored with the scheduler); low-latency uses ``interval`` when given, else
     the adaptive policy. ``parallel=False`` runs low-latency's keyframes inline (the sequential
-    twin used for deterministic evaluation, together with ``delay_frames``).
+    twin used for deterministic evaluation, together with ``delay_frames``). ``threads``: for the
+    parallel low-latency mode, all of them while no keyframe is in flight, half while one is.
     """
     from lowlatseg.propagation.weights import load_propagation
 
@@ -58,5 +60,6 @@ def build_runtime(
     executor = ThreadExecutor() if background and parallel else InlineExecutor()
     if background and not parallel and delay_frames is None:
         delay_frames = 1
+    split = (threads, max(1, threads // 2)) if background and parallel and threads else None
     return StreamRuntime(model, method=method, policy=policy, background=background, executor=executor,
-                         delay_frames=delay_frames, size=size)
+                         delay_frames=delay_frames, size=size, threads=split)

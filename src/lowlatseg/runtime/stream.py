@@ -50,7 +50,11 @@ class StreamRuntime:
         executor: KeyExecutor | None = None,
         delay_frames: int | None = None,
         size: tuple[int, int] | int | None = (360, 480),
+        threads: tuple[int, int] | None = None,
     ) -> None:
+        """``threads``: (idle, busy) torch thread counts for the background mode: ``idle`` while no
+        keyframe is in flight, ``busy`` (e.g. half) while the worker runs ``high``, so the two never
+        oversubscribe the cores and the main path uses them all the rest of the time."""
         if delay_frames is not None and delay_frames < 1:
             raise ValueError("delay_frames must be at least 1 (a keyframe chosen at t is usable from t + 1)")
         self.model = model.eval()
@@ -60,6 +64,7 @@ class StreamRuntime:
         self.executor: KeyExecutor = executor or (ThreadExecutor() if background else InlineExecutor())
         self.delay_frames = delay_frames
         self.size = size
+        self.threads = threads
         self.state = StreamState()
 
     @property
@@ -76,6 +81,8 @@ class StreamRuntime:
             except Exception:
                 pass
         self.state = StreamState()
+        if self.threads:
+            torch.set_num_threads(self.threads[0])
 
     def close(self) -> None:
         self.reset()
@@ -103,6 +110,8 @@ class StreamRuntime:
             raise WorkerError(f"the keyframe worker failed on frame {p.index}: {type(e).__name__}: {e}") from e
         self.state.key = KeyState(index=p.index, image=p.image, f_low=p.f_low, f_high=f_high)
         self.state.pending = None
+        if self.threads:
+            torch.set_num_threads(self.threads[0])  # worker idle: the main path gets every thread
 
     @torch.inference_mode()
     def step(self, frame: np.ndarray) -> FrameResult:
@@ -128,6 +137,8 @@ class StreamRuntime:
             source = i
         else:
             if choose:
+                if self.threads:
+                    torch.set_num_threads(self.threads[1])  # share the cores with the worker
                 t_sub = time.perf_counter()
                 future = self.executor.submit(model.high, f_low)
                 background_s = time.perf_counter() - t_sub
