@@ -9,6 +9,7 @@ Two kinds of file, both ``torch.save`` dicts with a ``format`` tag:
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import asdict
 from pathlib import Path
@@ -81,3 +82,36 @@ def load_model(path: str | Path | None = None, *, expect: SplitNetConfig | None 
         first = str(e).splitlines()[0]
         raise UserError(f"{source} does not match architecture {cfg.arch}: {first}") from None
     return model.eval()
+
+
+def fingerprint(model: SplitSegNet) -> str:
+    """Short hash of a base network's weights (rounded to float16, as shipped)."""
+    h = hashlib.sha256()
+    for k, v in sorted(model.state_dict().items()):
+        h.update(k.encode())
+        t = v.detach().to(torch.float16) if v.is_floating_point() else v.detach()
+        h.update(t.contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def load_companion(path: str | Path | None, default: Path, *, fmt: str, kind: str, base: SplitSegNet,
+                   hint: str = "") -> dict[str, Any]:
+    """A file trained for one base network (propagation, scheduler): read, check its format and
+    that it was trained for ``base`` (by fingerprint). ``kind`` names the file and its trainer."""
+    p = Path(path) if path is not None else default
+    if not p.is_file():
+        what = f"the bundled {kind} weights" if path is None else f"{kind} weights"
+        raise UserError(f"{what} {p} do not exist; pass --{kind} with a file from 'lowlatseg train {kind}'{hint}")
+    try:
+        obj = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise UserError(f"{kind} weights {p} cannot be read ({type(e).__name__}); the file is corrupt") from None
+    if not isinstance(obj, dict) or obj.get("format") != fmt:
+        raise UserError(f"{p} is not a lowlatseg {kind} file; pass one written by 'lowlatseg train {kind}'")
+    fp = fingerprint(base)
+    if obj.get("base_fingerprint") != fp:
+        raise UserError(
+            f"{p} was trained for base weights {obj.get('base_fingerprint')} ({obj.get('base_arch')}), not the base model "
+            f"in use ({fp}, {base.config.arch}); pass the matching --weights or retrain with 'lowlatseg train {kind}'"
+        )
+    return obj

@@ -213,6 +213,15 @@ def cmd_bench_latency(a: argparse.Namespace) -> int:
     return 0
 
 
+def _add_pair_args(p: argparse.ArgumentParser) -> None:
+    """Flags shared by the trainers that learn from (keyframe, frame) pairs with the base frozen."""
+    p.add_argument("--data", default=DEFAULT_CAMVID, help="labelled stills for synthetic pairs")
+    p.add_argument("--split", default="train")
+    p.add_argument("--video", action="append", help="unlabelled clip for teacher-labelled pairs (repeatable)")
+    p.add_argument("--base", help="base weights file or run folder (default: the bundled model)")
+    p.add_argument("--out", required=True, help="run folder")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lowlatseg", description="Low-latency semantic segmentation of video streams.")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -315,11 +324,7 @@ def build_parser() -> argparse.ArgumentParser:
     et.set_defaults(func=cmd_eval_tradeoff)
 
     tp = t.add_parser("propagation", help="train the adaptive kernel predictor and the uniform kernel (base frozen)")
-    tp.add_argument("--data", default=DEFAULT_CAMVID, help="labelled stills for synthetic pairs")
-    tp.add_argument("--split", default="train")
-    tp.add_argument("--video", action="append", help="unlabelled clip for teacher-labelled pairs (repeatable)")
-    tp.add_argument("--base", help="base weights file or run folder (default: the bundled model)")
-    tp.add_argument("--out", required=True)
+    _add_pair_args(tp)
     tp.add_argument("--steps", type=_positive_int, default=800)
     tp.add_argument("--batch-size", type=_positive_int, default=6)
     tp.add_argument("--lr", type=_positive_float, default=2e-3)
@@ -329,12 +334,8 @@ def build_parser() -> argparse.ArgumentParser:
     tp.set_defaults(func=cmd_train_propagation)
 
     ts = t.add_parser("scheduler", help="train the deviation predictor of adaptive keyframe scheduling")
-    ts.add_argument("--data", default=DEFAULT_CAMVID, help="labelled stills for synthetic pairs")
-    ts.add_argument("--split", default="train")
-    ts.add_argument("--video", action="append", help="unlabelled clip (repeatable)")
-    ts.add_argument("--base", help="base weights (default: bundled)")
+    _add_pair_args(ts)
     ts.add_argument("--propagation", help="propagation weights (default: bundled)")
-    ts.add_argument("--out", required=True)
     ts.add_argument("--steps", type=_positive_int, default=300)
     ts.add_argument("--batch-size", type=_positive_int, default=8)
     ts.add_argument("--target-rate", type=float, default=0.2, help="keyframe rate the default threshold is calibrated for")

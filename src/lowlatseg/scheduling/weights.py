@@ -7,12 +7,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from lowlatseg.checkpoint import atomic_save
-from lowlatseg.errors import UserError
+from lowlatseg.checkpoint import atomic_save, fingerprint, load_companion
 from lowlatseg.nn.splitnet import SplitSegNet
-from lowlatseg.propagation.weights import fingerprint
 from lowlatseg.scheduling.predictor import DeviationConfig, DeviationPredictor
 
 SCHED_FORMAT = "lowlatseg/scheduler-v1"
@@ -29,19 +25,8 @@ def save_scheduler(path: Path, *, predictor: DeviationPredictor, base: SplitSegN
 
 def load_scheduler(path: str | Path | None, base: SplitSegNet) -> tuple[DeviationPredictor, float]:
     """(predictor in eval mode, default threshold) for ``base``."""
-    p = Path(path) if path is not None else DEFAULT_SCHEDULER
-    if not p.is_file():
-        what = "the bundled scheduler weights" if path is None else "scheduler weights"
-        raise UserError(f"{what} {p} do not exist; pass --scheduler with a file from 'lowlatseg train scheduler' or use --mode fixed")
-    try:
-        obj = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise UserError(f"scheduler weights {p} cannot be read ({type(e).__name__}); the file is corrupt") from None
-    if not isinstance(obj, dict) or obj.get("format") != SCHED_FORMAT:
-        raise UserError(f"{p} is not a lowlatseg scheduler file; pass one written by 'lowlatseg train scheduler'")
-    if obj["base_fingerprint"] != fingerprint(base):
-        raise UserError(f"{p} was trained for other base weights ({obj['base_arch']} {obj['base_fingerprint']}); "
-                        "pass the matching --weights or retrain with 'lowlatseg train scheduler'")
+    obj = load_companion(path, DEFAULT_SCHEDULER, fmt=SCHED_FORMAT, kind="scheduler", base=base,
+                         hint=" or use --mode fixed")
     pred = DeviationPredictor(DeviationConfig(**obj["config"]))
     pred.load_state_dict(obj["state"], strict=True)
     return pred.eval(), float(obj["default_threshold"])

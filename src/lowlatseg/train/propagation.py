@@ -32,7 +32,8 @@ from tqdm import tqdm
 from lowlatseg.checkpoint import atomic_save, load_model
 from lowlatseg.classes import IGNORE_INDEX
 from lowlatseg.data.camvid import camvid
-from lowlatseg.data.synthetic import MotionConfig, synth_pair
+from lowlatseg.data.pairs import PairSampler
+from lowlatseg.data.synthetic import MotionConfig
 from lowlatseg.data.transforms import to_tensor
 from lowlatseg.errors import UserError
 from lowlatseg.io.video import VideoReader
@@ -97,33 +98,13 @@ def train_propagation(cfg: PropTrainConfig, out: Path, *, progress: bool = True)
         raise UserError("none of the --video clips has enough frames for training pairs")
 
     ch, cw = cfg.crop
+    pairs = PairSampler(stills, donors, clips, cfg.motion, cfg.crop, cfg.video_fraction, cfg.max_video_gap, min_gap=1, flip=True)
     log: list[dict[str, Any]] = []
     bar = tqdm(range(cfg.steps), desc="train propagation", disable=not progress)
     t0 = time.perf_counter()
     for step in bar:
         # 3. a batch of pairs: (key image, current image, current label or None for teacher)
-        keys, curs, labels = [], [], []
-        for _ in range(cfg.batch_size):
-            if clips and rng.random() < cfg.video_fraction:
-                clip = clips[int(rng.integers(len(clips)))]
-                gap = int(rng.integers(1, cfg.max_video_gap + 1))
-                t = int(rng.integers(gap, len(clip)))
-                a, b = clip[t - gap], clip[t]
-                y0 = int(rng.integers(0, a.shape[0] - ch + 1))
-                x0 = int(rng.integers(0, a.shape[1] - cw + 1))
-                a, b = a[y0 : y0 + ch, x0 : x0 + cw], b[y0 : y0 + ch, x0 : x0 + cw]
-                if rng.random() < 0.5:
-                    a, b = a[:, ::-1], b[:, ::-1]
-                keys.append(a), curs.append(b), labels.append(None)
-            else:
-                img, lab = stills[int(rng.integers(len(stills)))]
-                if img.shape[:2] != (ch, cw):
-                    img = cv2.resize(img, (cw, ch), interpolation=cv2.INTER_AREA)
-                    lab = cv2.resize(lab, (cw, ch), interpolation=cv2.INTER_NEAREST)
-                ka, _, ca, cl, _ = synth_pair(img, lab, donors, cfg.motion, rng)
-                if rng.random() < 0.5:
-                    ka, ca, cl = ka[:, ::-1], ca[:, ::-1], cl[:, ::-1]
-                keys.append(ka), curs.append(ca), labels.append(cl)
+        keys, curs, labels = zip(*(pairs.sample(rng) for _ in range(cfg.batch_size)))
         xk = torch.stack([to_tensor(k) for k in keys])  # B x 3 x H x W
         xc = torch.stack([to_tensor(c) for c in curs])
 

@@ -16,7 +16,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -24,7 +23,8 @@ from tqdm import tqdm
 
 from lowlatseg.checkpoint import load_model
 from lowlatseg.data.camvid import camvid
-from lowlatseg.data.synthetic import MotionConfig, synth_pair
+from lowlatseg.data.pairs import PairSampler
+from lowlatseg.data.synthetic import MotionConfig
 from lowlatseg.data.transforms import to_tensor
 from lowlatseg.errors import UserError
 from lowlatseg.propagation.methods import Current, KeyState
@@ -74,30 +74,13 @@ def train_scheduler(cfg: SchedTrainConfig, out: Path, *, progress: bool = True) 
     if cfg.videos and not clips:
         raise UserError("none of the --video clips has enough frames")
     ch, cw = cfg.crop
+    pairs = PairSampler(stills, donors, clips, cfg.motion, cfg.crop, cfg.video_fraction, cfg.max_gap, min_gap=0, flip=False)
 
     bar = tqdm(range(cfg.steps), desc="train scheduler", disable=not progress)
     t0 = time.perf_counter()
     log: list[dict[str, Any]] = []
     for step in bar:
-        keys, curs = [], []
-        for _ in range(cfg.batch_size):
-            if clips and rng.random() < cfg.video_fraction:
-                clip = clips[int(rng.integers(len(clips)))]
-                gap = int(rng.integers(0, min(cfg.max_gap, len(clip) - 1) + 1))
-                t = int(rng.integers(gap, len(clip)))
-                y0 = int(rng.integers(0, clip[t].shape[0] - ch + 1))
-                x0 = int(rng.integers(0, clip[t].shape[1] - cw + 1))
-                keys.append(clip[t - gap][y0 : y0 + ch, x0 : x0 + cw])
-                curs.append(clip[t][y0 : y0 + ch, x0 : x0 + cw])
-            else:
-                img, lab = stills[int(rng.integers(len(stills)))]
-                if img.shape[:2] != (ch, cw):
-                    img = cv2.resize(img, (cw, ch), interpolation=cv2.INTER_AREA)
-                    lab = cv2.resize(lab, (cw, ch), interpolation=cv2.INTER_NEAREST)
-                gap = int(rng.integers(0, cfg.motion.max_gap + 1))
-                ka, _, ca, _, _ = synth_pair(img, lab, donors, cfg.motion, rng, gap=max(gap, 1)) if gap else (img, lab, img, lab, 0)
-                keys.append(ka)
-                curs.append(ca)
+        keys, curs, _ = zip(*(pairs.sample(rng) for _ in range(cfg.batch_size)))
         xk = torch.stack([to_tensor(k) for k in keys])
         xc = torch.stack([to_tensor(c) for c in curs])
         with torch.no_grad():
