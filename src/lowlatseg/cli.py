@@ -148,7 +148,7 @@ def cmd_eval_tradeoff(a: argparse.Namespace) -> int:
     run_tradeoff_eval(data=a.data, split=a.split, intervals=tuple(a.intervals), fps=a.fps, weights=a.weights,
                       propagation=a.propagation, scheduler=a.scheduler, threads=a.threads, delay_frames=a.delay_frames,
                       plot_path=Path(a.plot) if a.plot else None, json_path=Path(a.json) if a.json else None,
-                      progress=not a.quiet, max_frames=a.max_frames)
+                      progress=not a.quiet, max_frames=a.max_frames, latency_repeat=a.latency_repeat)
     return 0
 
 
@@ -318,6 +318,8 @@ def build_parser() -> argparse.ArgumentParser:
     et.add_argument("--scheduler")
     et.add_argument("--threads", type=_positive_int, default=2)
     et.add_argument("--max-frames", type=_nonneg_int, default=0)
+    et.add_argument("--latency-repeat", type=_positive_int, default=3,
+                    help="latency on the clip played N times (forwards, backwards, ...) for stable maxima")
     et.add_argument("--plot", help="PNG to write")
     et.add_argument("--json")
     et.add_argument("--quiet", action="store_true")

@@ -281,6 +281,7 @@ def run_tradeoff_eval(
     *, data: str, split: str, intervals: tuple[int, ...] = (2, 3, 5, 8), fps: float = 0.0, weights: str | None = None,
     propagation: str | None = None, scheduler: str | None = None, threads: int = 2, delay_frames: int = 1,
     plot_path: Path | None = None, json_path: Path | None = None, progress: bool = True, max_frames: int = 0,
+    latency_repeat: int = 3,
 ) -> dict[str, Any]:
     """``lowlatseg eval tradeoff``: mean / max latency against mIoU for every method and mode."""
     from lowlatseg.data.camvid import camvid
@@ -305,10 +306,11 @@ def run_tradeoff_eval(
     labels = [ds[i][1] for i in range(n)]
     torch.set_num_threads(threads)
     points = tradeoff_points(model, adaptive, predictor, images, labels, num_classes=ds.labels.num_classes,
-                             intervals=intervals, fps=fps, threads=threads, delay_frames=delay_frames, progress=progress)
+                             intervals=intervals, fps=fps, threads=threads, delay_frames=delay_frames, progress=progress,
+                             latency_repeat=latency_repeat)
     h, w = images[0].shape[:2]
     out = {"data": str(data), "split": split, "frames": n, "resolution": f"{h}x{w}", "threads": threads,
-           "stream_fps": fps, "delay_frames": delay_frames, "weights": str(weights or DEFAULT_WEIGHTS), "points": points}
+           "stream_fps": fps, "delay_frames": delay_frames, "latency_repeat": latency_repeat, "weights": str(weights or DEFAULT_WEIGHTS), "points": points}
     head = f"{'method':<20} {'rate':>5} {'mIoU':>6} {'keys':>5} {'mean ms':>8} {'max ms':>8}"
     print(head + "\n" + "-" * len(head))
     for p in points:
@@ -316,8 +318,8 @@ def run_tradeoff_eval(
         print(f"{p['method']:<20} {rate:>5} {p['miou']:>6.2f} {p['keyframe_fraction']:>5.2f} "
               f"{p['latency_ms']['mean']:>8.1f} {p['latency_ms']['max']:>8.1f}")
     if plot_path is not None:
-        plot_tradeoff(points, plot_path, title=f"{data} {split}, {n} frames, {h}x{w}, {threads} threads, "
-                      f"stream {'as fast as possible' if fps == 0 else f'{fps:g} fps'}")
+        plot_tradeoff(points, plot_path, title=f"{data} {split}, {n} frames (latency: {latency_repeat} passes), {h}x{w}, "
+                      f"{threads} threads, stream {'as fast as possible' if fps == 0 else f'{fps:g} fps'}")
     if json_path is not None:
         write_json(out, json_path)
     return out

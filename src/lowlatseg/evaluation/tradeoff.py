@@ -31,9 +31,12 @@ from lowlatseg.scheduling.predictor import DeviationPredictor
 def tradeoff_points(
     model: SplitSegNet, adaptive: Propagator, predictor: DeviationPredictor, images: list[np.ndarray],
     labels: list[np.ndarray], *, num_classes: int, intervals: tuple[int, ...], fps: float, threads: int,
-    delay_frames: int, progress: bool = True,
+    delay_frames: int, progress: bool = True, latency_repeat: int = 3,
 ) -> list[dict[str, Any]]:
+    """``latency_repeat``: latency is measured on the clip played forwards and backwards this
+    many times (a 51-frame clip alone gives too few frames for a stable maximum)."""
     hw = images[0].shape[:2]
+    live_frames = [f for r in range(latency_repeat) for f in (images if r % 2 == 0 else images[::-1])]
     with torch.inference_mode():
         from lowlatseg.data.transforms import to_tensor
 
@@ -60,11 +63,12 @@ def tradeoff_points(
                            executor=ThreadExecutor() if background else InlineExecutor(), size=hw,
                            threads=(threads, max(1, threads // 2)) if background else None)
         with rt:
-            live = run_live(rt, images, fps=fps)
+            live = run_live(rt, live_frames, fps=fps)
         torch.set_num_threads(threads)
         points.append({
             "method": name, "interval": n, "miou": acc["miou"], "keyframe_fraction": acc["keyframe_fraction"],
-            "latency_ms": live["latency_ms"], "threshold": getattr(policy, "threshold", None),
+            "latency_ms": live["latency_ms"], "latency_frames": live["frames"],
+            "threshold": getattr(policy, "threshold", None),
         })
     return points
 
