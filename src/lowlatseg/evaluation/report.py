@@ -215,7 +215,7 @@ def _decode(video: str, size: str, max_frames: int) -> tuple[list[Any], tuple[in
     spec = parse_size(size)
     with VideoReader(video) as reader:
         hw = network_size((reader.info.height, reader.info.width), spec)
-        frames = []
+        frames: list[np.ndarray] = []
         for f in reader:
             if max_frames and len(frames) >= max_frames:
                 break
@@ -292,9 +292,9 @@ def run_tradeoff_eval(
 
     if any(n < 1 for n in intervals):
         raise UserError("every --intervals value must be at least 1")
-    for p in (plot_path, json_path):
-        if p is not None:
-            _check_parent(p)
+    for target in (plot_path, json_path):
+        if target is not None:
+            _check_parent(target)
     ds = camvid(data, split)
     check_time_order(ds.samples)
     n = len(ds) if not max_frames else min(max_frames, len(ds))

@@ -102,7 +102,7 @@ def run_protocol(
     with torch.inference_mode():
         for i, (image, label) in enumerate(frames):
             d = i % interval
-            size = tuple(image.shape[-2:])
+            size = (image.shape[-2], image.shape[-1])
             t0 = time.perf_counter()
             f_low = model.low(image)
             t_low = time.perf_counter() - t0

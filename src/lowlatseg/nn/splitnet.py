@@ -52,6 +52,9 @@ class SplitNetConfig:
 class Low(nn.Module):
     """S_l: image (B x 3 x H x W, RGB [0,1]) -> f_low (B x low_ch x H/8 x W/8)."""
 
+    mean: torch.Tensor
+    std: torch.Tensor
+
     def __init__(self, *, stem_ch: tuple[int, int], low_ch: int, blocks: int) -> None:
         super().__init__()
         self.register_buffer("mean", torch.tensor(_MEAN).view(1, 3, 1, 1), persistent=False)

@@ -38,12 +38,12 @@ def bench_svconv(*, channels: int, height: int, width: int, kernel_size: int, di
     for _ in range(3):
         sv_ms.append(_median_ms(lambda: sv_conv(f, w, kernel_size=kernel_size, dilation=dilation), repeats))
         conv_ms.append(_median_ms(lambda: conv(f), repeats))
-    res = {
+    sv, cv = round(sorted(sv_ms)[1], 3), round(sorted(conv_ms)[1], 3)
+    res: dict[str, Any] = {
         "shape": f"1x{channels}x{height}x{width}", "kernel_size": kernel_size, "dilation": dilation,
-        "threads": torch.get_num_threads(), "svconv_ms": round(sorted(sv_ms)[1], 3),
-        "conv3x3_ms": round(sorted(conv_ms)[1], 3),
+        "threads": torch.get_num_threads(), "svconv_ms": sv, "conv3x3_ms": cv,
+        "ratio": round(sv / cv, 3),
     }
-    res["ratio"] = round(res["svconv_ms"] / res["conv3x3_ms"], 3)
     print(f"sv_conv {kernel_size}x{kernel_size} (dilation {dilation}) on {res['shape']}: {res['svconv_ms']:.2f} ms; "
           f"3x3 conv {channels}->{channels}: {res['conv3x3_ms']:.2f} ms; ratio {res['ratio']:.2f} ({res['threads']} threads)")
     if json_path is not None:

@@ -29,7 +29,7 @@ class DISFlow:
     def __init__(self, preset: str = "fast") -> None:
         if preset not in _PRESETS:
             raise ValueError(f"unknown DIS preset {preset!r}; choose one of {', '.join(_PRESETS)}")
-        self._dis = cv2.DISOpticalFlow_create(_PRESETS[preset])
+        self._dis = cv2.DISOpticalFlow_create(_PRESETS[preset])  # type: ignore[attr-defined]
 
     def __call__(self, current_grey: np.ndarray, key_grey: np.ndarray) -> np.ndarray:
         """H x W x 2 float32 flow in image pixels such that current(p) ~ key(p + flow(p))."""

@@ -102,7 +102,7 @@ class FlowWarp(_Base):
         else:
             greys = [to_grey(key.image[b : b + 1]) for b in range(key.image.shape[0])]
         flows = [
-            flow_to_grid(self.flow(to_grey(cur.image[b : b + 1]), g), features.shape[-2:])  # 1 x 2 x h x w
+            flow_to_grid(self.flow(to_grey(cur.image[b : b + 1]), g), (features.shape[-2], features.shape[-1]))
             for b, g in enumerate(greys)
         ]
         return warp(features, torch.cat(flows).to(features.dtype).to(features.device))

@@ -56,16 +56,15 @@ class KernelPredictor(nn.Module):
         kk = kernel_size * kernel_size
         self.corr_dilation = max(1, kernel_size // 2 * dilation // 2)
         self.embed = nn.Conv2d(low_ch, embed_ch, 1)
-        self.net = nn.Sequential(
-            ConvBNReLU(3 * embed_ch + 9, hidden, kernel=3),
-            ConvBNReLU(hidden, hidden, kernel=3, dilation=2),
-            nn.Conv2d(hidden, kk, 1),
-        )
+        body = [ConvBNReLU(3 * embed_ch + 9, hidden, kernel=3), ConvBNReLU(hidden, hidden, kernel=3, dilation=2)]
+        out = nn.Conv2d(hidden, kk, 1)
         # start as "stay where you are": a strong centre tap, so training starts from clockwork
-        nn.init.zeros_(self.net[-1].weight)
+        nn.init.zeros_(out.weight)
         with torch.no_grad():
-            self.net[-1].bias.zero_()
-            self.net[-1].bias[kk // 2] = 3.0
+            assert out.bias is not None
+            out.bias.zero_()
+            out.bias[kk // 2] = 3.0
+        self.net = nn.Sequential(*body, out)
 
     def forward(self, f_low_key: torch.Tensor, f_low_cur: torch.Tensor) -> torch.Tensor:
         ek = F.normalize(self.embed(f_low_key), dim=1)  # B x E x h x w, unit length per location

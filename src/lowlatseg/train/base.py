@@ -118,7 +118,9 @@ def _train(cfg: BaseTrainConfig, out: Path, di: distributed.DistInfo, *, resume:
     train_ds = open_dataset(cfg.dataset, cfg.data, cfg.split)
     val_ds = open_dataset(cfg.dataset, cfg.data, cfg.val_split) if cfg.val_split else None
     pairs = AugmentedPairs(train_ds, cfg)
-    sampler = DistributedSampler(pairs, num_replicas=di.world_size, rank=di.rank, seed=cfg.seed) if di.enabled else None
+    sampler: DistributedSampler | None = (
+        DistributedSampler(pairs, num_replicas=di.world_size, rank=di.rank, seed=cfg.seed) if di.enabled else None
+    )
     gen = torch.Generator().manual_seed(cfg.seed)
     loader = DataLoader(
         pairs, batch_size=cfg.batch_size, shuffle=sampler is None, sampler=sampler, generator=gen,
@@ -211,7 +213,8 @@ def _mean_across(values: list[float], di: distributed.DistInfo) -> float:
     t = torch.tensor([sum(values), len(values)], dtype=torch.float64, device=di.device)
     if di.enabled:
         torch.distributed.all_reduce(t)
-    return float(t[0] / max(t[1], 1)) if t[1] else math.nan
+    total, count = float(t[0].item()), float(t[1].item())
+    return total / count if count else math.nan
 
 
 def _asdict(cfg: Any) -> dict[str, Any]:

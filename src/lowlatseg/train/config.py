@@ -34,10 +34,9 @@ class BaseTrainConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> BaseTrainConfig:
         d = dict(d)
-        aug = d.pop("augment", {})
-        aug = AugmentConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in aug.items()})
+        aug_kw: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in d.pop("augment", {}).items()}
         known = {f.name for f in fields(cls)}
-        return cls(augment=aug, **{k: v for k, v in d.items() if k in known})
+        return cls(augment=AugmentConfig(**aug_kw), **{k: v for k, v in d.items() if k in known})
 
     def differences(self, other: BaseTrainConfig) -> list[str]:
         a, b = self.to_dict(), other.to_dict()
