@@ -213,6 +213,16 @@ def cmd_bench_latency(a: argparse.Namespace) -> int:
     return 0
 
 
+def _add_propagation_eval_args(p: argparse.ArgumentParser) -> None:
+    """Flags shared by the propagation benchmarks (eval video, eval agreement)."""
+    p.add_argument("--weights", help="base weights (default: bundled)")
+    p.add_argument("--propagation", help="propagation weights (default: bundled)")
+    p.add_argument("--json", help="write the results here")
+    p.add_argument("--max-frames", type=_nonneg_int, default=0)
+    p.add_argument("--threads", type=_nonneg_int, default=2)
+    p.add_argument("--quiet", action="store_true")
+
+
 def _add_pair_args(p: argparse.ArgumentParser) -> None:
     """Flags shared by the trainers that learn from (keyframe, frame) pairs with the base frozen."""
     p.add_argument("--data", default=DEFAULT_CAMVID, help="labelled stills for synthetic pairs")
@@ -284,27 +294,17 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--data", default=DEFAULT_CAMVID)
     ev.add_argument("--split", default="val", help="split whose frames are one clip in time order")
     ev.add_argument("--interval", type=int, default=5, help="keyframe interval N (>= 1)")
-    ev.add_argument("--weights", help="base weights (default: bundled)")
-    ev.add_argument("--propagation", help="propagation weights (default: bundled)")
+    _add_propagation_eval_args(ev)
     ev.add_argument("--scheduler", help="scheduler weights (default: bundled)")
     ev.add_argument("--no-scheduled", action="store_true", help="skip the adaptive-scheduled and low-latency rows")
     ev.add_argument("--delay-frames", type=int, default=1, help="low-latency row: frames before a keyframe's features are ready")
-    ev.add_argument("--json", help="write the results here")
-    ev.add_argument("--max-frames", type=_nonneg_int, default=0)
-    ev.add_argument("--threads", type=_nonneg_int, default=2)
-    ev.add_argument("--quiet", action="store_true")
     ev.set_defaults(func=cmd_eval_video)
 
     ea = e.add_parser("agreement", help="the propagation methods on unlabelled video, scored against the per-frame network")
     ea.add_argument("--video", required=True)
     ea.add_argument("--interval", type=int, default=5)
     ea.add_argument("--size", default="360", help="network input: HxW, a height keeping the aspect ratio, or native")
-    ea.add_argument("--weights")
-    ea.add_argument("--propagation")
-    ea.add_argument("--json")
-    ea.add_argument("--max-frames", type=_nonneg_int, default=0)
-    ea.add_argument("--threads", type=_nonneg_int, default=2)
-    ea.add_argument("--quiet", action="store_true")
+    _add_propagation_eval_args(ea)
     ea.set_defaults(func=cmd_eval_agreement)
 
     et = e.add_parser("tradeoff", help="mean / max latency against mIoU for every method and mode (plot + JSON)")

@@ -39,6 +39,7 @@ from lowlatseg.errors import UserError
 from lowlatseg.io.video import VideoReader
 from lowlatseg.propagation.methods import Adaptive, Current, KeyState, PropagationConfig, Uniform
 from lowlatseg.propagation.weights import save_propagation
+from lowlatseg.train.runs import start_run
 
 
 @dataclass(frozen=True)
@@ -74,10 +75,7 @@ def _load_video_frames(path: str, height: int, min_width: int = 0) -> list[np.nd
 
 def train_propagation(cfg: PropTrainConfig, out: Path, *, progress: bool = True) -> dict[str, Any]:
     """Trains the adaptive predictor and the uniform kernel; writes ``out/propagation.pt``."""
-    torch.manual_seed(cfg.seed)
-    rng = np.random.default_rng(cfg.seed)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
+    rng = start_run(cfg, out)
 
     # 1. frozen base network and the two learned methods
     base = load_model(cfg.base)

@@ -33,6 +33,7 @@ from lowlatseg.scheduling.calibrate import threshold_for_rate
 from lowlatseg.scheduling.policies import true_deviation
 from lowlatseg.scheduling.predictor import DeviationConfig, DeviationPredictor
 from lowlatseg.scheduling.weights import save_scheduler
+from lowlatseg.train.runs import start_run
 from lowlatseg.train.propagation import _load_video_frames
 
 
@@ -55,10 +56,7 @@ class SchedTrainConfig:
 
 
 def train_scheduler(cfg: SchedTrainConfig, out: Path, *, progress: bool = True) -> dict[str, Any]:
-    torch.manual_seed(cfg.seed)
-    rng = np.random.default_rng(cfg.seed)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
+    rng = start_run(cfg, out)
 
     # 1. frozen base + adaptive propagation (the teacher of deviations)
     base = load_model(cfg.base)
