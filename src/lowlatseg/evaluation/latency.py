@@ -10,6 +10,7 @@ runs in the same process on the same frames, one after the other.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -24,8 +25,6 @@ def _rss_mb() -> float:
     """Resident memory of this process (MiB), from /proc (Linux); 0 where unavailable."""
     try:
         with open("/proc/self/statm") as f:
-            import os
-
             return round(int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20, 1)
     except (OSError, ValueError, IndexError):
         return 0.0

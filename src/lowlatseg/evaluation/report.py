@@ -97,21 +97,19 @@ def _finish_video(result: dict[str, Any], extra: dict[str, Any], json_path: Path
     return result
 
 
-def _scheduled_rows(model: Any, ds: Any, n: int, interval: int, *, weights: str | None, propagation: str | None,
+def _scheduled_rows(model: Any, ds: Any, n: int, interval: int, *, propagation: str | None,
                     scheduler: str | None, delay_frames: int, progress: bool) -> list[dict[str, Any]]:
     """``adaptive-scheduled`` and ``low-latency`` rows at the fixed protocol's keyframe rate."""
-    import math
-
     from lowlatseg.data.transforms import to_tensor
     from lowlatseg.evaluation.video import run_online
     from lowlatseg.runtime.build import build_runtime
-    from lowlatseg.scheduling.calibrate import threshold_for_rate
+    from lowlatseg.scheduling.calibrate import fixed_interval_rate, threshold_for_rate
     from lowlatseg.scheduling.weights import load_scheduler
 
     images = [ds[i][0] for i in range(n)]
     labels = [ds[i][1] for i in range(n)]
     predictor, _ = load_scheduler(scheduler, model)
-    rate = math.ceil(n / interval) / n  # the fixed protocol's keyframe rate on these frames
+    rate = fixed_interval_rate(n, interval)
     with torch.inference_mode():
         f_lows = [model.low(to_tensor(im).unsqueeze(0)) for im in images]
     rows = []
@@ -156,7 +154,7 @@ def run_video_eval(
                        num_classes=ds.labels.num_classes, progress=bar.update)
     bar.close()
     if scheduled:
-        res["rows"] += _scheduled_rows(model, ds, n, interval, weights=weights, propagation=propagation,
+        res["rows"] += _scheduled_rows(model, ds, n, interval, propagation=propagation,
                                        scheduler=scheduler, delay_frames=delay_frames, progress=progress)
     h, w = ds[0][0].shape[:2]
     classes = list(ds.labels.classes)

@@ -23,7 +23,7 @@ from lowlatseg.nn.splitnet import SplitSegNet
 from lowlatseg.propagation.methods import Clockwork, FlowWarp, Propagator
 from lowlatseg.runtime.executors import InlineExecutor, ThreadExecutor
 from lowlatseg.runtime.stream import StreamRuntime
-from lowlatseg.scheduling.calibrate import threshold_for_rate
+from lowlatseg.scheduling.calibrate import fixed_interval_rate, threshold_for_rate
 from lowlatseg.scheduling.policies import AdaptiveThreshold, EveryFrame, Fixed, KeyframePolicy
 from lowlatseg.scheduling.predictor import DeviationPredictor
 
@@ -45,7 +45,7 @@ def tradeoff_points(
     for name, m in (("clockwork+fuse", Clockwork()), ("flow+fuse", FlowWarp()), ("adaptive", adaptive)):
         configs += [(name, m, Fixed(n), False, n) for n in intervals]
     for n in intervals:
-        rate = -(-len(images) // n) / len(images)  # the fixed interval's keyframe rate on these frames
+        rate = fixed_interval_rate(len(images), n)
         thr = threshold_for_rate(predictor, f_lows, rate)
         configs.append(("adaptive-scheduled", adaptive, AdaptiveThreshold(predictor, thr), False, n))
         thr = threshold_for_rate(predictor, f_lows, rate, delay_frames=delay_frames)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
+
 from lowlatseg.errors import UserError
 from lowlatseg.nn.splitnet import SplitSegNet
 from lowlatseg.propagation.methods import Clockwork, Propagator
@@ -30,8 +32,9 @@ def build_runtime(
     fixed uses ``interval`` (default 5); adaptive uses the deviation predictor with ``threshold``
     (default: the one stored with the scheduler); low-latency uses ``interval`` when given, else
     the adaptive policy. ``parallel=False`` runs low-latency's keyframes inline (the sequential
-    twin used for deterministic evaluation, together with ``delay_frames``). ``threads``: for the
-    parallel low-latency mode, all of them while no keyframe is in flight, half while one is.
+    twin used for deterministic evaluation, together with ``delay_frames``). ``threads`` (default:
+    torch's current count): for the parallel low-latency mode, all of them while no keyframe is
+    in flight, half while one is.
     """
     from lowlatseg.propagation.weights import load_propagation
 
@@ -42,13 +45,11 @@ def build_runtime(
     if threshold is not None:
         check_threshold(threshold)
     policy: KeyframePolicy
-    method: Propagator
-    if mode == "per-frame":
-        policy, method = EveryFrame(), Clockwork()  # never asked to propagate
-    else:
+    method: Propagator = Clockwork()  # per-frame: never asked to propagate
+    if mode != "per-frame":
         _, method, _ = load_propagation(propagation, model)
     if mode == "per-frame":
-        pass
+        policy = EveryFrame()
     elif mode == "fixed" or (mode == "low-latency" and interval is not None):
         policy = Fixed(interval or 5)
     else:
@@ -60,6 +61,9 @@ def build_runtime(
     executor = ThreadExecutor() if background and parallel else InlineExecutor()
     if background and not parallel and delay_frames is None:
         delay_frames = 1
-    split = (threads, max(1, threads // 2)) if background and parallel and threads else None
+    # the worker sets its own (process-wide) thread count, so the main path's must be restored at
+    # every swap: default to the count in effect now
+    threads = threads or torch.get_num_threads()
+    split = (threads, max(1, threads // 2)) if background and parallel else None
     return StreamRuntime(model, method=method, policy=policy, background=background, executor=executor,
                          delay_frames=delay_frames, size=size, threads=split)

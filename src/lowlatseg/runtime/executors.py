@@ -3,9 +3,9 @@
 Why a thread and not a process: PyTorch releases the GIL inside its operators, so ``high`` on
 a worker thread and the main path (``low``, propagation, head) run on separate cores at the
 same time, with no copy of the features between processes and with worker errors arriving as
-ordinary exceptions. PyTorch's intra-op thread count is process-wide, so the low-latency mode
-sets it to half the cores (at least 1): the main path and the worker each get that many and
-never oversubscribe the machine (see docs/runtime.md).
+ordinary exceptions. PyTorch's intra-op thread count is process-wide, so the low-latency
+runtime switches it: all threads for the main path while no keyframe is in flight, half while
+one is, and the worker itself runs single-threaded (see docs/runtime.md).
 """
 
 from __future__ import annotations

@@ -49,6 +49,11 @@ def keyframe_fraction(predictor: DeviationPredictor, f_lows: Clips, threshold: f
     return n_keys / max(n, 1)
 
 
+def fixed_interval_rate(frames: int, interval: int) -> float:
+    """Keyframe fraction of a keyframe every ``interval`` frames over ``frames`` frames (frame 0 included)."""
+    return -(-frames // interval) / frames
+
+
 def threshold_for_rate(predictor: DeviationPredictor, f_lows: Clips, rate: float, *, iters: int = 14,
                        delay_frames: int = 0) -> float:
     """A threshold whose replayed keyframe fraction is as close as possible to ``rate`` (0 < rate <= 1)."""
