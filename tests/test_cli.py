@@ -130,10 +130,10 @@ def test_wrong_checkpoint(small_video: Path, tmp_path: Path, capsys: pytest.Capt
     assert "not a lowlatseg checkpoint" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("flags", [["--size", "axb"], ["--alpha", "3"], ["--threshold", "2"], ["--interval", "0"]])
+@pytest.mark.parametrize("flags", [["--size", "axb"], ["--alpha", "3"], ["--threshold", "2"], ["--interval", "0"], ["--budget", "-1"]])
 def test_bad_flags(flags: list[str], small_video: Path, tiny_weights: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     rc = main(["segment", str(small_video), "--out", str(tmp_path / "o.mp4"), "--weights", str(tiny_weights), "--quiet",
-               "--mode", "fixed" if flags[0] == "--interval" else "adaptive" if flags[0] == "--threshold" else "per-frame", *flags])
+               "--mode", "fixed" if flags[0] == "--interval" else "adaptive" if flags[0] in ("--threshold", "--budget") else "per-frame", *flags])
     assert rc == 2
     assert flags[0] in capsys.readouterr().err
 

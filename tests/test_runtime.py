@@ -13,6 +13,7 @@ from lowlatseg.errors import UserError
 from lowlatseg.runtime import StreamRuntime, WorkerError
 from lowlatseg.runtime.build import build_runtime
 from lowlatseg.runtime.executors import InlineExecutor, ThreadExecutor
+from lowlatseg.runtime.frames import prepare
 from lowlatseg.scheduling.calibrate import keyframe_fraction, threshold_for_rate
 from lowlatseg.scheduling.policies import Fixed
 from lowlatseg.scheduling.predictor import DeviationConfig, DeviationPredictor
@@ -107,7 +108,8 @@ def test_state_stays_small_over_a_long_stream(model, tiny_prop: Path) -> None:
         rt.step(f)
     st = rt.state
     assert st.index == 60 and st.key is not None
-    assert sorted(vars(st)) == ["index", "key", "last_choice", "pending"]  # nothing accumulates per frame
+    # nothing grows per frame: a few scalars, the keyframe and at most one pending keyframe
+    assert sorted(vars(st)) == ["deviation_sum", "index", "key", "last_choice", "pending"]
     rt.reset()
     assert rt.state.index == 0 and rt.state.key is None
 
@@ -119,6 +121,33 @@ def test_bad_threshold_and_interval(model, tiny_prop: Path, tiny_sched: Path) ->
         build_runtime("fixed", model, propagation=tiny_prop, interval=0)
     with pytest.raises(UserError, match="unknown mode"):
         build_runtime("turbo", model, propagation=tiny_prop)
+    with pytest.raises(UserError, match="--budget -0.1 is not valid"):
+        build_runtime("adaptive", model, propagation=tiny_prop, scheduler=tiny_sched, budget=-0.1)
+    with pytest.raises(UserError, match="not both"):
+        build_runtime("adaptive", model, propagation=tiny_prop, scheduler=tiny_sched, threshold=0.1, budget=0.1)
+
+
+def test_accumulated_rule_sums_deviations_since_the_keyframe(model, tiny_prop: Path, tiny_sched: Path) -> None:
+    """With budget B, a keyframe comes when the predicted deviations summed since the last one pass B;
+    the runtime's replayed choices match a hand replay of the reported deviations."""
+    frames = _frames(12)
+    free = _run(build_runtime("adaptive", model, propagation=tiny_prop, scheduler=tiny_sched, threshold=1.0, size=SIZE), frames)
+    devs = [r.deviation for r in free[1:]]
+    assert all(d is not None and 0 < d < 1 for d in devs)
+    budget = 2.5 * float(np.mean(devs))  # a keyframe about every 3 frames
+    res = _run(build_runtime("adaptive", model, propagation=tiny_prop, scheduler=tiny_sched, budget=budget, size=SIZE), frames)
+    acc, want = 0.0, [True]
+    for r in res[1:]:
+        assert r.deviation is not None
+        acc += r.deviation
+        want.append(acc > budget)
+        acc = 0.0 if want[-1] else acc
+    got = [r.is_keyframe for r in res]
+    assert got == want and 2 <= sum(got) <= 8
+    with torch.inference_mode():
+        f_lows = [model.low(prepare(f, SIZE)) for f in frames]
+    pred = build_runtime("adaptive", model, propagation=tiny_prop, scheduler=tiny_sched, budget=budget).policy.predictor
+    assert keyframe_fraction(pred, f_lows, budget, rule="accumulated") == pytest.approx(sum(got) / len(got))
 
 
 def test_adaptive_mode_threshold_extremes(model, tiny_prop: Path, tiny_sched: Path) -> None:
@@ -142,6 +171,8 @@ def test_threshold_calibration_hits_rate() -> None:
     assert keyframe_fraction(pred, [f_lows[:10], f_lows[10:]], 1.0) == pytest.approx(2 / 30)  # one key per clip
     lo, hi = keyframe_fraction(pred, f_lows, 0.0), keyframe_fraction(pred, f_lows, 1.0)
     assert lo == 1.0 and hi == pytest.approx(1 / 30)
+    budget = threshold_for_rate(pred, f_lows, 0.25, rule="accumulated")
+    assert budget > thr and keyframe_fraction(pred, f_lows, budget, rule="accumulated") == pytest.approx(0.25, abs=0.1)
 
 
 def test_fixed_policy_rejects_bad_interval() -> None:

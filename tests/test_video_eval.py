@@ -123,9 +123,11 @@ def test_train_propagation_end_to_end_then_eval(tiny_camvid: Path, tiny_weights:
     res = json.loads(js.read_text())
     names = [r["method"] for r in res["rows"]]
     assert names[: len(REQUIRED)] == REQUIRED
-    assert names[-2:] == ["adaptive-scheduled", "low-latency"]
+    # the shipped rule (this scheduler file: instant), the other rule, then low-latency with the shipped rule
+    assert names[-3:] == ["adaptive-scheduled", "adaptive-scheduled-accumulated", "low-latency"]
+    assert [r["rule"] for r in res["rows"][-3:]] == ["instant", "accumulated", "instant"]
     # the scheduled rows run at the fixed protocol's keyframe rate (2 of 4 frames), as near as the threshold allows
-    assert all(0 < r["keyframe_fraction"] <= 1 for r in res["rows"][-2:])
+    assert all(0 < r["keyframe_fraction"] <= 1 for r in res["rows"][-3:])
     assert res["frames"] == 4 and res["interval"] == 2
     for r in res["rows"]:
         assert {"method", "miou", "miou_by_distance", "ms_per_frame"} <= set(r)

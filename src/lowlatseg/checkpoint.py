@@ -57,6 +57,7 @@ def net_config_from(obj: dict[str, Any], source: str | Path) -> SplitNetConfig:
     try:
         cfg = dict(obj["net_config"])
         cfg["stem_ch"] = tuple(cfg["stem_ch"])
+        cfg["mid_dilations"] = tuple(cfg.get("mid_dilations", ()))
         return SplitNetConfig(**cfg)
     except (KeyError, TypeError) as e:
         raise UserError(f"{source} has no valid network config ({e}); it was written by another program or version") from None

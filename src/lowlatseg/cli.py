@@ -59,8 +59,9 @@ def cmd_segment(a: argparse.Namespace) -> int:
 
     if a.interval is not None and a.mode in ("per-frame", "adaptive"):
         raise UserError(f"--interval applies to --mode fixed and low-latency, not {a.mode}")
-    if a.threshold is not None and a.mode in ("per-frame", "fixed"):
-        raise UserError(f"--threshold applies to --mode adaptive and low-latency, not {a.mode}")
+    for flag, value in (("--threshold", a.threshold), ("--budget", a.budget)):
+        if value is not None and a.mode in ("per-frame", "fixed"):
+            raise UserError(f"{flag} applies to --mode adaptive and low-latency, not {a.mode}")
 
     _set_threads(a.threads)
     opts = SegmentOptions(
@@ -72,6 +73,7 @@ def cmd_segment(a: argparse.Namespace) -> int:
         mode=a.mode,
         interval=a.interval,
         threshold=a.threshold,
+        budget=a.budget,
         propagation=Path(a.propagation) if a.propagation else None,
         scheduler=Path(a.scheduler) if a.scheduler else None,
         size=a.size,
@@ -95,7 +97,7 @@ def cmd_train_base(a: argparse.Namespace) -> int:
 
     _set_threads(a.threads)
     cfg = BaseTrainConfig(
-        arch=a.arch, data=a.data, dataset=a.dataset, split=a.split,
+        arch=a.arch, init=a.init, data=a.data, dataset=a.dataset, split=a.split,
         val_split=None if a.val_split in ("", "none") else a.val_split,
         epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, weight_decay=a.weight_decay,
         warmup_epochs=a.warmup_epochs, class_weighting=a.class_weighting, seed=a.seed,
@@ -170,7 +172,7 @@ def cmd_train_scheduler(a: argparse.Namespace) -> int:
         raise UserError(f"--target-rate {a.target_rate} must be in (0, 1]")
     cfg = SchedTrainConfig(base=_resolve_base(a.base), propagation=a.propagation, data=a.data, split=a.split,
                            videos=tuple(a.video or ()), steps=a.steps, batch_size=a.batch_size,
-                           target_rate=a.target_rate, seed=a.seed)
+                           target_rate=a.target_rate, rule=a.rule, seed=a.seed)
     print(json.dumps(train_scheduler(cfg, Path(a.out), progress=not a.quiet)))
     return 0
 
@@ -207,7 +209,7 @@ def cmd_bench_latency(a: argparse.Namespace) -> int:
     if a.video is None:
         raise UserError("bench needs --video FILE (or use 'lowlatseg bench svconv')")
     run_latency_bench(video=a.video, size=a.size, fps=a.fps, interval=a.interval, threshold=a.threshold,
-                      weights=a.weights, propagation=a.propagation, scheduler=a.scheduler, threads=a.threads,
+                      budget=a.budget, weights=a.weights, propagation=a.propagation, scheduler=a.scheduler, threads=a.threads,
                       max_frames=a.max_frames, repeat=a.repeat, json_path=Path(a.json) if a.json else None,
                       progress=not a.quiet)
     return 0
@@ -245,7 +247,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--mode", default="low-latency", choices=["per-frame", "fixed", "adaptive", "low-latency"],
                    help="per-frame network, fixed / adaptive keyframes, or low-latency (default)")
     s.add_argument("--interval", type=int, help="keyframe every N frames (fixed; low-latency with a fixed schedule)")
-    s.add_argument("--threshold", type=float, help="adaptive scheduling: predicted deviation in [0, 1] that makes a keyframe")
+    s.add_argument("--threshold", type=float, help="adaptive scheduling, instant rule: a keyframe when the predicted deviation passes this fraction in [0, 1]")
+    s.add_argument("--budget", type=float, help="adaptive scheduling, accumulated rule: a keyframe when the predicted deviations summed since the keyframe pass this (>= 0); default: the scheduler's rule")
     s.add_argument("--propagation", help="propagation weights (default: bundled)")
     s.add_argument("--scheduler", help="scheduler weights (default: bundled)")
     s.add_argument("--size", default="360", help="network input: HxW (e.g. 360x480), a height keeping the aspect ratio (default 360), or native")
@@ -262,7 +265,10 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--split", default="train")
     b.add_argument("--val-split", default="val", help="split evaluated every epoch ('none' to skip)")
     b.add_argument("--out", required=True, help="run folder (resumes if it holds last.pt)")
-    b.add_argument("--arch", default="llnet-s")
+    b.add_argument("--arch", default="llnet-s", help="variant: llnet-s, llnet-m (the default model), llnet-tiny")
+    b.add_argument("--init", default=None, metavar="WEIGHTS",
+                   help="grow from a trained smaller variant of the same widths (its weights or run file): "
+                        "its tensors are copied, the extra residual blocks start as the identity")
     b.add_argument("--epochs", type=_positive_int, default=120)
     b.add_argument("--batch-size", type=_positive_int, default=8)
     b.add_argument("--lr", type=_positive_float, default=2e-3)
@@ -340,7 +346,9 @@ def build_parser() -> argparse.ArgumentParser:
     ts.add_argument("--propagation", help="propagation weights (default: bundled)")
     ts.add_argument("--steps", type=_positive_int, default=300)
     ts.add_argument("--batch-size", type=_positive_int, default=8)
-    ts.add_argument("--target-rate", type=float, default=0.2, help="keyframe rate the default threshold is calibrated for")
+    ts.add_argument("--target-rate", type=float, default=0.2, help="keyframe rate the default threshold and budget are calibrated for")
+    ts.add_argument("--rule", default="accumulated", choices=["accumulated", "instant"],
+                    help="default adaptive rule stored with the scheduler (both numbers are calibrated)")
     ts.add_argument("--seed", type=int, default=0)
     ts.add_argument("--threads", type=_nonneg_int, default=0)
     ts.add_argument("--quiet", action="store_true")
@@ -351,7 +359,8 @@ def build_parser() -> argparse.ArgumentParser:
     bp.add_argument("--size", default="360x480", help="network input HxW (default 360x480)")
     bp.add_argument("--fps", type=float, help="stream rate (default: the video's own; 0: as fast as possible)")
     bp.add_argument("--interval", type=int, default=5, help="keyframe interval of the fixed mode")
-    bp.add_argument("--threshold", type=float, help="adaptive threshold (default: the scheduler's)")
+    bp.add_argument("--threshold", type=float, help="adaptive, instant rule: deviation threshold in [0, 1]")
+    bp.add_argument("--budget", type=float, help="adaptive, accumulated rule: deviation budget >= 0 (neither: the scheduler's default)")
     bp.add_argument("--weights")
     bp.add_argument("--propagation")
     bp.add_argument("--scheduler")

@@ -37,7 +37,8 @@ class SegmentOptions:
     weights: Path | None = None  # None: the bundled default model
     mode: str = "low-latency"  # per-frame | fixed | adaptive | low-latency
     interval: int | None = None  # fixed keyframe interval (fixed mode; low-latency with a fixed schedule)
-    threshold: float | None = None  # adaptive scheduling threshold (None: the scheduler's default)
+    threshold: float | None = None  # adaptive scheduling, instant rule: deviation threshold in [0, 1]
+    budget: float | None = None  # adaptive scheduling, accumulated rule (neither: the scheduler's default)
     propagation: Path | None = None  # None: bundled propagation weights
     scheduler: Path | None = None  # None: bundled scheduler weights
     size: str = "360"  # network input: 'HxW', a height keeping the aspect ratio, or 'native'
@@ -59,7 +60,7 @@ def segment_video(opts: SegmentOptions) -> dict[str, Any]:
         labelset = LABEL_SETS.get("cityscapes" if model.config.num_classes == 19 else "camvid", CAMVID)
         # low-latency: all threads on the main path, half while a keyframe's high runs (docs/runtime.md)
         runtime = build_runtime(opts.mode, model, propagation=opts.propagation, scheduler=opts.scheduler,
-                                interval=opts.interval, threshold=opts.threshold, size=size,
+                                interval=opts.interval, threshold=opts.threshold, budget=opts.budget, size=size,
                                 threads=torch.get_num_threads())
         if opts.labels_dir is not None:
             try:
@@ -128,6 +129,7 @@ def _summary(opts: SegmentOptions, info: Any, net_hw: tuple[int, int], lat: list
         "mode": opts.mode,
         "interval": opts.interval,
         "threshold": opts.threshold,
+        "budget": opts.budget,
         "weights": str(opts.weights or DEFAULT_WEIGHTS),
         "frames": len(lat),
         "input_resolution": f"{info.height}x{info.width}",

@@ -108,19 +108,26 @@ def _scheduled_rows(model: Any, ds: Any, n: int, interval: int, *, propagation: 
 
     images = [ds[i][0] for i in range(n)]
     labels = [ds[i][1] for i in range(n)]
-    predictor, _ = load_scheduler(scheduler, model)
+    predictor, defaults = load_scheduler(scheduler, model)
+    other = "instant" if defaults.rule == "accumulated" else "accumulated"
     rate = fixed_interval_rate(n, interval)
     with torch.inference_mode():
         f_lows = [model.low(to_tensor(im).unsqueeze(0)) for im in images]
     rows = []
-    for name, mode in (("adaptive-scheduled", "adaptive"), ("low-latency", "low-latency")):
+    # the shipped rule, then the other rule for comparison; low-latency with the shipped rule
+    for name, mode, rule in (("adaptive-scheduled", "adaptive", defaults.rule),
+                             (f"adaptive-scheduled-{other}", "adaptive", other),
+                             ("low-latency", "low-latency", defaults.rule)):
         # match the rate of the mode as it really runs (low-latency: keyframes take effect later)
-        threshold = threshold_for_rate(predictor, f_lows, rate, delay_frames=delay_frames if mode == "low-latency" else 0)
-        rt = build_runtime(mode, model, propagation=propagation, scheduler=scheduler, threshold=threshold,
+        value = threshold_for_rate(predictor, f_lows, rate, rule=rule,
+                                   delay_frames=delay_frames if mode == "low-latency" else 0)
+        rt = build_runtime(mode, model, propagation=propagation, scheduler=scheduler,
+                           threshold=value if rule == "instant" else None, budget=value if rule == "accumulated" else None,
                            size=images[0].shape[:2], parallel=False, delay_frames=delay_frames)
         with rt, torch.inference_mode():
             row = run_online(rt, images, labels, num_classes=ds.labels.num_classes, name=name, interval=interval)
-        row["threshold"] = round(threshold, 5)
+        row["rule"] = rule
+        row["threshold" if rule == "instant" else "budget"] = round(value, 5)
         if mode == "low-latency":
             row["delay_frames"] = delay_frames
         rows.append(row)
@@ -224,8 +231,8 @@ def _decode(video: str, size: str, max_frames: int) -> tuple[list[Any], tuple[in
 
 def run_latency_bench(
     *, video: str, size: str = "360x480", fps: float | None = None, modes: tuple[str, ...] = ("per-frame", "fixed", "adaptive", "low-latency"),
-    interval: int = 5, threshold: float | None = None, weights: str | None = None, propagation: str | None = None,
-    scheduler: str | None = None, threads: int = 2, max_frames: int = 0, warmup: int = 5, repeat: int = 1,
+    interval: int = 5, threshold: float | None = None, budget: float | None = None, weights: str | None = None,
+    propagation: str | None = None, scheduler: str | None = None, threads: int = 2, max_frames: int = 0, warmup: int = 5, repeat: int = 1,
     json_path: Path | None = None, progress: bool = True, keep_latencies: bool = False,
 ) -> dict[str, Any]:
     """``lowlatseg bench``: every mode on the same frames, fed as a live stream."""
@@ -251,7 +258,7 @@ def run_latency_bench(
     for mode in modes:
         torch.set_num_threads(threads)
         rt = build_runtime(mode, model, propagation=propagation, scheduler=scheduler, threshold=threshold,
-                           interval=interval if mode in ("fixed",) else None, size=hw, threads=threads)
+                           budget=budget, interval=interval if mode in ("fixed",) else None, size=hw, threads=threads)
         with rt:
             res = run_live(rt, frames, fps=rate, warmup=warmup, on_frame=bar.update)
         if not keep_latencies:
@@ -299,11 +306,11 @@ def run_tradeoff_eval(
     model = load_model(weights)
     _check_classes(model, ds)
     _, adaptive, _ = load_propagation(propagation, model)
-    predictor, _ = load_scheduler(scheduler, model)
+    predictor, defaults = load_scheduler(scheduler, model)
     images = [ds[i][0] for i in range(n)]
     labels = [ds[i][1] for i in range(n)]
     torch.set_num_threads(threads)
-    points = tradeoff_points(model, adaptive, predictor, images, labels, num_classes=ds.labels.num_classes,
+    points = tradeoff_points(model, adaptive, predictor, images, labels, rule=defaults.rule, num_classes=ds.labels.num_classes,
                              intervals=intervals, fps=fps, threads=threads, delay_frames=delay_frames, progress=progress,
                              latency_repeat=latency_repeat)
     h, w = images[0].shape[:2]

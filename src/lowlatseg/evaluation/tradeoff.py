@@ -30,7 +30,7 @@ from lowlatseg.scheduling.predictor import DeviationPredictor
 
 def tradeoff_points(
     model: SplitSegNet, adaptive: Propagator, predictor: DeviationPredictor, images: list[np.ndarray],
-    labels: list[np.ndarray], *, num_classes: int, intervals: tuple[int, ...], fps: float, threads: int,
+    labels: list[np.ndarray], *, rule: str = "instant", num_classes: int, intervals: tuple[int, ...], fps: float, threads: int,
     delay_frames: int, progress: bool = True, latency_repeat: int = 3,
 ) -> list[dict[str, Any]]:
     """``latency_repeat``: latency is measured on the clip played forwards and backwards this
@@ -46,10 +46,10 @@ def tradeoff_points(
         configs += [(name, m, Fixed(n), False, n) for n in intervals]
     for n in intervals:
         rate = fixed_interval_rate(len(images), n)
-        thr = threshold_for_rate(predictor, f_lows, rate)
-        configs.append(("adaptive-scheduled", adaptive, AdaptiveThreshold(predictor, thr), False, n))
-        thr = threshold_for_rate(predictor, f_lows, rate, delay_frames=delay_frames)
-        configs.append(("low-latency", adaptive, AdaptiveThreshold(predictor, thr), True, n))
+        thr = threshold_for_rate(predictor, f_lows, rate, rule=rule)
+        configs.append(("adaptive-scheduled", adaptive, AdaptiveThreshold(predictor, thr, rule=rule), False, n))
+        thr = threshold_for_rate(predictor, f_lows, rate, delay_frames=delay_frames, rule=rule)
+        configs.append(("low-latency", adaptive, AdaptiveThreshold(predictor, thr, rule=rule), True, n))
     points = []
     for name, method, policy, background, n in tqdm(configs, desc="trade-off", disable=not progress):
         # accuracy: deterministic (inline keyframes; low-latency: features ready delay_frames later)
@@ -68,7 +68,7 @@ def tradeoff_points(
         points.append({
             "method": name, "interval": n, "miou": acc["miou"], "keyframe_fraction": acc["keyframe_fraction"],
             "latency_ms": live["latency_ms"], "latency_frames": live["frames"],
-            "threshold": getattr(policy, "threshold", None),
+            "threshold": getattr(policy, "threshold", None), "rule": getattr(policy, "rule", None),
         })
     return points
 

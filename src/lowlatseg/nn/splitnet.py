@@ -41,6 +41,7 @@ class SplitNetConfig:
     low_ch: int = 64  # channels of f_low at stride 8
     low_blocks: int = 1  # residual blocks at stride 8 inside low (cost: every frame)
     mid_blocks: int = 2  # residual blocks at stride 8 inside high (local capacity)
+    mid_dilations: tuple[int, ...] = ()  # dilation of each mid block; () means all 1
     s16_ch: int = 128  # stride-16 stage width
     s16_blocks: int = 3
     s32_ch: int = 192  # stride-32 stage width
@@ -82,6 +83,7 @@ class High(nn.Module):
         *,
         low_ch: int,
         mid_blocks: int,
+        mid_dilations: tuple[int, ...] = (),
         s16_ch: int,
         s16_blocks: int,
         s32_ch: int,
@@ -89,7 +91,10 @@ class High(nn.Module):
         high_ch: int,
     ) -> None:
         super().__init__()
-        self.mid = nn.Sequential(*(BasicBlock(low_ch, low_ch) for _ in range(mid_blocks)))
+        dilations = mid_dilations or (1,) * mid_blocks
+        if len(dilations) != mid_blocks:
+            raise ValueError(f"mid_dilations has {len(dilations)} entries for {mid_blocks} mid blocks")
+        self.mid = nn.Sequential(*(BasicBlock(low_ch, low_ch, dilation=d) for d in dilations))
         self.s16 = stage(low_ch, s16_ch, blocks=s16_blocks, stride=2)
         self.s32 = stage(s16_ch, s32_ch, blocks=s32_blocks, stride=2, dilation=1)
         self.context = PyramidPooling(s32_ch, high_ch)
@@ -142,6 +147,7 @@ class SplitSegNet(nn.Module):
         self.high = High(
             low_ch=c.low_ch,
             mid_blocks=c.mid_blocks,
+            mid_dilations=c.mid_dilations,
             s16_ch=c.s16_ch,
             s16_blocks=c.s16_blocks,
             s32_ch=c.s32_ch,

@@ -11,7 +11,7 @@ from lowlatseg.nn.splitnet import SplitSegNet
 from lowlatseg.propagation.methods import Clockwork, Propagator
 from lowlatseg.runtime.executors import InlineExecutor, ThreadExecutor
 from lowlatseg.runtime.stream import MODES, StreamRuntime
-from lowlatseg.scheduling.policies import AdaptiveThreshold, EveryFrame, Fixed, KeyframePolicy, check_threshold
+from lowlatseg.scheduling.policies import AdaptiveThreshold, EveryFrame, Fixed, KeyframePolicy, check_budget, check_threshold
 
 
 def build_runtime(
@@ -22,6 +22,7 @@ def build_runtime(
     scheduler: str | Path | None = None,
     interval: int | None = None,
     threshold: float | None = None,
+    budget: float | None = None,
     size: tuple[int, int] | int | None = (360, 480),
     delay_frames: int | None = None,
     parallel: bool = True,
@@ -29,8 +30,9 @@ def build_runtime(
 ) -> StreamRuntime:
     """``mode``: per-frame | fixed | adaptive | low-latency.
 
-    fixed uses ``interval`` (default 5); adaptive uses the deviation predictor with ``threshold``
-    (default: the one stored with the scheduler); low-latency uses ``interval`` when given, else
+    fixed uses ``interval`` (default 5); adaptive uses the deviation predictor with the instant
+    rule and ``threshold``, or the accumulated rule and ``budget`` (neither: the rule and number
+    stored with the scheduler); low-latency uses ``interval`` when given, else
     the adaptive policy. ``parallel=False`` runs low-latency's keyframes inline (the sequential
     twin used for deterministic evaluation, together with ``delay_frames``). ``threads`` (default:
     torch's current count): for the parallel low-latency mode, all of them while no keyframe is
@@ -42,8 +44,12 @@ def build_runtime(
         raise UserError(f"unknown mode {mode!r}; choose one of: {', '.join(MODES)}")
     if interval is not None and interval < 1:
         raise UserError(f"--interval {interval} is not valid; it must be at least 1")
+    if threshold is not None and budget is not None:
+        raise UserError("give --threshold (instant rule) or --budget (accumulated rule), not both")
     if threshold is not None:
         check_threshold(threshold)
+    if budget is not None:
+        check_budget(budget)
     policy: KeyframePolicy
     method: Propagator = Clockwork()  # per-frame: never asked to propagate
     if mode != "per-frame":
@@ -55,8 +61,13 @@ def build_runtime(
     else:
         from lowlatseg.scheduling.weights import load_scheduler
 
-        predictor, default = load_scheduler(scheduler, model)
-        policy = AdaptiveThreshold(predictor, default if threshold is None else threshold)
+        predictor, defaults = load_scheduler(scheduler, model)
+        if threshold is not None:
+            policy = AdaptiveThreshold(predictor, threshold, rule="instant")
+        elif budget is not None:
+            policy = AdaptiveThreshold(predictor, budget, rule="accumulated")
+        else:
+            policy = AdaptiveThreshold(predictor, defaults.value(defaults.rule), rule=defaults.rule)
     background = mode == "low-latency"
     executor = ThreadExecutor() if background and parallel else InlineExecutor()
     if background and not parallel and delay_frames is None:

@@ -26,4 +26,5 @@ class StreamState:
     index: int = 0  # number of the next frame
     key: KeyState | None = None  # the keyframe that frames propagate from now
     last_choice: int = -1  # index of the last frame chosen as a keyframe
+    deviation_sum: float = 0.0  # the policy's deviations summed over the frames asked since then
     pending: PendingKey | None = None  # a keyframe being computed in the background

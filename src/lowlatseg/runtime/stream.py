@@ -127,12 +127,13 @@ class StreamRuntime:
         cur = Current(index=i, image=x, f_low=f_low)
         choose, dev = True, None
         if st.key is not None and st.pending is None:
-            choose, dev = self.policy.decide(i - st.last_choice, st.key, cur)
+            choose, dev = self.policy.decide(i - st.last_choice, st.deviation_sum, st.key, cur)
+            st.deviation_sum = 0.0 if choose else st.deviation_sum + (dev or 0.0)
         elif st.key is not None:
             choose = False  # one keyframe in flight at a time
         if st.key is None or (choose and not self.background):
             st.key = make_key(model, i, x, f_low)
-            st.last_choice = i
+            st.last_choice, st.deviation_sum = i, 0.0
             logits = model.head(st.key.f_high, f_low, hw)
             source = i
         else:

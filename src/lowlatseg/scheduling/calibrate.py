@@ -25,14 +25,16 @@ def _as_clips(f_lows: Clips) -> list[Sequence[torch.Tensor]]:
 
 
 @torch.inference_mode()
-def keyframe_fraction(predictor: DeviationPredictor, f_lows: Clips, threshold: float, *, delay_frames: int = 0) -> float:
+def keyframe_fraction(predictor: DeviationPredictor, f_lows: Clips, threshold: float, *, delay_frames: int = 0,
+                      rule: str = "instant") -> float:
     """Fraction of frames chosen as keyframes (each clip's frame 0 counts) when replaying the
-    adaptive policy like the runtime does. ``delay_frames`` > 0 replays the low-latency mode: a
-    keyframe chosen at t becomes the reference at t + delay, and no frame is considered while
-    one is pending. ``f_lows``: one clip (a list of 1 x C x h x w) or a list of clips."""
+    adaptive policy (``rule`` instant or accumulated, see :mod:`lowlatseg.scheduling.policies`)
+    like the runtime does. ``delay_frames`` > 0 replays the low-latency mode: a keyframe chosen
+    at t becomes the reference at t + delay, and no frame is considered while one is pending.
+    ``f_lows``: one clip (a list of 1 x C x h x w) or a list of clips."""
     n_keys = n = 0
     for clip in _as_clips(f_lows):
-        key, pending, ready_at = clip[0], None, 0
+        key, pending, ready_at, acc = clip[0], None, 0, 0.0
         n_keys += 1
         n += len(clip)
         for i, f in enumerate(clip[1:], 1):
@@ -40,8 +42,11 @@ def keyframe_fraction(predictor: DeviationPredictor, f_lows: Clips, threshold: f
                 key, pending = pending, None
             if pending is not None:
                 continue
-            if float(predictor(key, f)[0]) > threshold:
+            dev = float(predictor(key, f)[0])
+            acc += dev
+            if (dev if rule == "instant" else acc) > threshold:
                 n_keys += 1
+                acc = 0.0
                 if delay_frames:
                     pending, ready_at = f, i + delay_frames
                 else:
@@ -55,15 +60,17 @@ def fixed_interval_rate(frames: int, interval: int) -> float:
 
 
 def threshold_for_rate(predictor: DeviationPredictor, f_lows: Clips, rate: float, *, iters: int = 14,
-                       delay_frames: int = 0) -> float:
-    """A threshold whose replayed keyframe fraction is as close as possible to ``rate`` (0 < rate <= 1)."""
+                       delay_frames: int = 0, rule: str = "instant") -> float:
+    """A threshold (rule ``instant``, in [0, 1]) or budget (rule ``accumulated``, in [0, 64])
+    whose replayed keyframe fraction is as close as possible to ``rate`` (0 < rate <= 1)."""
     if not 0 < rate <= 1:
         raise ValueError(f"target keyframe rate {rate} must be in (0, 1]")
-    lo, hi = 0.0, 1.0
-    best, best_err = 0.5, float("inf")
+    lo, hi = 0.0, 1.0 if rule == "instant" else 64.0
+    iters += 0 if rule == "instant" else 6  # same resolution relative to the range
+    best, best_err = (lo + hi) / 2, float("inf")
     for _ in range(iters):
         mid = (lo + hi) / 2
-        frac = keyframe_fraction(predictor, f_lows, mid, delay_frames=delay_frames)
+        frac = keyframe_fraction(predictor, f_lows, mid, delay_frames=delay_frames, rule=rule)
         if abs(frac - rate) < best_err:
             best, best_err = mid, abs(frac - rate)
         if frac > rate:

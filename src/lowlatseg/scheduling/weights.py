@@ -1,13 +1,15 @@
-"""Scheduler weight files: the deviation predictor, its config, a default threshold, and the
-fingerprint of the base network it was trained for."""
+"""Scheduler weight files: the deviation predictor, its config, its default rule and numbers
+(a threshold for the instant rule, a budget for the accumulated rule, both calibrated for one
+keyframe rate), and the fingerprint of the base network it was trained for."""
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from lowlatseg.checkpoint import atomic_save, fingerprint, load_companion
+from lowlatseg.errors import UserError
 from lowlatseg.nn.splitnet import SplitSegNet
 from lowlatseg.scheduling.predictor import DeviationConfig, DeviationPredictor
 
@@ -15,18 +17,37 @@ SCHED_FORMAT = "lowlatseg/scheduler-v1"
 DEFAULT_SCHEDULER = Path(__file__).resolve().parents[1] / "weights" / "scheduler_llnet_s_camvid.pt"
 
 
+@dataclass(frozen=True)
+class SchedulerDefaults:
+    """What ``--mode adaptive`` uses when neither ``--threshold`` nor ``--budget`` is given."""
+
+    rule: str  # 'instant' or 'accumulated' (lowlatseg.scheduling.policies)
+    threshold: float  # instant rule: predicted deviation in [0, 1]
+    budget: float | None  # accumulated rule: summed predicted deviation (None: not calibrated)
+
+    def value(self, rule: str) -> float:
+        v = self.threshold if rule == "instant" else self.budget
+        if v is None:
+            raise UserError("this scheduler file has no default budget; pass --budget or --threshold")
+        return v
+
+
 def save_scheduler(path: Path, *, predictor: DeviationPredictor, base: SplitSegNet, threshold: float,
-                   extra: dict[str, Any] | None = None) -> None:
+                   budget: float | None = None, rule: str = "instant", extra: dict[str, Any] | None = None) -> None:
     obj = {"format": SCHED_FORMAT, "config": asdict(predictor.config), "state": predictor.state_dict(),
-           "base_fingerprint": fingerprint(base), "base_arch": base.config.arch, "default_threshold": threshold}
+           "base_fingerprint": fingerprint(base), "base_arch": base.config.arch, "default_threshold": threshold,
+           "default_budget": budget, "default_rule": rule}
     obj.update(extra or {})
     atomic_save(obj, path)
 
 
-def load_scheduler(path: str | Path | None, base: SplitSegNet) -> tuple[DeviationPredictor, float]:
-    """(predictor in eval mode, default threshold) for ``base``."""
+def load_scheduler(path: str | Path | None, base: SplitSegNet) -> tuple[DeviationPredictor, SchedulerDefaults]:
+    """(predictor in eval mode, default rule and numbers) for ``base``."""
     obj = load_companion(path, DEFAULT_SCHEDULER, fmt=SCHED_FORMAT, kind="scheduler", base=base,
                          hint=" or use --mode fixed")
     pred = DeviationPredictor(DeviationConfig(**obj["config"]))
     pred.load_state_dict(obj["state"], strict=True)
-    return pred.eval(), float(obj["default_threshold"])
+    budget = obj.get("default_budget")
+    defaults = SchedulerDefaults(rule=str(obj.get("default_rule", "instant")), threshold=float(obj["default_threshold"]),
+                                 budget=None if budget is None else float(budget))
+    return pred.eval(), defaults

@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader, Dataset
 from torch.utils.data.distributed import DistributedSampler
 from tqdm import tqdm
 
-from lowlatseg.checkpoint import RUN_FORMAT, atomic_save, export_weights, load_file
+from lowlatseg.checkpoint import RUN_FORMAT, atomic_save, export_weights, load_file, load_model
 from lowlatseg.classes import IGNORE_INDEX
 from lowlatseg.data.camvid import SegmentationDataset, camvid
 from lowlatseg.data.cityscapes import cityscapes
@@ -29,6 +29,7 @@ from lowlatseg.data.transforms import augment, label_tensor, to_tensor
 from lowlatseg.errors import UserError
 from lowlatseg.evaluation.image import evaluate_images
 from lowlatseg.nn.builders import build, variant_config
+from lowlatseg.nn.grow import grow_from
 from lowlatseg.plots import training_curves
 from lowlatseg.train import distributed
 from lowlatseg.train.config import BaseTrainConfig
@@ -130,7 +131,12 @@ def _train(cfg: BaseTrainConfig, out: Path, di: distributed.DistInfo, *, resume:
 
     # 3. model, optimiser, schedule (per step).
     net_cfg = variant_config(cfg.arch, num_classes=train_ds.labels.num_classes)
-    model = build(net_cfg).to(di.device)
+    model = build(net_cfg)
+    if state is None and cfg.init:
+        grown = grow_from(model, load_model(cfg.init))
+        if di.is_main:
+            tqdm.write(f"grown from {cfg.init}: {len(grown)} new residual blocks start as the identity")
+    model = model.to(di.device)
     steps_per_epoch = len(loader) if cfg.max_steps_per_epoch <= 0 else min(len(loader), cfg.max_steps_per_epoch)
     total = steps_per_epoch * cfg.epochs
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)

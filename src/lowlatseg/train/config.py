@@ -13,6 +13,7 @@ class BaseTrainConfig:
     """Training of the whole split network on labelled stills."""
 
     arch: str = "llnet-s"  # builder name (lowlatseg.nn.builders.VARIANTS)
+    init: str | None = None  # weights/run of a smaller trained variant to grow from (new blocks start as identity)
     data: str = "../shared/data/camvid"  # dataset folder
     dataset: str = "camvid"  # 'camvid' (SPLIT.txt lists) or 'cityscapes' (official layout)
     split: str = "train"  # training split

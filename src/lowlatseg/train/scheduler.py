@@ -5,7 +5,8 @@ Targets come from the frozen base network and the trained adaptive propagation: 
 propagated label (with fusion) differs from the per-frame network's label of frame t (the
 teacher). Pairs: real unlabelled video at gaps 0..``max_gap`` and synthetic camera-motion pairs
 from the labelled stills (:mod:`lowlatseg.data.synthetic`). After training, the default
-threshold is calibrated on the videos for a keyframe rate of ``target_rate``.
+threshold (instant rule) and budget (accumulated rule) are calibrated on the videos for a
+keyframe rate of ``target_rate``; ``rule`` says which one ``--mode adaptive`` uses by default.
 """
 
 from __future__ import annotations
@@ -49,7 +50,8 @@ class SchedTrainConfig:
     max_gap: int = 20  # frames between keyframe and current frame (video at its own rate)
     video_fraction: float = 0.6
     lr: float = 2e-3
-    target_rate: float = 0.2  # keyframe rate the default threshold is calibrated for
+    target_rate: float = 0.2  # keyframe rate the default threshold and budget are calibrated for
+    rule: str = "accumulated"  # default adaptive rule stored with the scheduler (instant | accumulated)
     crop: tuple[int, int] = (360, 480)
     seed: int = 0
     motion: MotionConfig = field(default_factory=lambda: MotionConfig(max_gap=20))
@@ -105,8 +107,9 @@ def train_scheduler(cfg: SchedTrainConfig, out: Path, *, progress: bool = True) 
     with torch.no_grad():
         f_lows = [[base.low(to_tensor(np.ascontiguousarray(f[:, :cw])).unsqueeze(0)) for f in c] for c in clips]
     threshold = threshold_for_rate(pred, f_lows, cfg.target_rate) if f_lows else 0.1
-    save_scheduler(out / "scheduler.pt", predictor=pred, base=base, threshold=threshold,
+    budget = threshold_for_rate(pred, f_lows, cfg.target_rate, rule="accumulated") if f_lows else 0.5
+    save_scheduler(out / "scheduler.pt", predictor=pred, base=base, threshold=threshold, budget=budget, rule=cfg.rule,
                    extra={"train_config": json.loads(json.dumps(asdict(cfg))), "target_rate": cfg.target_rate})
     result = dict(log[-1]) if log else {}
-    result["default_threshold"] = threshold
+    result.update(default_rule=cfg.rule, default_threshold=threshold, default_budget=budget)
     return result

@@ -1,0 +1,50 @@
+"""Growing a trained split network into a deeper variant (warm start for ``train base --init``).
+
+Every tensor of the smaller network is copied into the tensor of the same name and shape in
+the larger one; the larger one's extra residual blocks start as the identity (the scale and shift
+of their last BatchNorm are zero, the ``zero-init residual`` trick), so the grown network computes exactly
+what the smaller one computed until training changes the new blocks.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from lowlatseg.errors import UserError
+from lowlatseg.nn.blocks import BasicBlock
+from lowlatseg.nn.splitnet import SplitSegNet
+
+
+def grow_from(target: SplitSegNet, source: SplitSegNet) -> list[str]:
+    """Copy ``source`` into ``target`` (in place); returns the names of the new blocks.
+
+    Raises ``UserError`` when a source tensor has no same-shaped place in the target, or when
+    a target tensor is new but not inside a residual block that can start as the identity.
+    """
+    src = source.state_dict()
+    dst = target.state_dict()
+    for name, t in src.items():
+        if name not in dst or dst[name].shape != t.shape:
+            have = tuple(dst[name].shape) if name in dst else "nothing"
+            raise UserError(
+                f"cannot grow {target.config.arch} from {source.config.arch}: {name} has shape "
+                f"{tuple(t.shape)} in the source and {have} in the target; pick a deeper variant of the same widths"
+            )
+        dst[name] = t.clone()
+    new_blocks: list[str] = []
+    new_names = set(dst) - set(src)
+    for mod_name, mod in target.named_modules():
+        prefix = mod_name + "."
+        if isinstance(mod, BasicBlock) and any(n.startswith(prefix) for n in new_names):
+            if not isinstance(mod.shortcut, nn.Identity) or any(
+                n.startswith(prefix) and not n.startswith(prefix + "conv") for n in new_names
+            ):
+                raise UserError(f"cannot grow: new block {mod_name} changes shape, so it cannot start as the identity")
+            dst[prefix + "conv2.1.weight"].zero_()  # BN scale and shift 0: the residual branch adds 0
+            dst[prefix + "conv2.1.bias"].zero_()
+            new_blocks.append(mod_name)
+    covered = {n for n in new_names if any(n.startswith(b + ".") for b in new_blocks)}
+    if covered != new_names:
+        raise UserError(f"cannot grow: new tensors outside residual blocks: {', '.join(sorted(new_names - covered)[:4])}")
+    target.load_state_dict(dst, strict=True)
+    return new_blocks
