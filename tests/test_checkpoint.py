@@ -24,6 +24,32 @@ def test_roundtrip_preserves_outputs(tmp_path: Path) -> None:
         torch.testing.assert_close(back(x), net(x), rtol=2e-2, atol=2e-2)
 
 
+def test_int8_export_is_half_the_size_and_within_half_a_step(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    net = build(llnet_s()).eval()
+    export_weights(net, tmp_path / "f16.pt")
+    export_weights(net, tmp_path / "i8.pt", int8=True)
+    assert (tmp_path / "i8.pt").stat().st_size < 0.6 * (tmp_path / "f16.pt").stat().st_size
+    back = load_model(tmp_path / "i8.pt")
+    want, got = net.state_dict(), back.state_dict()
+    assert want.keys() == got.keys()
+    w = want["high.s32.0.conv1.0.weight"]  # a quantised conv: error at most half a step of its channel's scale
+    step = w.abs().amax(dim=(1, 2, 3), keepdim=True) / 127
+    assert ((got["high.s32.0.conv1.0.weight"] - w).abs() <= step / 2 + 1e-7).all()
+    assert not torch.equal(got["high.s32.0.conv1.0.weight"], w)  # it really was quantised
+    torch.testing.assert_close(got["low.stem.0.1.weight"], want["low.stem.0.1.weight"], rtol=1e-3, atol=1e-3)  # BN: float16
+
+
+def test_export_command(tmp_path: Path, tiny_weights: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from lowlatseg.cli import main
+
+    assert main(["export", str(tiny_weights), "--out", str(tmp_path / "e.pt")]) == 0
+    assert load_model(tmp_path / "e.pt").config == load_model(tiny_weights).config
+    assert main(["export", str(tmp_path / "missing.pt"), "--out", str(tmp_path / "x.pt")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert not (tmp_path / "x.pt").exists()
+
+
 def test_wrong_architecture_is_refused(tmp_path: Path, tiny_weights: Path) -> None:
     with pytest.raises(UserError, match="not the expected llnet-s"):
         load_model(tiny_weights, expect=llnet_s())

@@ -4,7 +4,10 @@ Two kinds of file, both ``torch.save`` dicts with a ``format`` tag:
 
 * run checkpoints (``RUN_DIR/last.pt``): model, optimizer, epoch, history, configs; for resume.
 * weight files (``*.pt`` under ``lowlatseg/weights`` or exported with ``export_weights``):
-  the network config and a float16 state dict, a few MB; what inference loads.
+  the network config and a float16 state dict, a few MB; what inference loads. With
+  ``int8=True`` the convolution weights are stored as int8 with one float32 scale per output
+  channel (symmetric, round to nearest) and everything else as float16: about half the size.
+  Loading dequantises to float32, so inference code never sees the difference.
 """
 
 from __future__ import annotations
@@ -47,10 +50,19 @@ def load_file(path: str | Path) -> dict[str, Any]:
     return obj
 
 
-def export_weights(model: SplitSegNet, path: Path, *, meta: dict[str, Any] | None = None) -> None:
-    """Save a compact float16 weights file for inference."""
-    state = {k: (v.half() if v.is_floating_point() else v) for k, v in model.state_dict().items()}
-    atomic_save({"format": WEIGHTS_FORMAT, "net_config": asdict(model.config), "model": state, "meta": meta or {}}, path)
+def export_weights(model: SplitSegNet, path: Path, *, meta: dict[str, Any] | None = None, int8: bool = False) -> None:
+    """Save a compact weights file for inference (float16; ``int8``: conv weights as int8)."""
+    state: dict[str, torch.Tensor] = {}
+    quant: dict[str, dict[str, torch.Tensor]] = {}
+    for k, v in model.state_dict().items():
+        v = v.detach().cpu()
+        if int8 and v.is_floating_point() and v.dim() == 4 and v.numel() >= 1024:
+            scale = v.abs().amax(dim=(1, 2, 3)).clamp_min(1e-12).float() / 127.0  # out_ch
+            quant[k] = {"q": torch.round(v / scale.view(-1, 1, 1, 1)).clamp(-127, 127).to(torch.int8), "scale": scale}
+        else:
+            state[k] = v.half() if v.is_floating_point() else v
+    atomic_save({"format": WEIGHTS_FORMAT, "net_config": asdict(model.config), "model": state, "int8": quant,
+                 "meta": meta or {}}, path)
 
 
 def net_config_from(obj: dict[str, Any], source: str | Path) -> SplitNetConfig:
@@ -77,6 +89,8 @@ def load_model(path: str | Path | None = None, *, expect: SplitNetConfig | None 
         raise UserError(f"{source} holds architecture {cfg.arch} ({cfg}), not the expected {expect.arch}; pass matching weights")
     model = build(cfg)
     state = {k: v.float() if v.is_floating_point() else v for k, v in obj["model"].items()}
+    for k, qs in obj.get("int8", {}).items():
+        state[k] = qs["q"].float() * qs["scale"].float().view(-1, 1, 1, 1)
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as e:

@@ -184,6 +184,19 @@ def _resolve_base(base: str | None) -> str | None:
     return base
 
 
+def cmd_export(a: argparse.Namespace) -> int:
+    from lowlatseg.checkpoint import export_weights, load_model
+
+    source = _resolve_base(a.source)
+    out = Path(a.out)
+    if out.exists() and out.is_dir():
+        raise UserError(f"--out {out} is a folder; give the weights file to write, e.g. {out / 'weights.pt'}")
+    model = load_model(source)
+    export_weights(model, out, int8=not a.float16, meta={"source": str(source)})
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, {'float16' if a.float16 else 'int8 conv weights'}) from {source}")
+    return 0
+
+
 def cmd_bench_split(a: argparse.Namespace) -> int:
     from lowlatseg.evaluation.report import run_split_bench
 
@@ -353,6 +366,12 @@ def build_parser() -> argparse.ArgumentParser:
     ts.add_argument("--threads", type=_nonneg_int, default=0)
     ts.add_argument("--quiet", action="store_true")
     ts.set_defaults(func=cmd_train_scheduler)
+
+    ex = sub.add_parser("export", help="compact inference weights (int8 conv weights) from a run folder or weights file")
+    ex.add_argument("source", help="run folder, its last.pt / weights.pt, or a weights file")
+    ex.add_argument("--out", required=True, help="weights file to write")
+    ex.add_argument("--float16", action="store_true", help="keep every tensor float16 (about twice the size)")
+    ex.set_defaults(func=cmd_export)
 
     bp = sub.add_parser("bench", help="latency benchmark of every mode on a video fed as a live stream (or 'bench svconv')")
     bp.add_argument("--video", help="video file")
