@@ -26,7 +26,7 @@ from lowlatseg.nn.splitnet import SplitNetConfig, SplitSegNet
 
 RUN_FORMAT = "lowlatseg/run-v1"
 WEIGHTS_FORMAT = "lowlatseg/weights-v1"
-DEFAULT_WEIGHTS = Path(__file__).parent / "weights" / "llnet_s_camvid.pt"
+DEFAULT_WEIGHTS = Path(__file__).parent / "weights" / "llnet_m_camvid.pt"
 
 
 def atomic_save(obj: Any, path: Path) -> None:
