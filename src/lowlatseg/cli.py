@@ -184,6 +184,16 @@ def _resolve_base(base: str | None) -> str | None:
     return base
 
 
+def cmd_eval_scheduling(a: argparse.Namespace) -> int:
+    from lowlatseg.evaluation.report import run_scheduling_eval
+
+    _set_threads(a.threads)
+    run_scheduling_eval(data=a.data, split=a.split, intervals=tuple(a.intervals), max_gap=a.max_gap, weights=a.weights,
+                        propagation=a.propagation, scheduler=a.scheduler, json_path=Path(a.json) if a.json else None,
+                        progress=not a.quiet, max_frames=a.max_frames)
+    return 0
+
+
 def cmd_export(a: argparse.Namespace) -> int:
     from lowlatseg.checkpoint import export_weights, load_model
 
@@ -343,6 +353,20 @@ def build_parser() -> argparse.ArgumentParser:
     et.add_argument("--json")
     et.add_argument("--quiet", action="store_true")
     et.set_defaults(func=cmd_eval_tradeoff)
+
+    es = e.add_parser("scheduling", help="every keyframe rule at the same keyframe count, with oracle and ground-truth references")
+    es.add_argument("--data", default=DEFAULT_CAMVID)
+    es.add_argument("--split", default="val")
+    es.add_argument("--intervals", type=_positive_int, nargs="+", default=[2, 3, 5, 8])
+    es.add_argument("--max-gap", type=_positive_int, default=12, help="longest keyframe gap considered (a keyframe is forced after it)")
+    es.add_argument("--weights")
+    es.add_argument("--propagation")
+    es.add_argument("--scheduler")
+    es.add_argument("--max-frames", type=_nonneg_int, default=0)
+    es.add_argument("--threads", type=_nonneg_int, default=2)
+    es.add_argument("--json")
+    es.add_argument("--quiet", action="store_true")
+    es.set_defaults(func=cmd_eval_scheduling)
 
     tp = t.add_parser("propagation", help="train the adaptive kernel predictor and the uniform kernel (base frozen)")
     _add_pair_args(tp)

@@ -172,6 +172,67 @@ def run_video_eval(
     return _finish_video(res, extra, json_path)
 
 
+def run_scheduling_eval(
+    *, data: str, split: str, intervals: tuple[int, ...] = (2, 3, 5, 8), max_gap: int = 12, weights: str | None = None,
+    propagation: str | None = None, scheduler: str | None = None, json_path: Path | None = None, progress: bool = True,
+    max_frames: int = 0,
+) -> dict[str, Any]:
+    """``lowlatseg eval scheduling``: every keyframe rule at exactly the fixed intervals' keyframe
+    counts, with the true deviation and the ground truth as references (see evaluation/schedules.py)."""
+    from lowlatseg.data.camvid import camvid
+    from lowlatseg.data.transforms import to_tensor
+    from lowlatseg.evaluation import schedules as sc
+    from lowlatseg.evaluation.video import check_time_order
+    from lowlatseg.scheduling.weights import load_scheduler
+
+    if any(n < 1 for n in intervals):
+        raise UserError("every --intervals value must be at least 1")
+    if max_gap < max(intervals):
+        raise UserError(f"--max-gap {max_gap} must be at least the largest interval ({max(intervals)})")
+    if json_path is not None:
+        _check_parent(json_path)
+    ds = camvid(data, split)
+    check_time_order(ds.samples)
+    model, _, adaptive, _ = _load_prop(weights, propagation)
+    _check_classes(model, ds)
+    predictor, defaults = load_scheduler(scheduler, model)
+    n = len(ds) if not max_frames else min(max_frames, len(ds))
+    images = [to_tensor(ds[i][0]).unsqueeze(0) for i in range(n)]
+    labels = [ds[i][1] for i in range(n)]
+    bar = tqdm(total=n, desc="pairs", unit="keyframe", disable=not progress)
+    table = sc.pair_table(model, adaptive, predictor, images, labels, num_classes=ds.labels.num_classes,
+                          max_gap=max_gap, progress=bar.update)
+    bar.close()
+    rows = []
+    for interval in intervals:
+        fixed = sc.fixed_schedule(n, interval)
+        want = sc.count_keys(fixed)
+        schedules = {"fixed": fixed}
+        for source, devs in (("predicted", table.predicted), ("oracle", table.true)):
+            for rule in ("instant", "accumulated"):
+                schedules[f"{source}-{rule}"] = sc.matched_rule_schedule(table, devs, want, rule=rule)
+        schedules["ground-truth-best"] = sc.best_schedule(table, sc.linear_cost(table, fixed), want)
+        for name, keys_of in schedules.items():
+            rows.append({"interval": interval, "policy": name, "miou": round(sc.score(table, keys_of), 2),
+                         "keyframes": sc.count_keys(keys_of), "keyframe_indices": sorted(set(keys_of))})
+    h, w = ds[0][0].shape[:2]
+    out = {"data": str(data), "split": split, "frames": n, "resolution": f"{h}x{w}", "max_gap": max_gap,
+           "shipped_rule": defaults.rule, "weights": str(weights or DEFAULT_WEIGHTS), "rows": rows}
+    names = list(dict.fromkeys(r["policy"] for r in rows))
+    head = f"{'interval':>8} {'keys':>5} " + " ".join(f"{p:>21}" for p in names)
+    print(head + "\n" + "-" * len(head))
+    for interval in intervals:
+        rs = [r for r in rows if r["interval"] == interval]
+        cells = " ".join(f"{r['miou']:>15.2f}" + (f" ({r['keyframes']:>2})" if r["keyframes"] != rs[0]["keyframes"] else "     ")
+                         for r in rs)
+        print(f"{'1/' + str(interval):>8} {rs[0]['keyframes']:>5} {cells}")
+    print(f"{n} frames of {data} {split}; mIoU of each policy at the fixed interval's keyframe count "
+          "(a count in brackets where a rule could not hit it exactly)")
+    if json_path is not None:
+        write_json(out, json_path)
+    return out
+
+
 def run_agreement_eval(
     *, video: str, interval: int, size: str = "360", weights: str | None = None, propagation: str | None = None,
     json_path: Path | None = None, progress: bool = True, max_frames: int = 0,

@@ -1,0 +1,169 @@
+"""How much can keyframe scheduling gain on a labelled clip? (``lowlatseg eval scheduling``)
+
+For every pair (keyframe k, frame t) with 0 <= t - k <= ``max_gap`` we run adaptive
+propagation with fusion once and keep: the confusion matrix of frame t against its ground
+truth, the scheduler's *predicted* deviation and the *true* deviation (fraction of feature-grid
+pixels whose propagated label differs from the per-frame network's). Any schedule (a keyframe
+for every frame) is then scored exactly by summing the confusions of its pairs, so many
+policies can be compared at exactly the same keyframe count:
+
+* ``fixed``: a keyframe every N frames (equals ``eval video``'s ``adaptive`` row);
+* ``predicted-instant`` / ``predicted-accumulated``: the shipped scheduler's two rules;
+* ``oracle-instant`` / ``oracle-accumulated``: the same rules on the true deviation (what a
+  perfect deviation predictor would do);
+* ``ground-truth-best``: the schedule a dynamic program finds with the labels themselves
+  (minimising a first-order expansion of the mIoU loss around the fixed schedule): an estimate
+  of the headroom, not a policy anyone can run.
+
+All rules are sequential (no low-latency delay) and gaps longer than ``max_gap`` are cut by a
+forced keyframe in every policy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from lowlatseg.evaluation.metrics import Confusion
+from lowlatseg.nn.splitnet import SplitSegNet, to_labels
+from lowlatseg.propagation.methods import Current, Propagator
+from lowlatseg.propagation.produce import make_key, propagated_logits
+from lowlatseg.scheduling.predictor import DeviationPredictor
+
+Pair = tuple[int, int]
+
+
+@dataclass
+class PairTable:
+    """Per-(k, t) results; ``frames`` frames, pairs with t - k <= ``max_gap``."""
+
+    frames: int
+    max_gap: int
+    confusion: dict[Pair, np.ndarray]  # num_classes x num_classes, rows = ground truth
+    predicted: dict[Pair, float]  # scheduler's deviation (t > k)
+    true: dict[Pair, float]  # true deviation against the per-frame network (t > k)
+
+
+@torch.inference_mode()
+def pair_table(
+    model: SplitSegNet, method: Propagator, predictor: DeviationPredictor,
+    images: Sequence[torch.Tensor], labels: Sequence[np.ndarray], *, num_classes: int, max_gap: int,
+    progress: Callable[[int], None] | None = None,
+) -> PairTable:
+    """images: 1 x 3 x H x W each, in time order; labels: H x W (255 = void)."""
+    n = len(images)
+    f_lows = [model.low(x) for x in images]
+    keys = [make_key(model, i, images[i], f_lows[i]) for i in range(n)]
+    teacher = [to_labels(model.head(keys[i].f_high, f_lows[i])) for i in range(n)]  # feature grid
+    conf: dict[Pair, np.ndarray] = {}
+    pred: dict[Pair, float] = {}
+    true: dict[Pair, float] = {}
+    for k in range(n):
+        for t in range(k, min(n, k + max_gap + 1)):
+            size = (images[t].shape[-2], images[t].shape[-1])
+            cur = Current(index=t, image=images[t], f_low=f_lows[t])
+            if t == k:
+                logits = model.head(keys[k].f_high, f_lows[t], size)
+            else:
+                logits = propagated_logits(model, method, keys[k], cur, fuse=True, out_size=size)
+                grid = to_labels(propagated_logits(model, method, keys[k], cur, fuse=True))
+                true[(k, t)] = float((grid != teacher[t]).float().mean())
+                pred[(k, t)] = float(predictor(f_lows[k], f_lows[t])[0])
+            c = Confusion(num_classes)
+            c.update(to_labels(logits)[0], torch.from_numpy(labels[t].astype(np.int64)))
+            conf[(k, t)] = c.matrix
+        if progress:
+            progress(1)
+    return PairTable(n, max_gap, conf, pred, true)
+
+
+def score(table: PairTable, keys_of: Sequence[int]) -> float:
+    """mIoU of a schedule (``keys_of[t]`` = the keyframe frame t is produced from)."""
+    c = Confusion(table.confusion[(0, 0)].shape[0])
+    for t in range(table.frames):
+        c.matrix += table.confusion[(keys_of[t], t)]
+    return c.miou()
+
+
+def fixed_schedule(frames: int, interval: int) -> list[int]:
+    return [t - t % interval for t in range(frames)]
+
+
+def rule_schedule(table: PairTable, deviations: dict[Pair, float], value: float, *, rule: str) -> list[int]:
+    """The instant / accumulated rule replayed on a deviation table (keyframe forced at max_gap)."""
+    keys_of, k, acc = [0], 0, 0.0
+    for t in range(1, table.frames):
+        dev = deviations[(k, t)]
+        acc += dev
+        if (dev if rule == "instant" else acc) > value or t - k >= table.max_gap:
+            k, acc = t, 0.0
+        keys_of.append(k)
+    return keys_of
+
+
+def matched_rule_schedule(table: PairTable, deviations: dict[Pair, float], n_keys: int, *, rule: str) -> list[int]:
+    """The rule's schedule whose keyframe count is closest to ``n_keys`` (bisection on its number)."""
+    lo, hi = 0.0, 1.0 if rule == "instant" else 64.0
+    best: list[int] | None = None
+    for _ in range(40):
+        mid = (lo + hi) / 2
+        s = rule_schedule(table, deviations, mid, rule=rule)
+        if best is None or abs(count_keys(s) - n_keys) < abs(count_keys(best) - n_keys):
+            best = s
+        if count_keys(s) > n_keys:
+            lo = mid
+        else:
+            hi = mid
+    assert best is not None
+    return best
+
+
+def count_keys(keys_of: Sequence[int]) -> int:
+    return len(set(keys_of))
+
+
+def linear_cost(table: PairTable, around: Sequence[int]) -> dict[Pair, float]:
+    """First-order cost of every pair: -d(sum_c IoU_c)/d(confusion) at the schedule ``around``,
+    contracted with the pair's confusion. Additive over frames, so a DP can minimise it."""
+    m0 = sum((table.confusion[(around[t], t)] for t in range(table.frames)), np.zeros_like(table.confusion[(0, 0)])).astype(np.float64)
+    inter = np.diag(m0)
+    union = m0.sum(0) + m0.sum(1) - inter
+    ok = union > 0
+    cost = {}
+    for pair, m in table.confusion.items():
+        mi = np.diag(m).astype(np.float64)
+        mu = m.sum(0) + m.sum(1) - mi
+        gain = np.where(ok, mi / np.where(ok, union, 1) - inter * mu / np.where(ok, union, 1) ** 2, 0.0)
+        cost[pair] = -float(gain.sum())
+    return cost
+
+
+def best_schedule(table: PairTable, cost: dict[Pair, float], n_keys: int) -> list[int]:
+    """Exactly ``n_keys`` keyframes (frame 0 is one), segments of at most max_gap + 1 frames,
+    minimising the summed pair cost (dynamic programming)."""
+    n, g = table.frames, table.max_gap
+    inf = float("inf")
+    # best[e][j]: least cost of frames 0..e-1 with j keyframes, the last segment ending at e-1
+    best = [[inf] * (n_keys + 1) for _ in range(n + 1)]
+    arg: dict[tuple[int, int], int] = {}
+    best[0][0] = 0.0
+    for j in range(1, n_keys + 1):
+        for e in range(1, n + 1):
+            for s in range(max(0, e - g - 1), e):
+                if best[s][j - 1] == inf:
+                    continue
+                c = best[s][j - 1] + sum(cost[(s, t)] for t in range(s, e))
+                if c < best[e][j]:
+                    best[e][j], arg[(e, j)] = c, s
+    if best[n][n_keys] == inf:
+        raise ValueError(f"{n_keys} keyframes cannot cover {n} frames with gaps of at most {g}")
+    starts, e, j = [], n, n_keys
+    while j > 0:
+        s = arg[(e, j)]
+        starts.append(s)
+        e, j = s, j - 1
+    starts.sort()
+    return [max(s for s in starts if s <= t) for t in range(n)]
