@@ -43,7 +43,7 @@ def test_segment_writes_one_frame_per_input_frame(small_video: Path, tiny_weight
 
 @pytest.mark.parametrize("mode, extra, keys", [
     ("per-frame", [], 6), ("fixed", ["--interval", "3"], 2), ("adaptive", ["--threshold", "1"], 1),
-    ("low-latency", ["--interval", "2"], 3),
+    ("low-latency", ["--interval", "2"], 3), ("adaptive", ["--budget", "100"], 1),
 ])
 def test_segment_modes(mode: str, extra: list[str], keys: int, small_video: Path, tiny_weights: Path,
                        tiny_prop: Path, tiny_sched: Path, tmp_path: Path) -> None:
@@ -55,6 +55,8 @@ def test_segment_modes(mode: str, extra: list[str], keys: int, small_video: Path
     s = json.loads(stats.read_text())
     assert s["mode"] == mode and s["frames"] == 6 and _frames(out) == 6
     assert s["keyframes"] == keys
+    if mode == "adaptive":  # the stats say which rule and number ran
+        assert (s["policy"]["rule"], s["policy"]["value"]) == (("instant", 1.0) if "--threshold" in extra else ("accumulated", 100.0))
 
 
 def test_segment_native_size_and_max_frames(small_video: Path, tiny_weights: Path, tmp_path: Path) -> None:

@@ -110,7 +110,7 @@ def segment_video(opts: SegmentOptions) -> dict[str, Any]:
         reader.close()
         runtime.close()
         summary = _summary(opts, info, net_hw, latencies, keyframes, sources, time.perf_counter() - t_start,
-                           reader.error or interrupted)
+                           reader.error or interrupted, runtime.policy)
         if opts.stats is not None:
             tmp = opts.stats.with_suffix(opts.stats.suffix + ".tmp")
             tmp.write_text(json.dumps(summary, indent=1))
@@ -121,9 +121,12 @@ def segment_video(opts: SegmentOptions) -> dict[str, Any]:
 
 
 def _summary(opts: SegmentOptions, info: Any, net_hw: tuple[int, int], lat: list[float], keys: list[bool],
-             sources: list[int], wall: float, stopped: str | None) -> dict[str, Any]:
+             sources: list[int], wall: float, stopped: str | None, policy: Any = None) -> dict[str, Any]:
     arr = np.array(lat) if lat else np.zeros(1)
     return {
+        # the keyframe policy as it ran: name, and for adaptive its rule and threshold / budget
+        "policy": {"name": getattr(policy, "name", None), "rule": getattr(policy, "rule", None),
+                   "value": getattr(policy, "threshold", None), "interval": getattr(policy, "interval", None)},
         "input": str(opts.source),
         "output": str(opts.out),
         "mode": opts.mode,
