@@ -48,6 +48,8 @@ def test_export_command(tmp_path: Path, tiny_weights: Path, capsys: pytest.Captu
     assert main(["export", str(tmp_path / "missing.pt"), "--out", str(tmp_path / "x.pt")]) == 2
     assert "does not exist" in capsys.readouterr().err
     assert not (tmp_path / "x.pt").exists()
+    assert main(["export", str(tiny_weights), "--out", str(tmp_path / "no" / "such" / "e.pt")]) == 2
+    assert "folder" in capsys.readouterr().err
 
 
 def test_wrong_architecture_is_refused(tmp_path: Path, tiny_weights: Path) -> None:

@@ -140,6 +140,13 @@ def test_bad_flags(flags: list[str], small_video: Path, tiny_weights: Path, tmp_
     assert flags[0] in capsys.readouterr().err
 
 
+def test_interval_with_threshold_or_budget_is_refused(small_video: Path, tiny_weights: Path, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    rc = main(["segment", str(small_video), "--out", str(tmp_path / "o.mp4"), "--weights", str(tiny_weights), "--quiet",
+               "--mode", "low-latency", "--interval", "3", "--budget", "0.5"])
+    assert rc == 2 and "--budget and --interval" in capsys.readouterr().err
+
+
 def test_exit_status_in_a_real_process(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-m", "lowlatseg.cli", "segment", str(tmp_path / "nope.mp4"), "--out", str(tmp_path / "o.mp4")],
                           capture_output=True, text=True, timeout=120)

@@ -46,6 +46,16 @@ def test_grow_refuses_a_source_of_other_widths() -> None:
         grow_from(build(variant_config("llnet-m")), build(variant_config("llnet-tiny")))
 
 
+def test_grow_refuses_other_classes_and_other_dilations() -> None:
+    from dataclasses import replace
+
+    with pytest.raises(UserError, match="19 classes"):
+        grow_from(build(variant_config("llnet-m")), build(variant_config("llnet-s", num_classes=19)))
+    shifted = replace(variant_config("llnet-m"), mid_dilations=(2,) + variant_config("llnet-m").mid_dilations[1:])
+    with pytest.raises(UserError, match="dilations"):
+        grow_from(build(shifted), build(variant_config("llnet-s")))
+
+
 def test_mid_dilations_must_match_the_block_count() -> None:
     from dataclasses import replace
 

@@ -46,8 +46,11 @@ def test_rules_hit_the_count_and_respect_the_gap(table_and_data) -> None:
     every = sc.rule_schedule(table, table.predicted, 0.0, rule="instant")
     assert every == list(range(N))
     never = sc.rule_schedule(table, table.predicted, 64.0, rule="accumulated")
-    assert sorted(set(never)) == [0, 4, 8]  # only the forced keyframes, every max_gap frames
+    assert sorted(set(never)) == [0, 5]  # only the forced keyframes, once a gap would exceed max_gap
+    steady = {pair: 0.1 * (pair[1] - pair[0]) for pair in table.predicted}  # deviation growing 0.1 a frame
     for rule in ("instant", "accumulated"):
+        s = sc.matched_rule_schedule(table, steady, 4, rule=rule)
+        assert sorted(set(s)) == [0, 3, 6, 9]  # 4 keyframes are reachable here, every 3 frames
         s = sc.matched_rule_schedule(table, table.true, 4, rule=rule)
         assert all(s[t] <= t and t - s[t] <= table.max_gap for t in range(N))
 

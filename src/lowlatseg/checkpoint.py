@@ -127,6 +127,7 @@ def load_companion(path: str | Path | None, default: Path, *, fmt: str, kind: st
     if obj.get("base_fingerprint") != fp:
         raise UserError(
             f"{p} was trained for base weights {obj.get('base_fingerprint')} ({obj.get('base_arch')}), not the base model "
-            f"in use ({fp}, {base.config.arch}); pass the matching --weights or retrain with 'lowlatseg train {kind}'"
+            f"in use ({fp}, {base.config.arch}); pass the matching --weights (the exact file it was trained on: an exported "
+            f"or re-exported copy differs) or retrain with 'lowlatseg train {kind}'"
         )
     return obj

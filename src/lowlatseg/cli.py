@@ -62,6 +62,8 @@ def cmd_segment(a: argparse.Namespace) -> int:
     for flag, value in (("--threshold", a.threshold), ("--budget", a.budget)):
         if value is not None and a.mode in ("per-frame", "fixed"):
             raise UserError(f"{flag} applies to --mode adaptive and low-latency, not {a.mode}")
+        if value is not None and a.interval is not None:
+            raise UserError(f"{flag} and --interval choose different policies (adaptive vs every N frames); give one of them")
 
     _set_threads(a.threads)
     opts = SegmentOptions(
@@ -97,7 +99,7 @@ def cmd_train_base(a: argparse.Namespace) -> int:
 
     _set_threads(a.threads)
     cfg = BaseTrainConfig(
-        arch=a.arch, init=a.init, data=a.data, dataset=a.dataset, split=a.split,
+        arch=a.arch, init=_resolve_base(a.init), data=a.data, dataset=a.dataset, split=a.split,
         val_split=None if a.val_split in ("", "none") else a.val_split,
         epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, weight_decay=a.weight_decay,
         warmup_epochs=a.warmup_epochs, class_weighting=a.class_weighting, seed=a.seed,
@@ -197,13 +199,17 @@ def cmd_eval_scheduling(a: argparse.Namespace) -> int:
 def cmd_export(a: argparse.Namespace) -> int:
     from lowlatseg.checkpoint import export_weights, load_model
 
+    from lowlatseg.evaluation.report import _check_parent
+
     source = _resolve_base(a.source)
     out = Path(a.out)
     if out.exists() and out.is_dir():
         raise UserError(f"--out {out} is a folder; give the weights file to write, e.g. {out / 'weights.pt'}")
+    _check_parent(out)
     model = load_model(source)
     export_weights(model, out, int8=not a.float16, meta={"source": str(source)})
-    print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, {'float16' if a.float16 else 'int8 conv weights'}) from {source}")
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, {'float16' if a.float16 else 'int8 conv weights'}) from {source}; "
+          "propagation and scheduler files must be trained on this file (they check its fingerprint)")
     return 0
 
 
@@ -391,7 +397,8 @@ def build_parser() -> argparse.ArgumentParser:
     ts.add_argument("--quiet", action="store_true")
     ts.set_defaults(func=cmd_train_scheduler)
 
-    ex = sub.add_parser("export", help="compact inference weights (int8 conv weights) from a run folder or weights file")
+    ex = sub.add_parser("export", help="compact inference weights (int8 conv weights) from a run folder or weights file; "
+                        "train propagation / scheduler on the exported file, as they are tied to the exact weights")
     ex.add_argument("source", help="run folder, its last.pt / weights.pt, or a weights file")
     ex.add_argument("--out", required=True, help="weights file to write")
     ex.add_argument("--float16", action="store_true", help="keep every tensor float16 (about twice the size)")

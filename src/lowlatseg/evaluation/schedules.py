@@ -96,10 +96,13 @@ def rule_schedule(table: PairTable, deviations: dict[Pair, float], value: float,
     """The instant / accumulated rule replayed on a deviation table (keyframe forced at max_gap)."""
     keys_of, k, acc = [0], 0, 0.0
     for t in range(1, table.frames):
-        dev = deviations[(k, t)]
-        acc += dev
-        if (dev if rule == "instant" else acc) > value or t - k >= table.max_gap:
+        if t - k > table.max_gap:  # the table has no pair this far apart: forced keyframe
             k, acc = t, 0.0
+        else:
+            dev = deviations[(k, t)]
+            acc += dev
+            if (dev if rule == "instant" else acc) > value:
+                k, acc = t, 0.0
         keys_of.append(k)
     return keys_of
 

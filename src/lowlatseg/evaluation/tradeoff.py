@@ -68,7 +68,8 @@ def tradeoff_points(
         points.append({
             "method": name, "interval": n, "miou": acc["miou"], "keyframe_fraction": acc["keyframe_fraction"],
             "latency_ms": live["latency_ms"], "latency_frames": live["frames"],
-            "threshold": getattr(policy, "threshold", None), "rule": getattr(policy, "rule", None),
+            "rule": getattr(policy, "rule", None),
+            ("budget" if getattr(policy, "rule", None) == "accumulated" else "threshold"): getattr(policy, "threshold", None),
         })
     return points
 

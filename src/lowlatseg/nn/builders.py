@@ -19,8 +19,8 @@ def llnet_s(num_classes: int = 11) -> SplitNetConfig:
 def llnet_m(num_classes: int = 11) -> SplitNetConfig:
     """The default model: ``llnet-s`` with 12 more dilated residual blocks at stride 8 in ``high``.
 
-    ~54 ms/frame at 360x480 on 2 cores, ``high`` ~80% of it, so a propagated frame (``low``,
-    propagation, ``head``) costs about a third of a keyframe. Same widths as ``llnet-s``, so a
+    ~63 ms/frame at 360x480 on 2 cores, ``high`` ~83% of it, so a propagated frame (``low``,
+    propagation, ``head``) costs about 0.3 of a keyframe. Same widths as ``llnet-s``, so a
     trained ``llnet-s`` grows into it (``train base --init``).
     """
     dilations = (1, 1) + (2, 4, 8) * 4

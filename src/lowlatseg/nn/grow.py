@@ -8,6 +8,8 @@ what the smaller one computed until training changes the new blocks.
 
 from __future__ import annotations
 
+from dataclasses import fields
+
 from torch import nn
 
 from lowlatseg.errors import UserError
@@ -21,6 +23,17 @@ def grow_from(target: SplitSegNet, source: SplitSegNet) -> list[str]:
     Raises ``UserError`` when a source tensor has no same-shaped place in the target, or when
     a target tensor is new but not inside a residual block that can start as the identity.
     """
+    a, b = source.config, target.config
+    if a.num_classes != b.num_classes:
+        raise UserError(f"cannot grow {b.arch} ({b.num_classes} classes) from a network with {a.num_classes} classes; "
+                        "train on the same label set")
+    fixed = [f for f in fields(a) if f.name not in ("arch", "mid_blocks", "mid_dilations")]
+    differ = [f.name for f in fixed if getattr(a, f.name) != getattr(b, f.name)]
+    dil_a = a.mid_dilations or (1,) * a.mid_blocks
+    dil_b = b.mid_dilations or (1,) * b.mid_blocks
+    if differ or tuple(dil_b[: len(dil_a)]) != tuple(dil_a):
+        what = ", ".join(differ) if differ else "the dilations of the existing stride-8 blocks"
+        raise UserError(f"cannot grow {b.arch} from {a.arch}: {what} differ; the target must only add stride-8 blocks after the source's")
     src = source.state_dict()
     dst = target.state_dict()
     for name, t in src.items():
