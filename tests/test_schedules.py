@@ -51,6 +51,7 @@ def test_rules_hit_the_count_and_respect_the_gap(table_and_data) -> None:
     for rule in ("instant", "accumulated"):
         s = sc.matched_rule_schedule(table, steady, 4, rule=rule)
         assert sorted(set(s)) == [0, 3, 6, 9]  # 4 keyframes are reachable here, every 3 frames
+        assert sc.same_count_range(table, steady, 4, rule=rule) == (sc.score(table, s),) * 2  # one placement only
         s = sc.matched_rule_schedule(table, table.true, 4, rule=rule)
         assert all(s[t] <= t and t - s[t] <= table.max_gap for t in range(N))
 

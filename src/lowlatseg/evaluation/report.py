@@ -213,8 +213,13 @@ def run_scheduling_eval(
                 schedules[f"{source}-{rule}"] = sc.matched_rule_schedule(table, devs, want, rule=rule)
         schedules["ground-truth-best"] = sc.best_schedule(table, sc.linear_cost(table, fixed), want)
         for name, keys_of in schedules.items():
-            rows.append({"interval": interval, "policy": name, "miou": round(sc.score(table, keys_of), 2),
-                         "keyframes": sc.count_keys(keys_of), "keyframe_indices": sorted(set(keys_of))})
+            row: dict[str, Any] = {"interval": interval, "policy": name, "miou": round(sc.score(table, keys_of), 2),
+                                   "keyframes": sc.count_keys(keys_of), "keyframe_indices": sorted(set(keys_of))}
+            source, _, rule = name.partition("-")
+            if source in ("predicted", "oracle"):
+                spread = sc.same_count_range(table, table.predicted if source == "predicted" else table.true, want, rule=rule)
+                row["miou_range_same_count"] = None if spread is None else [round(spread[0], 2), round(spread[1], 2)]
+            rows.append(row)
     h, w = ds[0][0].shape[:2]
     out = {"data": str(data), "split": split, "frames": n, "resolution": f"{h}x{w}", "max_gap": max_gap,
            "shipped_rule": defaults.rule, "weights": str(weights or DEFAULT_WEIGHTS), "rows": rows}
@@ -228,6 +233,11 @@ def run_scheduling_eval(
         print(f"{'1/' + str(interval):>8} {rs[0]['keyframes']:>5} {cells}")
     print(f"{n} frames of {data} {split}; mIoU of each policy at the fixed interval's keyframe count "
           "(a count in brackets where a rule could not hit it exactly)")
+    print("lowest..highest mIoU over every rule number giving exactly that count:")
+    for interval in intervals:
+        spreads = [f"{r['policy']} {r['miou_range_same_count'][0]:.2f}..{r['miou_range_same_count'][1]:.2f}"
+                   for r in rows if r["interval"] == interval and r.get("miou_range_same_count")]
+        print(f"  1/{interval}: " + ", ".join(spreads))
     if json_path is not None:
         write_json(out, json_path)
     return out

@@ -124,6 +124,17 @@ def matched_rule_schedule(table: PairTable, deviations: dict[Pair, float], n_key
     return best
 
 
+def same_count_range(table: PairTable, deviations: dict[Pair, float], n_keys: int, *, rule: str,
+                     steps: int = 2000) -> tuple[float, float] | None:
+    """(lowest, highest) mIoU over every rule number on a fine grid that gives exactly ``n_keys``
+    keyframes (None if none does). Several numbers give the same count but different keyframe
+    placements, so a "same rate" comparison has this much play in it."""
+    top = max(deviations.values(), default=1.0) * (1 if rule == "instant" else table.max_gap + 1)
+    scores = [score(table, ks) for v in np.linspace(0.0, top, steps)
+              if count_keys(ks := rule_schedule(table, deviations, float(v), rule=rule)) == n_keys]
+    return (min(scores), max(scores)) if scores else None
+
+
 def count_keys(keys_of: Sequence[int]) -> int:
     return len(set(keys_of))
 
