@@ -245,7 +245,7 @@ def cmd_bench_latency(a: argparse.Namespace) -> int:
 
 
 def _add_propagation_eval_args(p: argparse.ArgumentParser) -> None:
-    """Flags shared by the propagation benchmarks (eval video, eval agreement)."""
+    """Flags shared by the propagation benchmarks (eval video, eval agreement, eval scheduling)."""
     p.add_argument("--weights", help="base weights (default: bundled)")
     p.add_argument("--propagation", help="propagation weights (default: bundled)")
     p.add_argument("--json", help="write the results here")
@@ -365,13 +365,8 @@ def build_parser() -> argparse.ArgumentParser:
     es.add_argument("--split", default="val")
     es.add_argument("--intervals", type=_positive_int, nargs="+", default=[2, 3, 5, 8])
     es.add_argument("--max-gap", type=_positive_int, default=12, help="longest keyframe gap considered (a keyframe is forced after it)")
-    es.add_argument("--weights")
-    es.add_argument("--propagation")
-    es.add_argument("--scheduler")
-    es.add_argument("--max-frames", type=_nonneg_int, default=0)
-    es.add_argument("--threads", type=_nonneg_int, default=2)
-    es.add_argument("--json")
-    es.add_argument("--quiet", action="store_true")
+    es.add_argument("--scheduler", help="scheduler weights (default: bundled)")
+    _add_propagation_eval_args(es)
     es.set_defaults(func=cmd_eval_scheduling)
 
     tp = t.add_parser("propagation", help="train the adaptive kernel predictor and the uniform kernel (base frozen)")

@@ -85,6 +85,20 @@ def _load_prop(weights: str | None, propagation: str | None):
     return model, prop_cfg, adaptive, uniform
 
 
+def _open_clip(data: str, split: str, weights: str | None, propagation: str | None, max_frames: int):
+    """A labelled clip in time order, the base model with its propagation (classes checked), and
+    how many frames to use: (ds, n, model, prop_cfg, adaptive, uniform)."""
+    from lowlatseg.data.camvid import camvid
+    from lowlatseg.evaluation.video import check_time_order
+
+    ds = camvid(data, split)
+    check_time_order(ds.samples)
+    model, prop_cfg, adaptive, uniform = _load_prop(weights, propagation)
+    _check_classes(model, ds)
+    n = len(ds) if not max_frames else min(max_frames, len(ds))
+    return ds, n, model, prop_cfg, adaptive, uniform
+
+
 def _finish_video(result: dict[str, Any], extra: dict[str, Any], json_path: Path | None) -> dict[str, Any]:
     from lowlatseg.evaluation.video import format_rows
 
@@ -142,19 +156,14 @@ def run_video_eval(
     scheduler: str | None = None, delay_frames: int = 1,
 ) -> dict[str, Any]:
     """``lowlatseg eval video``: the propagation benchmark on a labelled clip."""
-    from lowlatseg.data.camvid import camvid
     from lowlatseg.data.transforms import to_tensor
-    from lowlatseg.evaluation.video import check_time_order, run_protocol, standard_rows
+    from lowlatseg.evaluation.video import run_protocol, standard_rows
 
     if interval < 1:
         raise UserError(f"--interval {interval} is not valid; it must be at least 1")
     if json_path is not None:
         _check_parent(json_path)
-    ds = camvid(data, split)
-    check_time_order(ds.samples)
-    model, prop_cfg, adaptive, uniform = _load_prop(weights, propagation)
-    _check_classes(model, ds)
-    n = len(ds) if not max_frames else min(max_frames, len(ds))
+    ds, n, model, prop_cfg, adaptive, uniform = _open_clip(data, split, weights, propagation, max_frames)
     frames = ((to_tensor(ds[i][0]).unsqueeze(0), ds[i][1]) for i in range(n))
     bar = tqdm(total=n, desc=f"eval video N={interval}", unit="frame", disable=not progress)
     res = run_protocol(model, standard_rows(prop_cfg, adaptive, uniform), frames, interval=interval,
@@ -179,10 +188,8 @@ def run_scheduling_eval(
 ) -> dict[str, Any]:
     """``lowlatseg eval scheduling``: every keyframe rule at exactly the fixed intervals' keyframe
     counts, with the true deviation and the ground truth as references (see evaluation/schedules.py)."""
-    from lowlatseg.data.camvid import camvid
     from lowlatseg.data.transforms import to_tensor
     from lowlatseg.evaluation import schedules as sc
-    from lowlatseg.evaluation.video import check_time_order
     from lowlatseg.scheduling.weights import load_scheduler
 
     if any(n < 1 for n in intervals):
@@ -191,12 +198,8 @@ def run_scheduling_eval(
         raise UserError(f"--max-gap {max_gap} must be at least the largest interval ({max(intervals)})")
     if json_path is not None:
         _check_parent(json_path)
-    ds = camvid(data, split)
-    check_time_order(ds.samples)
-    model, _, adaptive, _ = _load_prop(weights, propagation)
-    _check_classes(model, ds)
+    ds, n, model, _, adaptive, _ = _open_clip(data, split, weights, propagation, max_frames)
     predictor, defaults = load_scheduler(scheduler, model)
-    n = len(ds) if not max_frames else min(max_frames, len(ds))
     images = [to_tensor(ds[i][0]).unsqueeze(0) for i in range(n)]
     labels = [ds[i][1] for i in range(n)]
     bar = tqdm(total=n, desc="pairs", unit="keyframe", disable=not progress)
@@ -360,10 +363,7 @@ def run_tradeoff_eval(
     latency_repeat: int = 3,
 ) -> dict[str, Any]:
     """``lowlatseg eval tradeoff``: mean / max latency against mIoU for every method and mode."""
-    from lowlatseg.data.camvid import camvid
     from lowlatseg.evaluation.tradeoff import plot_tradeoff, tradeoff_points
-    from lowlatseg.evaluation.video import check_time_order
-    from lowlatseg.propagation.weights import load_propagation
     from lowlatseg.scheduling.weights import load_scheduler
 
     if any(n < 1 for n in intervals):
@@ -371,12 +371,7 @@ def run_tradeoff_eval(
     for target in (plot_path, json_path):
         if target is not None:
             _check_parent(target)
-    ds = camvid(data, split)
-    check_time_order(ds.samples)
-    n = len(ds) if not max_frames else min(max_frames, len(ds))
-    model = load_model(weights)
-    _check_classes(model, ds)
-    _, adaptive, _ = load_propagation(propagation, model)
+    ds, n, model, _, adaptive, _ = _open_clip(data, split, weights, propagation, max_frames)
     predictor, defaults = load_scheduler(scheduler, model)
     images = [ds[i][0] for i in range(n)]
     labels = [ds[i][1] for i in range(n)]
