@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from lowlatseg.evaluation.metrics import Confusion
 from lowlatseg.nn.splitnet import SplitSegNet, to_labels
@@ -66,12 +67,13 @@ def pair_table(
             size = (images[t].shape[-2], images[t].shape[-1])
             cur = Current(index=t, image=images[t], f_low=f_lows[t])
             if t == k:
-                logits = model.head(keys[k].f_high, f_lows[t], size)
+                grid_logits = model.head(keys[k].f_high, f_lows[t])
             else:
-                logits = propagated_logits(model, method, keys[k], cur, fuse=True, out_size=size)
-                grid = to_labels(propagated_logits(model, method, keys[k], cur, fuse=True))
-                true[(k, t)] = float((grid != teacher[t]).float().mean())
+                grid_logits = propagated_logits(model, method, keys[k], cur, fuse=True)
+                true[(k, t)] = float((to_labels(grid_logits) != teacher[t]).float().mean())
                 pred[(k, t)] = float(predictor(f_lows[k], f_lows[t])[0])
+            # the head's own upsampling (bilinear, align_corners=False), applied once to the grid logits
+            logits = F.interpolate(grid_logits, size=size, mode="bilinear", align_corners=False)
             c = Confusion(num_classes)
             c.update(to_labels(logits)[0], torch.from_numpy(labels[t].astype(np.int64)))
             conf[(k, t)] = c.matrix
