@@ -32,6 +32,7 @@ from lowlatseg.evaluation.metrics import Confusion
 from lowlatseg.nn.splitnet import SplitSegNet, to_labels
 from lowlatseg.propagation.methods import Current, Propagator
 from lowlatseg.propagation.produce import make_key, propagated_logits
+from lowlatseg.scheduling.policies import RULE_SEARCH_MAX, rule_fires
 from lowlatseg.scheduling.predictor import DeviationPredictor
 
 Pair = tuple[int, int]
@@ -100,18 +101,17 @@ def rule_schedule(table: PairTable, deviations: dict[Pair, float], value: float,
     for t in range(1, table.frames):
         if t - k > table.max_gap:  # the table has no pair this far apart: forced keyframe
             k, acc = t, 0.0
+        elif rule_fires(rule, deviations[(k, t)], acc, value):
+            k, acc = t, 0.0
         else:
-            dev = deviations[(k, t)]
-            acc += dev
-            if (dev if rule == "instant" else acc) > value:
-                k, acc = t, 0.0
+            acc += deviations[(k, t)]
         keys_of.append(k)
     return keys_of
 
 
 def matched_rule_schedule(table: PairTable, deviations: dict[Pair, float], n_keys: int, *, rule: str) -> list[int]:
     """The rule's schedule whose keyframe count is closest to ``n_keys`` (bisection on its number)."""
-    lo, hi = 0.0, 1.0 if rule == "instant" else 64.0
+    lo, hi = 0.0, RULE_SEARCH_MAX[rule]
     best: list[int] | None = None
     for _ in range(40):
         mid = (lo + hi) / 2

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 import torch
 
+from lowlatseg.scheduling.policies import RULE_SEARCH_MAX, rule_fires
 from lowlatseg.scheduling.predictor import DeviationPredictor
 
 
@@ -43,8 +44,9 @@ def keyframe_fraction(predictor: DeviationPredictor, f_lows: Clips, threshold: f
             if pending is not None:
                 continue
             dev = float(predictor(key, f)[0])
-            acc += dev
-            if (dev if rule == "instant" else acc) > threshold:
+            if not rule_fires(rule, dev, acc, threshold):
+                acc += dev
+            else:
                 n_keys += 1
                 acc = 0.0
                 if delay_frames:
@@ -65,7 +67,7 @@ def threshold_for_rate(predictor: DeviationPredictor, f_lows: Clips, rate: float
     whose replayed keyframe fraction is as close as possible to ``rate`` (0 < rate <= 1)."""
     if not 0 < rate <= 1:
         raise ValueError(f"target keyframe rate {rate} must be in (0, 1]")
-    lo, hi = 0.0, 1.0 if rule == "instant" else 64.0
+    lo, hi = 0.0, RULE_SEARCH_MAX[rule]
     iters += 0 if rule == "instant" else 6  # same resolution relative to the range
     best, best_err = (lo + hi) / 2, float("inf")
     for _ in range(iters):

@@ -32,6 +32,20 @@ from lowlatseg.scheduling.predictor import DeviationPredictor
 
 
 RULES = ("instant", "accumulated")
+RULE_SEARCH_MAX = {"instant": 1.0, "accumulated": 64.0}  # upper end when searching a rule's number for a rate
+
+
+def check_rule(rule: str) -> str:
+    if rule not in RULES:
+        raise UserError(f"unknown adaptive rule {rule!r}; choose one of: {', '.join(RULES)}")
+    return rule
+
+
+def rule_fires(rule: str, deviation: float, deviation_sum: float, value: float) -> bool:
+    """The adaptive rules' one test: ``deviation`` of this frame, ``deviation_sum`` of the frames
+    asked since the keyframe (not counting this one). The runtime, the calibration replay and
+    ``eval scheduling`` all decide through this function."""
+    return (deviation if rule == "instant" else deviation_sum + deviation) > value
 
 
 def check_threshold(threshold: float) -> float:
@@ -84,19 +98,16 @@ class AdaptiveThreshold:
     name = "adaptive"
 
     def __init__(self, predictor: DeviationPredictor, threshold: float, *, rule: str = "instant", max_interval: int = 0) -> None:
-        if rule not in RULES:
-            raise UserError(f"unknown adaptive rule {rule!r}; choose one of: {', '.join(RULES)}")
         self.predictor = predictor.eval()
-        self.rule = rule
+        self.rule = check_rule(rule)
         self.threshold = check_threshold(threshold) if rule == "instant" else check_budget(threshold)
         self.max_interval = max_interval
 
     @torch.inference_mode()
     def decide(self, frames_since_key: int, deviation_sum: float, key: KeyState, cur: Current) -> tuple[bool, float | None]:
         dev = float(self.predictor(key.f_low, cur.f_low)[0])
-        score = dev if self.rule == "instant" else deviation_sum + dev
         forced = self.max_interval > 0 and frames_since_key >= self.max_interval
-        return score > self.threshold or forced, dev
+        return rule_fires(self.rule, dev, deviation_sum, self.threshold) or forced, dev
 
 
 class Oracle:

@@ -31,7 +31,7 @@ from lowlatseg.errors import UserError
 from lowlatseg.propagation.methods import Current, KeyState
 from lowlatseg.propagation.weights import load_propagation
 from lowlatseg.scheduling.calibrate import threshold_for_rate
-from lowlatseg.scheduling.policies import RULES, true_deviation
+from lowlatseg.scheduling.policies import check_rule, true_deviation
 from lowlatseg.scheduling.predictor import DeviationConfig, DeviationPredictor
 from lowlatseg.scheduling.weights import save_scheduler
 from lowlatseg.train.runs import start_run
@@ -58,8 +58,7 @@ class SchedTrainConfig:
 
 
 def train_scheduler(cfg: SchedTrainConfig, out: Path, *, progress: bool = True) -> dict[str, Any]:
-    if cfg.rule not in RULES:
-        raise UserError(f"unknown adaptive rule {cfg.rule!r}; choose one of: {', '.join(RULES)}")
+    check_rule(cfg.rule)
     rng = start_run(cfg, out)
 
     # 1. frozen base + adaptive propagation (the teacher of deviations)
