@@ -23,7 +23,7 @@ def test_bench_rows_for_every_mode(small_video: Path, tiny_weights: Path, tiny_p
     out = tmp_path / "b.json"
     rc = main(["bench", "--video", str(small_video), "--size", "48x64", "--fps", "0", "--weights", str(tiny_weights),
                "--propagation", str(tiny_prop), "--scheduler", str(tiny_sched), "--threads", "1", "--json", str(out),
-               "--interval", "3", "--quiet"])
+               "--interval", "3", "--warmup", "5", "--quiet"])
     assert rc == 0
     res = json.loads(out.read_text())
     assert [r["mode"] for r in res["rows"]] == ["per-frame", "fixed", "adaptive", "low-latency"]
@@ -33,6 +33,7 @@ def test_bench_rows_for_every_mode(small_video: Path, tiny_weights: Path, tiny_p
         # 5 warm-up frames establish the stream; the other 7 are measured
         assert r["frames"] == 7 and r["warmup_frames"] == 5 and 0 <= r["keyframe_fraction"] <= 1
         assert r["latency_ms"]["max"] >= r["latency_ms"]["p95"] >= r["latency_ms"]["p50"] > 0
+        assert set(r["warmup_latency_ms"]) == {"mean", "p50", "p95", "max"}  # reported apart, not dropped
     rows = {r["mode"]: r for r in res["rows"]}
     assert rows["per-frame"]["keyframe_fraction"] == 1.0
     assert rows["fixed"]["keyframe_fraction"] == pytest.approx(2 / 7, abs=1e-4)  # frames 6 and 9 of 5..11
@@ -47,7 +48,7 @@ def test_bench_live_rate_adds_waiting_when_too_slow(small_video: Path, tiny_weig
         out = tmp_path / f"b{fps}.json"
         assert main(["bench", "--video", str(small_video), "--size", "48x64", "--fps", fps, "--weights",
                      str(tiny_weights), "--propagation", str(tiny_prop), "--scheduler", str(tiny_sched), "--threads", "1",
-                     "--json", str(out), "--quiet"]) == 0
+                     "--json", str(out), "--warmup", "5", "--quiet"]) == 0
         means[fps] = json.loads(out.read_text())["rows"][0]["latency_ms"]["mean"]  # per-frame mode: 7 measured frames
     assert means["100000"] > 2 * means["0"]
 
@@ -55,6 +56,12 @@ def test_bench_live_rate_adds_waiting_when_too_slow(small_video: Path, tiny_weig
 def test_bench_bad_fps(small_video: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["bench", "--video", str(small_video), "--fps", "-1", "--quiet"]) == 2
     assert "--fps -1" in capsys.readouterr().err
+
+
+def test_bench_clip_shorter_than_the_warmup(small_video: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "--video", str(small_video), "--fps", "0", "--quiet"]) == 2  # 12 frames, default warm-up 25
+    err = capsys.readouterr().err
+    assert "12 frames" in err and "25 warm-up frames" in err
 
 
 def test_svconv_microbenchmark(tmp_path: Path) -> None:
@@ -94,7 +101,7 @@ def test_long_stream_fields(small_video: Path, tiny_weights: Path, tiny_prop: Pa
     out = tmp_path / "b.json"
     assert main(["bench", "--video", str(small_video), "--size", "48x64", "--fps", "0", "--repeat", "3", "--weights",
                  str(tiny_weights), "--propagation", str(tiny_prop), "--scheduler", str(tiny_sched), "--threads", "1",
-                 "--json", str(out), "--quiet"]) == 0
+                 "--json", str(out), "--warmup", "5", "--quiet"]) == 0
     res = json.loads(out.read_text())
     assert res["frames"] == 36 and res["repeat"] == 3
     assert all(r["frames"] == 31 and "drift_ms" in r and r["rss_mb"] > 0 for r in res["rows"])

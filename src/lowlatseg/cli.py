@@ -239,7 +239,7 @@ def cmd_bench_latency(a: argparse.Namespace) -> int:
         raise UserError("bench needs --video FILE (or use 'lowlatseg bench svconv')")
     run_latency_bench(video=a.video, size=a.size, fps=a.fps, interval=a.interval, threshold=a.threshold,
                       budget=a.budget, weights=a.weights, propagation=a.propagation, scheduler=a.scheduler, threads=a.threads,
-                      max_frames=a.max_frames, repeat=a.repeat, json_path=Path(a.json) if a.json else None,
+                      max_frames=a.max_frames, repeat=a.repeat, warmup=a.warmup, json_path=Path(a.json) if a.json else None,
                       progress=not a.quiet)
     return 0
 
@@ -412,6 +412,8 @@ def build_parser() -> argparse.ArgumentParser:
     bp.add_argument("--threads", type=_positive_int, default=2)
     bp.add_argument("--max-frames", type=_nonneg_int, default=0)
     bp.add_argument("--repeat", type=_positive_int, default=1, help="play the clip N times (forwards, backwards, ...) for a long stream")
+    bp.add_argument("--warmup", type=_nonneg_int,
+                    help="frames run before the clock starts, reported apart (default: one second of a 25 fps stream)")
     bp.add_argument("--json")
     bp.add_argument("--quiet", action="store_true")
     bp.set_defaults(func=cmd_bench_latency)

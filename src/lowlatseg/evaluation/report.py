@@ -14,6 +14,7 @@ from tqdm import tqdm
 from lowlatseg.checkpoint import DEFAULT_WEIGHTS, load_model
 from lowlatseg.errors import UserError
 from lowlatseg.evaluation.image import evaluate_images
+from lowlatseg.evaluation.latency import WARMUP_FRAMES
 
 
 def _check_parent(path: Path) -> None:
@@ -306,7 +307,7 @@ def _decode(video: str, size: str, max_frames: int) -> tuple[list[Any], tuple[in
 def run_latency_bench(
     *, video: str, size: str = "360x480", fps: float | None = None, modes: tuple[str, ...] = ("per-frame", "fixed", "adaptive", "low-latency"),
     interval: int = 5, threshold: float | None = None, budget: float | None = None, weights: str | None = None,
-    propagation: str | None = None, scheduler: str | None = None, threads: int = 2, max_frames: int = 0, warmup: int = 5, repeat: int = 1,
+    propagation: str | None = None, scheduler: str | None = None, threads: int = 2, max_frames: int = 0, warmup: int | None = None, repeat: int = 1,
     json_path: Path | None = None, progress: bool = True, keep_latencies: bool = False,
 ) -> dict[str, Any]:
     """``lowlatseg bench``: every mode on the same frames, fed as a live stream."""
@@ -321,8 +322,11 @@ def run_latency_bench(
     if repeat > 1:  # a long stream: the clip played forwards and backwards in turn (no jump at the seams)
         clip = frames
         frames = [f for r in range(repeat) for f in (clip if r % 2 == 0 else clip[::-1])]
+    warmup = WARMUP_FRAMES if warmup is None else warmup
+    if warmup < 0:
+        raise UserError(f"--warmup {warmup} is not valid; give a number of frames >= 0")
     if len(frames) <= warmup:
-        raise UserError(f"{video} has {len(frames)} frames; the benchmark needs more than the {warmup} warm-up frames")
+        raise UserError(f"{video} has {len(frames)} frames; the benchmark needs more than the {warmup} warm-up frames: lower --warmup, or play the clip several times with --repeat")
     if fps is None and not video_fps:
         raise UserError(f"{video} does not say its frame rate; pass --fps (0 for as fast as possible)")
     rate = video_fps if fps is None else fps
@@ -349,8 +353,10 @@ def run_latency_bench(
         L = r["latency_ms"]
         rel = f"  {L['mean'] / ref * 100:.0f}% / {L['max'] / ref * 100:.0f}%" if ref else ""
         print(f"{r['mode']:<12} {L['mean']:>8.1f} {L['p50']:>8.1f} {L['p95']:>8.1f} {L['max']:>8.1f} "
-              f"{r['fps'] or 0:>7.1f} {r['keyframe_fraction']:>9.2f}{rel}  drift {r['drift_ms']:+.1f} ms, rss {r['rss_mb']:.0f} MiB")
-    print(f"{video}, {out['resolution']}, {threads} threads, stream at {'as fast as possible' if rate == 0 else f'{rate:g} fps'}")
+              f"{r['fps'] or 0:>7.1f} {r['keyframe_fraction']:>9.2f}{rel}  drift {r['drift_ms']:+.1f} ms, rss {r['rss_mb']:.0f} MiB"
+              + (f", warm-up max {r['warmup_latency_ms']['max']:.0f} ms" if r["warmup_latency_ms"] else ""))
+    print(f"{video}, {out['resolution']}, {threads} threads, stream at {'as fast as possible' if rate == 0 else f'{rate:g} fps'}, "
+          f"first {warmup} frames not measured (warm-up)")
     if json_path is not None:
         write_json(out, json_path)
     return out
@@ -398,10 +404,13 @@ def run_tradeoff_eval(
 
 def run_split_bench(*, size: str = "360x480", weights: str | None = None, repeats: int = 20,
                     json_path: Path | None = None) -> dict[str, Any]:
-    """``lowlatseg bench split``: median time of low, high, head (with the upsampling to the
-    input size) and the whole network, interleaved so machine noise hits all alike."""
+    """``lowlatseg bench split``: median time of low, high, head (with the labels at the input
+    size) and the whole network, as the runtime runs them (the inference copy of the network,
+    channels-last input, :func:`upsampled_labels`), interleaved so machine noise hits all alike."""
     import time
 
+    from lowlatseg.nn.inference import for_inference
+    from lowlatseg.nn.labels import upsampled_labels
     from lowlatseg.runtime import parse_size
 
     spec = parse_size(size)
@@ -409,13 +418,18 @@ def run_split_bench(*, size: str = "360x480", weights: str | None = None, repeat
         raise UserError(f"--size {size!r}: give HxW, e.g. 360x480")
     if json_path is not None:
         _check_parent(json_path)
-    model = load_model(weights)
-    x = torch.rand(1, 3, *spec)
+    model = for_inference(load_model(weights))
+    x = torch.rand(1, 3, *spec).contiguous(memory_format=torch.channels_last)
     with torch.inference_mode():
         f_low = model.low(x)
         f_high = model.high(f_low)
+
+        def whole() -> torch.Tensor:
+            f = model.low(x)
+            return upsampled_labels(model.head(model.high(f), f), spec)
+
         parts = {"low": lambda: model.low(x), "high": lambda: model.high(f_low),
-                 "head": lambda: model.head(f_high, f_low, spec), "whole": lambda: model(x)}
+                 "head": lambda: upsampled_labels(model.head(f_high, f_low), spec), "whole": whole}
         for fn in parts.values():
             fn()
         times: dict[str, list[float]] = {k: [] for k in parts}

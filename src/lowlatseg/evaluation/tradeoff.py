@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from lowlatseg.evaluation.latency import run_live
+from lowlatseg.evaluation.latency import WARMUP_FRAMES, run_live
 from lowlatseg.evaluation.video import run_online
 from lowlatseg.nn.splitnet import SplitSegNet
 from lowlatseg.propagation.methods import Clockwork, FlowWarp, Propagator
@@ -63,11 +63,11 @@ def tradeoff_points(
                            executor=ThreadExecutor() if background else InlineExecutor(), size=hw,
                            threads=(threads, max(1, threads // 2)) if background else None)
         with rt:
-            live = run_live(rt, live_frames, fps=fps)
+            live = run_live(rt, live_frames, fps=fps, warmup=min(WARMUP_FRAMES, len(live_frames) // 2))
         torch.set_num_threads(threads)
         points.append({
             "method": name, "interval": n, "miou": acc["miou"], "keyframe_fraction": acc["keyframe_fraction"],
-            "latency_ms": live["latency_ms"], "latency_frames": live["frames"],
+            "latency_ms": live["latency_ms"], "latency_frames": live["frames"], "latency_warmup_frames": live["warmup_frames"],
             "rule": getattr(policy, "rule", None),
             ("budget" if getattr(policy, "rule", None) == "accumulated" else "threshold"): getattr(policy, "threshold", None),
         })

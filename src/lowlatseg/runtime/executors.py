@@ -51,6 +51,9 @@ class ThreadExecutor:
     def __init__(self, worker_threads: int = 1) -> None:
         self.worker_threads = worker_threads
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lowlatseg-high")
+        # start the thread and set its thread count now, not on the first keyframe (that frame
+        # paid ~10 ms for it)
+        self._pool.submit(torch.set_num_threads, worker_threads).result()
 
     def submit(self, fn: Callable[[torch.Tensor], torch.Tensor], f_low: torch.Tensor) -> Future:
         def run() -> torch.Tensor:

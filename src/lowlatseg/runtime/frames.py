@@ -55,9 +55,10 @@ def network_size(frame_hw: tuple[int, int], size: tuple[int, int] | int | None) 
 
 
 def prepare(frame: np.ndarray, size: tuple[int, int]) -> torch.Tensor:
-    """H x W x 3 uint8 RGB frame -> 1 x 3 x size float tensor in [0, 1] (bilinear resize)."""
+    """H x W x 3 uint8 RGB frame -> 1 x 3 x size float tensor in [0, 1] (area resize), stored
+    channels-last like the runtime's inference copy of the network (see nn/inference.py)."""
     if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
         raise UserError(f"a frame must be H x W x 3 uint8 RGB, got shape {frame.shape} and dtype {frame.dtype}")
     if frame.shape[:2] != size:
         frame = cv2.resize(frame, (size[1], size[0]), interpolation=cv2.INTER_AREA)
-    return to_tensor(frame).unsqueeze(0)
+    return to_tensor(frame).unsqueeze(0).contiguous(memory_format=torch.channels_last)

@@ -23,13 +23,17 @@ import time
 
 import numpy as np
 import torch
+from torch import nn
 
-from lowlatseg.nn.splitnet import SplitSegNet, to_labels
+from lowlatseg.nn.inference import for_inference
+from lowlatseg.nn.labels import upsampled_labels
+from lowlatseg.nn.splitnet import SplitSegNet
 from lowlatseg.propagation.methods import Current, KeyState, Propagator
 from lowlatseg.propagation.produce import make_key, propagated_logits
 from lowlatseg.runtime.executors import InlineExecutor, KeyExecutor, ThreadExecutor
 from lowlatseg.runtime.frames import FrameResult, network_size, prepare
 from lowlatseg.runtime.state import PendingKey, StreamState
+from lowlatseg.runtime.steady import steady
 from lowlatseg.scheduling.policies import EveryFrame, KeyframePolicy
 
 MODES = ("per-frame", "fixed", "adaptive", "low-latency")
@@ -57,8 +61,8 @@ class StreamRuntime:
         oversubscribe the cores and the main path uses them all the rest of the time."""
         if delay_frames is not None and delay_frames < 1:
             raise ValueError("delay_frames must be at least 1 (a keyframe chosen at t is usable from t + 1)")
-        self.model = model.eval()
-        self.method = method
+        self.model = for_inference(model)  # BatchNorm folded, channels-last: the same function, faster
+        self.method = for_inference(method) if isinstance(method, nn.Module) else method
         self.policy = policy
         self.background = background
         self.executor: KeyExecutor = executor or (ThreadExecutor() if background else InlineExecutor())
@@ -66,6 +70,7 @@ class StreamRuntime:
         self.size = size
         self.threads = threads
         self.state = StreamState()
+        steady()
 
     @property
     def mode(self) -> str:
@@ -81,6 +86,7 @@ class StreamRuntime:
             except Exception:
                 pass
         self.state = StreamState()
+        steady()
         if self.threads:
             torch.set_num_threads(self.threads[0])
 
@@ -134,7 +140,7 @@ class StreamRuntime:
         if st.key is None or (choose and not self.background):
             st.key = make_key(model, i, x, f_low)
             st.last_choice, st.deviation_sum = i, 0.0
-            logits = model.head(st.key.f_high, f_low, hw)
+            logits = model.head(st.key.f_high, f_low)
             source = i
         else:
             if choose:
@@ -148,9 +154,10 @@ class StreamRuntime:
                     ready_at=None if self.delay_frames is None else i + self.delay_frames,
                 )
                 st.last_choice = i
-            logits = propagated_logits(model, self.method, st.key, cur, fuse=True, out_size=hw)
+            logits = propagated_logits(model, self.method, st.key, cur, fuse=True)
             source = st.key.index
-        labels = to_labels(logits)[0].to(torch.uint8).numpy()
+        # = argmax of the head's bilinear upsampling to hw, computed mostly on the feature grid
+        labels = upsampled_labels(logits, hw)[0].to(torch.uint8).numpy()
         st.index += 1
         return FrameResult(
             index=i, labels=labels, is_keyframe=choose, keyframe_index=source,

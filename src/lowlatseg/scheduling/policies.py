@@ -25,6 +25,7 @@ from typing import Protocol, runtime_checkable
 import torch
 
 from lowlatseg.errors import UserError
+from lowlatseg.nn.inference import for_inference
 from lowlatseg.nn.splitnet import SplitSegNet
 from lowlatseg.propagation.methods import Current, KeyState, Propagator
 from lowlatseg.propagation.produce import propagated_logits
@@ -98,7 +99,7 @@ class AdaptiveThreshold:
     name = "adaptive"
 
     def __init__(self, predictor: DeviationPredictor, threshold: float, *, rule: str = "instant", max_interval: int = 0) -> None:
-        self.predictor = predictor.eval()
+        self.predictor = for_inference(predictor)  # BatchNorm folded, channels-last: same function, faster
         self.rule = check_rule(rule)
         self.threshold = check_threshold(threshold) if rule == "instant" else check_budget(threshold)
         self.max_interval = max_interval

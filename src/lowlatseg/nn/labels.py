@@ -1,0 +1,74 @@
+"""Full-resolution labels from feature-grid logits, without upsampling every logit.
+
+``upsampled_labels(logits, size)`` equals ``to_labels(F.interpolate(logits, size, mode="bilinear",
+align_corners=False))`` (the head's own upsampling followed by the argmax) but does most of the
+work on the feature grid:
+
+* Every output pixel's bilinear value is a convex combination of the four grid logit vectors
+  around it. If those four vectors have the same argmax class ``c``, so does any convex
+  combination of them (``v_i[c] >= v_i[j]`` for every corner ``i`` sums to the same inequality,
+  and first-maximum tie-breaking carries over), so the pixel's label is ``c`` with no
+  arithmetic at all.
+* Only pixels whose four corners disagree (near class boundaries: typically 10-20 % of them)
+  get their C interpolated logits computed, with PyTorch's own source indices and weights.
+
+On a 2-core CPU this takes about a third of the time of upsampling 11 x 360 x 480 logits and
+taking their argmax, on the per-frame path of every mode. Results can differ from the reference
+only where two classes' interpolated logits tie to within float rounding.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from lowlatseg.nn.splitnet import to_labels
+
+
+def _source_axis(n_in: int, n_out: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per output index along one axis: the two source indices and the second one's weight,
+    computed like PyTorch's CPU bilinear kernel (align_corners=False, float32)."""
+    scale = torch.tensor(n_in, dtype=torch.float32) / n_out
+    src = (scale * (torch.arange(n_out, dtype=torch.float32) + 0.5) - 0.5).clamp(min=0)
+    i0 = src.long()
+    i1 = torch.where(i0 < n_in - 1, i0 + 1, i0)
+    return i0, i1, (src - i0).clamp(0, 1)
+
+
+def _shift(g: torch.Tensor, dim: int) -> torch.Tensor:
+    """The next row (dim 1) or column (dim 2) of ``g``, the last one repeated (clamped index)."""
+    n = g.shape[dim]
+    return torch.cat([g.narrow(dim, 1, n - 1), g.narrow(dim, n - 1, 1)], dim)
+
+
+def _runs(i0: torch.Tensor, n_in: int) -> torch.Tensor:
+    """n_in x R table of the output indices whose first source index is each input index (the
+    output pixels of one grid cell along this axis), each run padded by repeating its last index.
+    Upsampling only: every input index starts at least one output index."""
+    counts = torch.bincount(i0, minlength=n_in)
+    starts = torch.cumsum(counts, 0) - counts
+    r = torch.arange(int(counts.max()))
+    return starts[:, None] + torch.minimum(r[None, :], counts[:, None] - 1)
+
+
+def upsampled_labels(logits: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """logits: B x C x h x w (feature grid) -> B x H x W int64 labels at ``size`` = (H, W)."""
+    b, c, h, w = logits.shape
+    big_h, big_w = size
+    if big_h < h or big_w < w:  # downsampling: no cell structure to exploit
+        return to_labels(F.interpolate(logits, size=size, mode="bilinear", align_corners=False))
+    y0, _, ly = _source_axis(h, big_h)
+    x0, _, lx = _source_axis(w, big_w)
+    grid = to_labels(logits)  # B x h x w
+    down = _shift(grid, 1)
+    agree = (grid == down) & (grid == _shift(grid, 2)) & (grid == _shift(down, 2))  # a cell's 4 corners
+    out = grid.index_select(1, y0).index_select(2, x0)  # B x H x W: each pixel's top-left corner
+    bi, ci, cj = torch.nonzero(~agree, as_tuple=True)  # cells whose corners disagree: interpolate
+    if bi.numel():
+        ys, xs = _runs(y0, h)[ci], _runs(x0, w)[cj]  # n x R, n x S output pixels of each cell
+        ci1, cj1 = (ci + 1).clamp(max=h - 1), (cj + 1).clamp(max=w - 1)
+        wy, wx = ly[ys][:, None, :, None], lx[xs][:, None, None, :]  # n x 1 x R x 1, n x 1 x 1 x S
+        top = (1 - wx) * logits[bi, :, ci, cj][:, :, None, None] + wx * logits[bi, :, ci, cj1][:, :, None, None]
+        bottom = (1 - wx) * logits[bi, :, ci1, cj][:, :, None, None] + wx * logits[bi, :, ci1, cj1][:, :, None, None]
+        out[bi[:, None, None], ys[:, :, None], xs[:, None, :]] = to_labels((1 - wy) * top + wy * bottom)
+    return out

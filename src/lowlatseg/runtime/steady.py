@@ -1,0 +1,53 @@
+"""Process settings that keep a stream's per-frame latency steady (applied by every runtime).
+
+Two sources of latency spikes that have nothing to do with the network, both measured with
+``lowlatseg bench --fps 0 --repeat 6`` on the 2-core CPU (docs/runtime.md):
+
+* **Page faults.** glibc serves allocations above its mmap threshold with fresh ``mmap`` pages
+  and gives them back to the kernel on free, so every frame faulted its large buffers in again:
+  3.6 million minor page faults over 1326 frames in ``fixed`` mode, and bursts of them made
+  100-300 ms frames. ``mallopt`` (a fixed 32 MiB mmap threshold, the largest glibc allows, and
+  no trimming) keeps freed buffers in the heap for the next frame: a few thousand faults.
+* **Full garbage collections.** Python's cyclic collector occasionally scans every tracked
+  object (about 180 000 once PyTorch and the networks are loaded): 30-80 ms in the middle of a
+  frame. ``gc.freeze()`` after one collection moves the objects alive now out of its reach;
+  the stream's own objects are collected as usual.
+
+Both are process-wide; both are idempotent and harmless to call again.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import gc
+import platform
+
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's malloc.h
+_MMAP_THRESHOLD_MAX = 32 * 2**20  # glibc's DEFAULT_MMAP_THRESHOLD_MAX on 64-bit systems
+
+
+def keep_freed_memory() -> bool:
+    """Ask glibc to keep freed buffers for reuse (see the module doc). False where there is no
+    glibc (other C libraries and systems keep their own policy)."""
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        ok = libc.mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_MAX) and libc.mallopt(_M_TRIM_THRESHOLD, 2**31 - 1)
+    except (OSError, AttributeError):
+        return False
+    return bool(ok)
+
+
+def quiet_gc() -> None:
+    """Collect once, then freeze every object alive now out of the cyclic collector's reach."""
+    gc.collect()
+    gc.freeze()
+
+
+def steady() -> None:
+    """Both settings; called by :class:`~lowlatseg.runtime.stream.StreamRuntime` at construction
+    and at every ``reset()``."""
+    keep_freed_memory()
+    quiet_gc()
