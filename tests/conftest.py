@@ -21,6 +21,22 @@ needs_video = pytest.mark.skipif(not VIDEO.is_file(), reason="../shared/data/vid
 needs_cityscapes = pytest.mark.skipif(not CITYSCAPES.is_dir(), reason="../shared/data/cityscapes_sample not present")
 
 
+def randomised_net(name: str, seed: int) -> torch.nn.Module:
+    """A variant in eval mode with random weights *and* random BatchNorm statistics, as after
+    training (so a test of an identity or a fold is not passed by luck)."""
+    from lowlatseg.nn.builders import build, variant_config
+
+    torch.manual_seed(seed)
+    net = build(variant_config(name))
+    for m in net.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.2, 0.2)
+    return net.eval()
+
+
 @pytest.fixture(autouse=True)
 def _one_thread():
     """CLI calls inside tests set torch's (process-wide) thread count; put it back to 1 after each

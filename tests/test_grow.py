@@ -9,23 +9,12 @@ from lowlatseg.errors import UserError
 from lowlatseg.nn.builders import build, variant_config
 from lowlatseg.nn.grow import grow_from
 
-
-def _randomised(name: str, seed: int) -> torch.nn.Module:
-    """A variant with random weights *and* random BatchNorm statistics (so identity is not luck)."""
-    torch.manual_seed(seed)
-    net = build(variant_config(name))
-    for m in net.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.running_mean.uniform_(-0.5, 0.5)
-            m.running_var.uniform_(0.5, 2.0)
-            m.weight.data.uniform_(0.5, 1.5)
-            m.bias.data.uniform_(-0.2, 0.2)
-    return net.eval()
+from conftest import randomised_net
 
 
 def test_grown_network_computes_what_the_source_computed() -> None:
-    small = _randomised("llnet-s", 0)
-    big = _randomised("llnet-m", 1)
+    small = randomised_net("llnet-s", 0)
+    big = randomised_net("llnet-m", 1)
     x = torch.rand(1, 3, 64, 96)
     with torch.inference_mode():
         before = big(x)

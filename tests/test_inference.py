@@ -5,26 +5,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from lowlatseg.nn.builders import build, variant_config
 from lowlatseg.nn.inference import for_inference
 from lowlatseg.propagation.methods import FlowWarp, PropagationConfig, Uniform
 
-
-def _trained_like(arch: str = "llnet-tiny") -> nn.Module:
-    """A network with non-trivial BatchNorm statistics (as after training), in eval mode."""
-    torch.manual_seed(0)
-    net = build(variant_config(arch))
-    for m in net.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            m.running_mean.uniform_(-0.5, 0.5)
-            m.running_var.uniform_(0.5, 2.0)
-            m.weight.data.uniform_(0.5, 1.5)
-            m.bias.data.uniform_(-0.2, 0.2)
-    return net.eval()
+from conftest import randomised_net
 
 
 def test_same_function_without_batchnorm() -> None:
-    net = _trained_like()
+    net = randomised_net("llnet-tiny", 0)
     fast = for_inference(net)
     assert not any(isinstance(m, nn.BatchNorm2d) for m in fast.modules())
     assert any(isinstance(m, nn.BatchNorm2d) for m in net.modules())  # the original keeps its layers
@@ -36,7 +24,7 @@ def test_same_function_without_batchnorm() -> None:
 
 
 def test_channels_last_and_idempotent() -> None:
-    fast = for_inference(_trained_like())
+    fast = for_inference(randomised_net("llnet-tiny", 0))
     conv_weights = [m.weight for m in fast.modules() if isinstance(m, nn.Conv2d)]
     assert conv_weights and all(w.is_contiguous(memory_format=torch.channels_last) for w in conv_weights)
     x = torch.rand(1, 3, 32, 48)
