@@ -39,7 +39,7 @@ def summarize(latencies_ms: Sequence[float]) -> dict[str, float]:
 # One second of a 25 fps stream. A stream's first frames carry one-off costs: oneDNN builds its
 # kernels on the first use of each shape and thread count, and the low-latency mode's first
 # keyframe cycles (one core for the main path, then two) take that path for the first time.
-# With 5 warm-up frames these set low-latency's maximum (36 ms against 25 ms after them).
+# With 5 warm-up frames, those cycles reached 32-44 ms in our runs, the rest of the stream 22-29 ms.
 WARMUP_FRAMES = 25
 
 

@@ -9,11 +9,12 @@ work on the feature grid:
   combination of them (``v_i[c] >= v_i[j]`` for every corner ``i`` sums to the same inequality,
   and first-maximum tie-breaking carries over), so the pixel's label is ``c`` with no
   arithmetic at all.
-* Only pixels whose four corners disagree (near class boundaries: typically 10-20 % of them)
-  get their C interpolated logits computed, with PyTorch's own source indices and weights.
+* Only the pixels of cells whose four corners disagree (class boundaries: about 18 % of the
+  cells on our frames) get their C interpolated logits computed, with PyTorch's own source
+  indices and weights.
 
-On a 2-core CPU this takes about a third of the time of upsampling 11 x 360 x 480 logits and
-taking their argmax, on the per-frame path of every mode. Results can differ from the reference
+For llnet-m's 11 x 45 x 60 logits to 360 x 480 this took 3.7 ms against 4.5 ms for
+upsampling and argmax on one core (2.2 against 2.4 ms on two), on the path of every frame. Results can differ from the reference
 only where two classes' interpolated logits tie to within float rounding.
 """
 
@@ -25,14 +26,14 @@ import torch.nn.functional as F
 from lowlatseg.nn.splitnet import to_labels
 
 
-def _source_axis(n_in: int, n_out: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Per output index along one axis: the two source indices and the second one's weight,
-    computed like PyTorch's CPU bilinear kernel (align_corners=False, float32)."""
+def _source_axis(n_in: int, n_out: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per output index along one axis: the first source index and the weight of the next one
+    (index clamped to n_in - 1), computed like PyTorch's CPU bilinear kernel (align_corners=False,
+    float32)."""
     scale = torch.tensor(n_in, dtype=torch.float32) / n_out
     src = (scale * (torch.arange(n_out, dtype=torch.float32) + 0.5) - 0.5).clamp(min=0)
     i0 = src.long()
-    i1 = torch.where(i0 < n_in - 1, i0 + 1, i0)
-    return i0, i1, (src - i0).clamp(0, 1)
+    return i0, (src - i0).clamp(0, 1)
 
 
 def _shift(g: torch.Tensor, dim: int) -> torch.Tensor:
@@ -57,8 +58,8 @@ def upsampled_labels(logits: torch.Tensor, size: tuple[int, int]) -> torch.Tenso
     big_h, big_w = size
     if big_h < h or big_w < w:  # downsampling: no cell structure to exploit
         return to_labels(F.interpolate(logits, size=size, mode="bilinear", align_corners=False))
-    y0, _, ly = _source_axis(h, big_h)
-    x0, _, lx = _source_axis(w, big_w)
+    y0, ly = _source_axis(h, big_h)
+    x0, lx = _source_axis(w, big_w)
     grid = to_labels(logits)  # B x h x w
     down = _shift(grid, 1)
     agree = (grid == down) & (grid == _shift(grid, 2)) & (grid == _shift(down, 2))  # a cell's 4 corners

@@ -6,11 +6,11 @@ Two sources of latency spikes that have nothing to do with the network, both mea
 * **Page faults.** glibc serves allocations above its mmap threshold with fresh ``mmap`` pages
   and gives them back to the kernel on free, so every frame faulted its large buffers in again:
   3.6 million minor page faults over 1326 frames in ``fixed`` mode, and bursts of them made
-  100-300 ms frames. ``mallopt`` (a fixed 32 MiB mmap threshold, the largest glibc allows, and
+  160-300 ms frames in per-frame mode. ``mallopt`` (a fixed 32 MiB mmap threshold, the largest glibc allows, and
   no trimming) keeps freed buffers in the heap for the next frame: a few thousand faults.
 * **Full garbage collections.** Python's cyclic collector occasionally scans every tracked
-  object (about 180 000 once PyTorch and the networks are loaded): 30-80 ms in the middle of a
-  frame. ``gc.freeze()`` after one collection moves the objects alive now out of its reach;
+  object (about 180 000 once PyTorch and the networks are loaded): one took 76 ms in our
+  process, which in the middle of a stream is one frame's delay. ``gc.freeze()`` after one collection moves the objects alive now out of its reach;
   the stream's own objects are collected as usual.
 
 Both are process-wide; both are idempotent and harmless to call again.
