@@ -19,7 +19,7 @@ def llnet_s(num_classes: int = 11) -> SplitNetConfig:
 def llnet_m(num_classes: int = 11) -> SplitNetConfig:
     """The default model: ``llnet-s`` with 12 more dilated residual blocks at stride 8 in ``high``.
 
-    ~63 ms/frame at 360x480 on 2 cores, ``high`` ~83% of it, so a propagated frame (``low``,
+    ~48 ms/frame at 360x480 on 2 cores as the runtime runs it (63 ms unfolded), ``high`` ~87% of it, so a propagated frame (``low``,
     propagation, ``head``) costs about 0.3 of a keyframe. Same widths as ``llnet-s``, so a
     trained ``llnet-s`` grows into it (``train base --init``).
     """
