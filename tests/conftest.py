@@ -47,13 +47,19 @@ def _one_thread():
 
 @pytest.fixture(scope="session")
 def tiny_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A randomly initialised llnet-tiny weights file."""
+    """A randomly initialised llnet-tiny weights file whose labels vary over pixels and frames.
+
+    The classifier's bias is zeroed: with a random bias one class wins every pixel of every
+    frame, and a test comparing label maps could not fail."""
     from lowlatseg.checkpoint import export_weights
     from lowlatseg.nn.builders import build, llnet_tiny
 
     torch.manual_seed(0)
+    net = build(llnet_tiny()).eval()
+    with torch.no_grad():
+        net.head.classify.bias.zero_()
     path = tmp_path_factory.mktemp("weights") / "tiny.pt"
-    export_weights(build(llnet_tiny()).eval(), path)
+    export_weights(net, path)
     return path
 
 

@@ -82,7 +82,8 @@ def test_tradeoff_plot_and_json(tiny_weights: Path, tiny_prop: Path, tiny_sched:
     assert plot.stat().st_size > 10_000
     res = json.loads(js.read_text())
     methods = {p["method"] for p in res["points"]}
-    assert methods == {"per-frame", "clockwork+fuse", "flow+fuse", "adaptive", "adaptive-scheduled", "low-latency"}
+    assert methods == {"per-frame", "clockwork+fuse", "flow+fuse", "uniform+fuse", "image-difference+fuse", "adaptive",
+                       "adaptive-scheduled", "low-latency"}
     fixed = [p for p in res["points"] if p["method"] == "adaptive"]
     assert [p["keyframe_fraction"] for p in fixed] == [pytest.approx(0.5), pytest.approx(2 / 6, abs=1e-4)]
     assert all(np.isfinite(p["latency_ms"]["mean"]) for p in res["points"])
@@ -105,3 +106,27 @@ def test_long_stream_fields(small_video: Path, tiny_weights: Path, tiny_prop: Pa
     res = json.loads(out.read_text())
     assert res["frames"] == 36 and res["repeat"] == 3
     assert all(r["frames"] == 31 and "drift_ms" in r and r["rss_mb"] > 0 for r in res["rows"])
+
+
+def test_keyframe_delays() -> None:
+    from lowlatseg.evaluation.latency import keyframe_delays
+
+    # inline: a keyframe answers its own frame
+    assert keyframe_delays(range(5), [True, False, True, False, False], [0, 0, 2, 2, 2]) == [0, 0]
+    # low-latency: chosen at 12, first used at 14; chosen at 15, never used before the end
+    idx = range(10, 17)
+    keys = [False, False, True, False, False, True, False]
+    src = [8, 8, 8, 8, 12, 12, 12]
+    assert keyframe_delays(idx, keys, src) == [2]
+
+
+def test_bench_reports_how_late_keyframes_come(small_video: Path, tiny_weights: Path, tiny_prop: Path,
+                                               tiny_sched: Path, tmp_path: Path) -> None:
+    out = tmp_path / "b.json"
+    assert main(["bench", "--video", str(small_video), "--size", "48x64", "--fps", "0", "--repeat", "2", "--weights",
+                 str(tiny_weights), "--propagation", str(tiny_prop), "--scheduler", str(tiny_sched), "--threads", "1",
+                 "--interval", "3", "--threshold", "0", "--json", str(out), "--warmup", "3", "--quiet"]) == 0
+    rows = {r["mode"]: r for r in json.loads(out.read_text())["rows"]}  # threshold 0: adaptive modes always choose
+    assert rows["fixed"]["keyframe_delay_frames"]["max"] == 0 and rows["per-frame"]["keyframe_delay_frames"]["max"] == 0
+    late = rows["low-latency"]["keyframe_delay_frames"]
+    assert sum(late["counts"].values()) > 3 and min(int(d) for d in late["counts"]) >= 1  # never its own fresh keyframe

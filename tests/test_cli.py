@@ -59,6 +59,30 @@ def test_segment_modes(mode: str, extra: list[str], keys: int, small_video: Path
         assert (s["policy"]["rule"], s["policy"]["value"]) == (("instant", 1.0) if "--threshold" in extra else ("accumulated", 100.0))
 
 
+def test_worker_crash_is_one_sentence_and_keeps_output(small_video: Path, tiny_weights: Path, tiny_prop: Path,
+                                                       tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    from concurrent.futures import Future
+
+    from lowlatseg.runtime.executors import ThreadExecutor
+
+    def broken(self: ThreadExecutor, fn: object, f_low: object) -> Future:
+        fut: Future = Future()
+        fut.set_exception(MemoryError("simulated"))
+        return fut
+
+    monkeypatch.setattr(ThreadExecutor, "submit", broken)
+    out, stats = tmp_path / "o.mp4", tmp_path / "s.json"
+    rc = main(["segment", str(small_video), "--out", str(out), "--weights", str(tiny_weights), "--propagation",
+               str(tiny_prop), "--mode", "low-latency", "--interval", "3", "--stats", str(stats), "--quiet",
+               "--threads", "1"])
+    err = capsys.readouterr().err
+    assert rc == 1 and "Traceback" not in err
+    assert "keyframe worker failed on frame 3: MemoryError: simulated" in err and err.count("\n") == 1
+    s = json.loads(stats.read_text())  # frames 0..3 were answered before frame 4 found the failure
+    assert s["frames"] == _frames(out) == 4 and "worker failed" in s["stopped_early"]
+
+
 def test_segment_native_size_and_max_frames(small_video: Path, tiny_weights: Path, tmp_path: Path) -> None:
     out, stats = tmp_path / "o.mp4", tmp_path / "s.json"
     assert main(["segment", str(small_video), "--out", str(out), "--weights", str(tiny_weights), "--size", "native",

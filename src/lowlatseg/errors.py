@@ -1,4 +1,4 @@
-"""The one exception type the CLI turns into a one-sentence message and a non-zero exit."""
+"""The exceptions the CLI turns into a one-sentence message and a non-zero exit."""
 
 
 class UserError(Exception):
@@ -6,3 +6,7 @@ class UserError(Exception):
 
     The message is one sentence that says what is wrong and what to do about it.
     """
+
+
+class WorkerError(RuntimeError):
+    """The background keyframe worker of the low-latency runtime failed; the message names the frame."""

@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from lowlatseg.checkpoint import DEFAULT_WEIGHTS, load_model
 from lowlatseg.classes import CAMVID, LABEL_SETS
-from lowlatseg.errors import UserError
+from lowlatseg.errors import UserError, WorkerError
 from lowlatseg.io.video import VideoReader, VideoWriter
 from lowlatseg.overlay import blend
 from lowlatseg.runtime import network_size, parse_size
@@ -103,6 +103,9 @@ def segment_video(opts: SegmentOptions) -> dict[str, Any]:
             bar.update(1)
     except KeyboardInterrupt:
         interrupted = "interrupted by the user"
+        raise
+    except WorkerError as e:
+        interrupted = str(e)
         raise
     finally:
         bar.close()

@@ -43,13 +43,25 @@ def summarize(latencies_ms: Sequence[float]) -> dict[str, float]:
 WARMUP_FRAMES = 25
 
 
+def keyframe_delays(indices: Sequence[int], is_keyframe: Sequence[bool], labels_from: Sequence[int]) -> list[int]:
+    """Per chosen keyframe whose features were used before the stream ended: the frames from
+    choosing it to the first frame answered from it (0: answered with its own features, as in
+    the inline modes; in low-latency mode, how many frames late the worker's ``high`` came).
+    ``indices``, ``is_keyframe``, ``labels_from``: each frame's ``FrameResult`` fields ``index``,
+    ``is_keyframe``, ``keyframe_index``."""
+    first_use: dict[int, int] = {}
+    for i, src in zip(indices, labels_from):
+        first_use.setdefault(src, i)
+    return [first_use[i] - i for i, k in zip(indices, is_keyframe) if k and i in first_use]
+
+
 def run_live(runtime: StreamRuntime, frames: Sequence[np.ndarray], *, fps: float, warmup: int = WARMUP_FRAMES,
              on_frame: Callable[[int], None] | None = None) -> dict[str, Any]:
     """Feeds ``frames`` to ``runtime`` as a live stream; the first ``warmup`` frames warm up
     allocators, kernels and the worker and establish the first keyframe (as in a stream that has
     been running). They are fed as fast as possible and reported apart (``warmup_latency_ms``);
     the statistics cover the rest."""
-    lat, keys, labels_from, warm = [], [], [], []
+    lat, keys, labels_from, indices, warm = [], [], [], [], []
     runtime.reset()
     measured = frames[warmup:]
     with torch.inference_mode():
@@ -71,9 +83,11 @@ def run_live(runtime: StreamRuntime, frames: Sequence[np.ndarray], *, fps: float
             lat.append((done - arrival) * 1000)
             keys.append(r.is_keyframe)
             labels_from.append(r.keyframe_index)
+            indices.append(r.index)
             if on_frame:
                 on_frame(1)
     runtime.reset()
+    delays = keyframe_delays(indices, keys, labels_from)
     span = t_last_done - (t_first_arrival or t_last_done)
     q = max(1, len(lat) // 4)
     return {
@@ -82,6 +96,9 @@ def run_live(runtime: StreamRuntime, frames: Sequence[np.ndarray], *, fps: float
         "latency_ms": summarize(lat),
         "fps": round(len(measured) / span, 2) if span > 0 else None,
         "keyframe_fraction": round(sum(keys) / len(keys), 4),
+        # frames from choosing a keyframe to the first frame answered from it (0: inline)
+        "keyframe_delay_frames": {"mean": round(float(np.mean(delays)), 2), "max": int(max(delays)),
+                                  "counts": {str(d): delays.count(d) for d in sorted(set(delays))}} if delays else None,
         "frames": len(measured),
         "warmup_frames": warmup,
         "warmup_latency_ms": summarize(warm) if warm else None,

@@ -13,6 +13,7 @@ from tqdm import tqdm
 
 from lowlatseg.checkpoint import DEFAULT_WEIGHTS, load_model
 from lowlatseg.errors import UserError
+from lowlatseg.evaluation.defaults import DEFAULT_DELAY_FRAMES
 from lowlatseg.evaluation.image import evaluate_images
 from lowlatseg.evaluation.latency import WARMUP_FRAMES
 
@@ -154,7 +155,7 @@ def _scheduled_rows(model: Any, ds: Any, n: int, interval: int, *, propagation: 
 def run_video_eval(
     *, data: str, split: str, interval: int, weights: str | None = None, propagation: str | None = None,
     json_path: Path | None = None, progress: bool = True, max_frames: int = 0, scheduled: bool = True,
-    scheduler: str | None = None, delay_frames: int = 1,
+    scheduler: str | None = None, delay_frames: int = DEFAULT_DELAY_FRAMES,
 ) -> dict[str, Any]:
     """``lowlatseg eval video``: the propagation benchmark on a labelled clip."""
     from lowlatseg.data.transforms import to_tensor
@@ -301,6 +302,8 @@ def _decode(video: str, size: str, max_frames: int) -> tuple[list[Any], tuple[in
                 break
             frames.append(f if f.shape[:2] == hw else cv2.resize(f, (hw[1], hw[0]), interpolation=cv2.INTER_AREA))
         fps = reader.info.fps
+        if reader.error:
+            tqdm.write(f"lowlatseg: warning: {video}: {reader.error}; measuring the {len(frames)} frames before it")
     return frames, hw, fps
 
 
@@ -354,7 +357,9 @@ def run_latency_bench(
         rel = f"  {L['mean'] / ref * 100:.0f}% / {L['max'] / ref * 100:.0f}%" if ref else ""
         print(f"{r['mode']:<12} {L['mean']:>8.1f} {L['p50']:>8.1f} {L['p95']:>8.1f} {L['max']:>8.1f} "
               f"{r['fps'] or 0:>7.1f} {r['keyframe_fraction']:>9.2f}{rel}  drift {r['drift_ms']:+.1f} ms, rss {r['rss_mb']:.0f} MiB"
-              + (f", warm-up max {r['warmup_latency_ms']['max']:.0f} ms" if r["warmup_latency_ms"] else ""))
+              + (f", warm-up max {r['warmup_latency_ms']['max']:.0f} ms" if r["warmup_latency_ms"] else "")
+              + (f", keyframe features {r['keyframe_delay_frames']['mean']:.1f} frames late (max {r['keyframe_delay_frames']['max']})"
+                 if r["keyframe_delay_frames"] and r["keyframe_delay_frames"]["max"] > 0 else ""))
     print(f"{video}, {out['resolution']}, {threads} threads, stream at {'as fast as possible' if rate == 0 else f'{rate:g} fps'}, "
           f"first {warmup} frames not measured (warm-up)")
     if json_path is not None:
@@ -364,7 +369,7 @@ def run_latency_bench(
 
 def run_tradeoff_eval(
     *, data: str, split: str, intervals: tuple[int, ...] = (2, 3, 5, 8), fps: float = 0.0, weights: str | None = None,
-    propagation: str | None = None, scheduler: str | None = None, threads: int = 2, delay_frames: int = 1,
+    propagation: str | None = None, scheduler: str | None = None, threads: int = 2, delay_frames: int = DEFAULT_DELAY_FRAMES,
     plot_path: Path | None = None, json_path: Path | None = None, progress: bool = True, max_frames: int = 0,
     latency_repeat: int = 3,
 ) -> dict[str, Any]:
@@ -377,23 +382,29 @@ def run_tradeoff_eval(
     for target in (plot_path, json_path):
         if target is not None:
             _check_parent(target)
-    ds, n, model, _, adaptive, _ = _open_clip(data, split, weights, propagation, max_frames)
+    from lowlatseg.propagation.methods import ImageDifference
+
+    ds, n, model, prop_cfg, adaptive, uniform = _open_clip(data, split, weights, propagation, max_frames)
     predictor, defaults = load_scheduler(scheduler, model)
     images = [ds[i][0] for i in range(n)]
     labels = [ds[i][1] for i in range(n)]
     torch.set_num_threads(threads)
-    points = tradeoff_points(model, adaptive, predictor, images, labels, rule=defaults.rule, num_classes=ds.labels.num_classes,
+    points = tradeoff_points(model, adaptive, uniform, ImageDifference(prop_cfg), predictor, images, labels, rule=defaults.rule, num_classes=ds.labels.num_classes,
                              intervals=intervals, fps=fps, threads=threads, delay_frames=delay_frames, progress=progress,
                              latency_repeat=latency_repeat)
     h, w = images[0].shape[:2]
     out = {"data": str(data), "split": split, "frames": n, "resolution": f"{h}x{w}", "threads": threads,
            "stream_fps": fps, "delay_frames": delay_frames, "latency_repeat": latency_repeat, "weights": str(weights or DEFAULT_WEIGHTS), "points": points}
-    head = f"{'method':<20} {'rate':>5} {'mIoU':>6} {'keys':>5} {'mean ms':>8} {'max ms':>8}"
+    head = f"{'method':<22} {'rate':>5} {'mIoU':>6} {'keys':>5} {'mean ms':>8} {'max ms':>8} {'live keys':>9} {'late':>5}"
     print(head + "\n" + "-" * len(head))
     for p in points:
         rate = f"1/{p['interval']}" if p["interval"] else "1"
-        print(f"{p['method']:<20} {rate:>5} {p['miou']:>6.2f} {p['keyframe_fraction']:>5.2f} "
-              f"{p['latency_ms']['mean']:>8.1f} {p['latency_ms']['max']:>8.1f}")
+        late = p["live_keyframe_delay_frames"]
+        print(f"{p['method']:<22} {rate:>5} {p['miou']:>6.2f} {p['keyframe_fraction']:>5.2f} "
+              f"{p['latency_ms']['mean']:>8.1f} {p['latency_ms']['max']:>8.1f} {p['live_keyframe_fraction']:>9.2f} "
+              f"{late['mean'] if late else 0:>5.1f}")
+    print(f"keys: keyframe fraction of the accuracy run (low-latency: features {delay_frames} frames late); live keys, "
+          "late: the live run's keyframe fraction and mean frames from choosing a keyframe to using it")
     if plot_path is not None:
         plot_tradeoff(points, plot_path, title=f"{data} {split}, {n} frames (latency: {latency_repeat} passes), {h}x{w}, "
                       f"{threads} threads, stream {'as fast as possible' if fps == 0 else f'{fps:g} fps'}")
@@ -412,7 +423,9 @@ def run_split_bench(*, size: str = "360x480", weights: str | None = None, repeat
     from lowlatseg.nn.inference import for_inference
     from lowlatseg.nn.labels import upsampled_labels
     from lowlatseg.runtime import parse_size
+    from lowlatseg.runtime.steady import keep_freed_memory
 
+    keep_freed_memory()  # as every runtime does (runtime/steady.py)
     spec = parse_size(size)
     if not isinstance(spec, tuple):
         raise UserError(f"--size {size!r}: give HxW, e.g. 360x480")

@@ -3,9 +3,15 @@
 For every method and mode, at several keyframe rates, on one labelled clip:
 mIoU (online over the clip, deterministic: the low-latency mode's keyframe features arrive
 ``delay_frames`` later) and latency (the same runtime fed the clip's frames as a live stream,
-low-latency with its background worker). Points: per-frame; clockwork, flow and adaptive
-propagation (all with low-level fusion) at fixed intervals; adaptive scheduling and
+low-latency with its background worker). Points: per-frame; clockwork, flow, uniform,
+image-difference and adaptive propagation (all with low-level fusion, as the runtime runs them;
+the variants without fusion are in ``eval video``) at fixed intervals; adaptive scheduling and
 low-latency at the matched keyframe rates.
+
+The live run keeps its own schedule: each point also records the keyframe fraction it reached
+and how many frames late low-latency's keyframe features came (``live_keyframe_fraction``,
+``live_keyframe_delay_frames``); fed as fast as possible, one keyframe in flight at a time can
+stretch a short fixed interval.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from tqdm import tqdm
 from lowlatseg.evaluation.latency import WARMUP_FRAMES, run_live
 from lowlatseg.evaluation.video import run_online
 from lowlatseg.nn.splitnet import SplitSegNet
-from lowlatseg.propagation.methods import Clockwork, FlowWarp, Propagator
+from lowlatseg.propagation.methods import Clockwork, FlowWarp, ImageDifference, Propagator, Uniform
 from lowlatseg.runtime.executors import InlineExecutor, ThreadExecutor
 from lowlatseg.runtime.stream import StreamRuntime
 from lowlatseg.scheduling.calibrate import fixed_interval_rate, threshold_for_rate
@@ -29,7 +35,8 @@ from lowlatseg.scheduling.predictor import DeviationPredictor
 
 
 def tradeoff_points(
-    model: SplitSegNet, adaptive: Propagator, predictor: DeviationPredictor, images: list[np.ndarray],
+    model: SplitSegNet, adaptive: Propagator, uniform: Uniform, image_difference: ImageDifference,
+    predictor: DeviationPredictor, images: list[np.ndarray],
     labels: list[np.ndarray], *, rule: str = "instant", num_classes: int, intervals: tuple[int, ...], fps: float, threads: int,
     delay_frames: int, progress: bool = True, latency_repeat: int = 3,
 ) -> list[dict[str, Any]]:
@@ -42,7 +49,8 @@ def tradeoff_points(
 
         f_lows = [model.low(to_tensor(im).unsqueeze(0)) for im in images]
     configs: list[tuple[str, Propagator, KeyframePolicy, bool, int | None]] = [("per-frame", Clockwork(), EveryFrame(), False, None)]
-    for name, m in (("clockwork+fuse", Clockwork()), ("flow+fuse", FlowWarp()), ("adaptive", adaptive)):
+    for name, m in (("clockwork+fuse", Clockwork()), ("flow+fuse", FlowWarp()), ("uniform+fuse", uniform),
+                    ("image-difference+fuse", image_difference), ("adaptive", adaptive)):
         configs += [(name, m, Fixed(n), False, n) for n in intervals]
     for n in intervals:
         rate = fixed_interval_rate(len(images), n)
@@ -68,6 +76,7 @@ def tradeoff_points(
         points.append({
             "method": name, "interval": n, "miou": acc["miou"], "keyframe_fraction": acc["keyframe_fraction"],
             "latency_ms": live["latency_ms"], "latency_frames": live["frames"], "latency_warmup_frames": live["warmup_frames"],
+            "live_keyframe_fraction": live["keyframe_fraction"], "live_keyframe_delay_frames": live["keyframe_delay_frames"],
             "rule": getattr(policy, "rule", None),
             ("budget" if getattr(policy, "rule", None) == "accumulated" else "threshold"): getattr(policy, "threshold", None),
         })
@@ -82,7 +91,7 @@ def plot_tradeoff(points: list[dict[str, Any]], path: Path, *, title: str) -> No
 
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.8), dpi=110, sharey=True)
     styles = {"per-frame": ("k", "*"), "clockwork+fuse": ("tab:gray", "s"), "flow+fuse": ("tab:blue", "^"),
-              "adaptive": ("tab:green", "o"), "adaptive-scheduled": ("tab:orange", "D"), "low-latency": ("tab:red", "P")}
+              "uniform+fuse": ("tab:brown", "v"), "image-difference+fuse": ("tab:pink", "X"), "adaptive": ("tab:green", "o"), "adaptive-scheduled": ("tab:orange", "D"), "low-latency": ("tab:red", "P")}
     for ax, stat in zip(axes, ("mean", "max")):
         for name, (color, marker) in styles.items():
             pts = sorted((p for p in points if p["method"] == name), key=lambda p: p["interval"] or 0)  # along the keyframe rate

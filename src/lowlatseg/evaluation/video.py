@@ -24,11 +24,14 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
 from lowlatseg.data.camvid import Sample
 from lowlatseg.errors import UserError
 from lowlatseg.evaluation.metrics import Confusion
+from lowlatseg.nn.inference import for_inference
 from lowlatseg.nn.splitnet import SplitSegNet, to_labels
+from lowlatseg.runtime.steady import keep_freed_memory
 from lowlatseg.propagation.methods import (
     Adaptive, Clockwork, Current, FlowWarp, ImageDifference, PropagationConfig, Propagator, Uniform,
 )
@@ -93,15 +96,27 @@ def run_protocol(
     progress: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
     """frames: (1 x 3 x H x W image tensor, H x W label or None) in time order. A label of None
-    means "score against the per-frame network" (agreement on unlabelled video)."""
+    means "score against the per-frame network" (agreement on unlabelled video).
+
+    Runs (and times) the networks as the runtime does: their inference copies (BatchNorm folded,
+    channels-last; :func:`~lowlatseg.nn.inference.for_inference`), the same functions to float
+    rounding."""
     if interval < 1:
         raise UserError(f"--interval {interval} is not valid; it must be at least 1")
+    keep_freed_memory()  # as every runtime does: no page faults in the timings (runtime/steady.py)
+    model = for_inference(model)
+    copies: dict[int, Any] = {}
+    for r in rows:  # one copy per method object (adaptive and adaptive-nofuse share one)
+        if isinstance(r.method, nn.Module) and id(r.method) not in copies:
+            copies[id(r.method)] = for_inference(r.method)
+    rows = [Row(r.name, copies.get(id(r.method), r.method), r.fuse) for r in rows]
     accs = {r.name: _Acc(Confusion(num_classes), [Confusion(num_classes) for _ in range(interval)]) for r in rows}
     key = None
     n = 0
     with torch.inference_mode():
         for i, (image, label) in enumerate(frames):
             d = i % interval
+            image = image.contiguous(memory_format=torch.channels_last)
             size = (image.shape[-2], image.shape[-1])
             t0 = time.perf_counter()
             f_low = model.low(image)

@@ -69,12 +69,12 @@ def build_runtime(
         else:
             policy = AdaptiveThreshold(predictor, defaults.value(defaults.rule), rule=defaults.rule)
     background = mode == "low-latency"
+    # the main path's count while no keyframe is in flight: the caller's, read before the worker
+    # thread exists (torch.get_num_threads() reports the last count set by any thread)
+    threads = threads or torch.get_num_threads()
     executor = ThreadExecutor() if background and parallel else InlineExecutor()
     if background and not parallel and delay_frames is None:
         delay_frames = 1
-    # the worker sets its own (process-wide) thread count, so the main path's must be restored at
-    # every swap: default to the count in effect now
-    threads = threads or torch.get_num_threads()
     split = (threads, max(1, threads // 2)) if background and parallel else None
     return StreamRuntime(model, method=method, policy=policy, background=background, executor=executor,
                          delay_frames=delay_frames, size=size, threads=split)

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from lowlatseg.errors import WorkerError
 from lowlatseg.nn.inference import for_inference
 from lowlatseg.nn.labels import upsampled_labels
 from lowlatseg.nn.splitnet import SplitSegNet
@@ -37,10 +38,6 @@ from lowlatseg.runtime.steady import steady
 from lowlatseg.scheduling.policies import EveryFrame, KeyframePolicy
 
 MODES = ("per-frame", "fixed", "adaptive", "low-latency")
-
-
-class WorkerError(RuntimeError):
-    """The background keyframe worker failed; the message names the frame."""
 
 
 class StreamRuntime:
@@ -113,6 +110,8 @@ class StreamRuntime:
             f_high = p.future.result()
         except Exception as e:
             self.state.pending = None
+            if self.threads:
+                torch.set_num_threads(self.threads[0])
             raise WorkerError(f"the keyframe worker failed on frame {p.index}: {type(e).__name__}: {e}") from e
         self.state.key = KeyState(index=p.index, image=p.image, f_low=p.f_low, f_high=f_high)
         self.state.pending = None
