@@ -39,8 +39,8 @@ def randomised_net(name: str, seed: int) -> torch.nn.Module:
 
 @pytest.fixture(autouse=True)
 def _one_thread():
-    """CLI calls inside tests set torch's (process-wide) thread count; put it back to 1 after each
-    test so that later tests never run oversubscribed."""
+    """CLI calls inside tests set torch's thread count (of the calling thread, the one later tests
+    run on); put it back to 1 after each test so that later tests never run oversubscribed."""
     yield
     torch.set_num_threads(1)
 

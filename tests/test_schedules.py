@@ -82,3 +82,31 @@ def test_eval_scheduling_command(tiny_camvid: Path, tiny_weights: Path, tiny_pro
     assert rows[0]["keyframes"] == 2 and rows[-1]["keyframes"] == 2
     assert main([*args, "--intervals", "5", "--max-gap", "3"]) == 2
     assert "--max-gap 3 must be at least the largest interval" in capsys.readouterr().err
+
+
+def test_oracle_policy_online_matches_the_table_replay(tiny_weights: Path, tiny_prop: Path, tiny_sched: Path) -> None:
+    """The Oracle policy in a runtime makes exactly the keyframes that eval scheduling's replay
+    of the same rule on the true-deviation table makes."""
+    from lowlatseg.data.transforms import to_tensor
+    from lowlatseg.runtime.stream import StreamRuntime
+    from lowlatseg.scheduling.policies import Oracle
+
+    rng = np.random.default_rng(1)
+    base = rng.integers(0, 255, (48, 96, 3), dtype=np.uint8)
+    frames = [np.ascontiguousarray(np.roll(base, 3 * i, axis=1)[:, :64]) for i in range(N)]
+    labels = [rng.integers(0, 11, (48, 64)).astype(np.uint8) for _ in range(N)]
+    model = load_model(tiny_weights)
+    _, adaptive, _ = load_propagation(tiny_prop, model)
+    pred, _ = load_scheduler(tiny_sched, model)
+    table = sc.pair_table(model, adaptive, pred, [to_tensor(f).unsqueeze(0) for f in frames], labels,
+                          num_classes=11, max_gap=4)
+    schedules = []
+    for rule, values in (("instant", (0.3, 0.36, 0.45)), ("accumulated", (0.51, 1.01))):  # between multiples of 1/48
+        for v in values:
+            expected = sc.rule_schedule(table, table.true, v, rule=rule)
+            rt = StreamRuntime(model, method=adaptive, size=(48, 64),
+                               policy=Oracle(model, adaptive, v, rule=rule, max_interval=table.max_gap + 1))
+            with rt:
+                assert [rt.step(f).keyframe_index for f in frames] == expected, (rule, v)
+            schedules.append(tuple(expected))
+    assert len(set(schedules)) > 3  # the thresholds make different schedules: the comparison can fail

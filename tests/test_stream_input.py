@@ -68,12 +68,50 @@ def test_stalled_stream_ends_instead_of_hanging(mkv_bytes: bytes) -> None:
     server, url = _serve(Stalling)
     t0 = time.perf_counter()
     try:
-        try:
-            with VideoReader(url, timeout_s=1) as r:
-                frames = list(r)
-            assert 0 < len(frames) < 20  # the frames before the stall, then a clean end
-        except UserError:
-            pass  # or a clear error, if nothing decodable arrived
+        with VideoReader(url, timeout_s=1) as r:
+            frames = list(r)
+        assert 0 < len(frames) < 20  # the frames before the stall, then a clean end that says why
+        assert r.error is not None
         assert time.perf_counter() - t0 < 15
     finally:
         server.shutdown()
+
+
+class _Full(http.server.BaseHTTPRequestHandler):
+    body = b""
+
+    def do_GET(self) -> None:  # noqa: N802
+        self.send_response(200)
+        self.send_header("Content-Type", "video/x-matroska")
+        self.send_header("Content-Length", str(len(self.body)))
+        self.end_headers()
+        self.wfile.write(self.body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.mark.parametrize("mode", ["low-latency", "fixed"])
+def test_segment_reads_a_stream_url(mode: str, mkv_bytes: bytes, tiny_weights, tiny_prop, tmp_path) -> None:
+    import json
+
+    from lowlatseg.cli import main
+
+    handler = type("Handler", (_Full,), {"body": mkv_bytes})
+    server, url = _serve(handler)
+    try:
+        stats = tmp_path / "s.json"
+        assert main(["segment", url, "--out", str(tmp_path / "o.mp4"), "--weights", str(tiny_weights), "--propagation",
+                     str(tiny_prop), "--mode", mode, "--interval", "3", "--size", "native", "--stats", str(stats),
+                     "--quiet", "--threads", "1"]) == 0
+    finally:
+        server.shutdown()
+    s = json.loads(stats.read_text())
+    assert s["frames"] == 20 and s["mode"] == mode and s["input"] == url
+
+
+def test_stream_url_that_cannot_be_opened() -> None:
+    with socketserver.TCPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler) as probe:
+        port = probe.server_address[1]  # free now that the probe closes: nothing listens there
+    with pytest.raises(UserError, match="stream http://127.0.0.1:.* cannot be opened .*check the URL"):
+        VideoReader(f"http://127.0.0.1:{port}/clip.mkv", timeout_s=2)

@@ -52,6 +52,9 @@ class VideoReader:
         except av.error.EOFError:
             raise UserError(f"{self.source} contains no video frames; pass a video with at least one frame") from None
         except (av.error.FFmpegError, OSError) as e:
+            if is_url:
+                raise UserError(f"stream {self.source} cannot be opened ({_reason(e)}); check the URL and that the "
+                                "server is up and sending video") from None
             raise UserError(f"{self.source} cannot be opened as a video ({_reason(e)}); pass an .mp4/.avi/.mkv file") from None
         self._init_stream()
 

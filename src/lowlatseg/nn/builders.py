@@ -12,7 +12,7 @@ from lowlatseg.nn.splitnet import SplitNetConfig, SplitSegNet
 
 
 def llnet_s(num_classes: int = 11) -> SplitNetConfig:
-    """Default CPU model: ~25 ms/frame at 360x480 on 2 cores; low is ~15% of it."""
+    """The lighter parent of the default `llnet-m` (its starting point): ~25 ms/frame at 360x480 on 2 cores, low ~15% of it."""
     return SplitNetConfig(arch="llnet-s", num_classes=num_classes)
 
 

@@ -3,9 +3,10 @@
 Why a thread and not a process: PyTorch releases the GIL inside its operators, so ``high`` on
 a worker thread and the main path (``low``, propagation, head) run on separate cores at the
 same time, with no copy of the features between processes and with worker errors arriving as
-ordinary exceptions. PyTorch's intra-op thread count is process-wide, so the low-latency
-runtime switches it: all threads for the main path while no keyframe is in flight, half while
-one is, and the worker itself runs single-threaded (see docs/runtime.md).
+ordinary exceptions. Each thread's operators run on its own OpenMP team, sized by the count that
+thread last set with ``torch.set_num_threads``: the worker sets 1 for itself, and the low-latency
+runtime switches the main thread's between all threads (no keyframe in flight) and half (while
+one is), so the two together never use more threads than cores (see docs/runtime.md).
 """
 
 from __future__ import annotations

@@ -112,18 +112,26 @@ class AdaptiveThreshold:
 
 
 class Oracle:
-    """A keyframe when the *true* deviation passes ``threshold``. Evaluation only: it runs the
-    whole network on every frame to know the truth."""
+    """A keyframe when the *true* deviation passes ``threshold`` (rule ``instant``) or the true
+    deviations summed since the keyframe pass it (rule ``accumulated``), or after
+    ``max_interval`` frames (0: no limit). Evaluation only: it runs the whole network on every
+    frame to know the truth. ``eval scheduling`` replays the same rules on a table of true
+    deviations; online and replayed schedules are the same (tests/test_schedules.py)."""
 
     name = "oracle"
 
-    def __init__(self, model: SplitSegNet, method: Propagator, threshold: float) -> None:
-        self.model, self.method, self.threshold = model, method, check_threshold(threshold)
+    def __init__(self, model: SplitSegNet, method: Propagator, threshold: float, *, rule: str = "instant",
+                 max_interval: int = 0) -> None:
+        self.model, self.method = model, method
+        self.rule = check_rule(rule)
+        self.threshold = check_threshold(threshold) if rule == "instant" else check_budget(threshold)
+        self.max_interval = max_interval
 
     @torch.inference_mode()
     def decide(self, frames_since_key: int, deviation_sum: float, key: KeyState, cur: Current) -> tuple[bool, float | None]:
         dev = float(true_deviation(self.model, self.method, key, cur)[0])
-        return dev > self.threshold, dev
+        forced = self.max_interval > 0 and frames_since_key >= self.max_interval
+        return rule_fires(self.rule, dev, deviation_sum, self.threshold) or forced, dev
 
 
 def true_deviation(model: SplitSegNet, method: Propagator, key: KeyState, cur: Current) -> torch.Tensor:

@@ -38,6 +38,9 @@ from lowlatseg.train.runs import start_run
 from lowlatseg.train.propagation import _load_video_frames
 
 
+UNCALIBRATED_THRESHOLD, UNCALIBRATED_BUDGET = 0.1, 0.5  # stored when no video is given to calibrate on
+
+
 @dataclass(frozen=True)
 class SchedTrainConfig:
     base: str | None = None  # base weights (None: bundled)
@@ -103,12 +106,18 @@ def train_scheduler(cfg: SchedTrainConfig, out: Path, *, progress: bool = True) 
             with (out / "log.jsonl").open("a") as f:
                 f.write(json.dumps(entry) + "\n")
 
-    # 3. calibrate the default threshold for the target keyframe rate on the videos (or stills' pairs)
+    # 3. calibrate the default threshold and budget for the target keyframe rate on the videos; with
+    # no video there is no stream to calibrate on: fixed defaults, said so
     pred.eval()
     with torch.no_grad():
         f_lows = [[base.low(to_tensor(np.ascontiguousarray(f[:, :cw])).unsqueeze(0)) for f in c] for c in clips]
-    threshold = threshold_for_rate(pred, f_lows, cfg.target_rate) if f_lows else 0.1
-    budget = threshold_for_rate(pred, f_lows, cfg.target_rate, rule="accumulated") if f_lows else 0.5
+    if f_lows:
+        threshold = threshold_for_rate(pred, f_lows, cfg.target_rate)
+        budget = threshold_for_rate(pred, f_lows, cfg.target_rate, rule="accumulated")
+    else:
+        threshold, budget = UNCALIBRATED_THRESHOLD, UNCALIBRATED_BUDGET
+        tqdm.write(f"lowlatseg: warning: no --video to calibrate on; the scheduler stores threshold {threshold} and budget "
+                   f"{budget} uncalibrated (pass --threshold or --budget at run time, or train with --video)")
     save_scheduler(out / "scheduler.pt", predictor=pred, base=base, threshold=threshold, budget=budget, rule=cfg.rule,
                    extra={"train_config": json.loads(json.dumps(asdict(cfg))), "target_rate": cfg.target_rate})
     result = dict(log[-1]) if log else {}

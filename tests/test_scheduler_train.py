@@ -1,0 +1,58 @@
+"""`train scheduler` end to end on tiny data, and the shipped scheduler against the shipped model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lowlatseg.checkpoint import load_model
+from lowlatseg.cli import main
+from lowlatseg.data.synthetic import MotionConfig
+from lowlatseg.runtime.build import build_runtime
+from lowlatseg.scheduling.weights import load_scheduler
+from lowlatseg.train.scheduler import UNCALIBRATED_BUDGET, UNCALIBRATED_THRESHOLD, SchedTrainConfig, train_scheduler
+
+from conftest import VIDEO, needs_video
+
+
+def _cfg(tiny_camvid: Path, tiny_weights: Path, tiny_prop: Path, videos: tuple[str, ...]) -> SchedTrainConfig:
+    return SchedTrainConfig(base=str(tiny_weights), propagation=str(tiny_prop), data=str(tiny_camvid), videos=videos,
+                            steps=2, batch_size=2, crop=(48, 64), max_gap=4, motion=MotionConfig(max_gap=4))
+
+
+@needs_video
+def test_train_scheduler_then_run_it(tiny_camvid: Path, tiny_weights: Path, tiny_prop: Path, tmp_path: Path) -> None:
+    res = train_scheduler(_cfg(tiny_camvid, tiny_weights, tiny_prop, (str(VIDEO),)), tmp_path / "s", progress=False)
+    assert res["step"] == 2 and np.isfinite(res["loss"])
+    # calibrated on the video for the default rate (0.2), not the uncalibrated fallbacks
+    assert 0 <= res["default_threshold"] <= 1 and res["default_budget"] >= 0
+    assert (res["default_threshold"], res["default_budget"]) != (UNCALIBRATED_THRESHOLD, UNCALIBRATED_BUDGET)
+    model = load_model(tiny_weights)
+    _, defaults = load_scheduler(tmp_path / "s" / "scheduler.pt", model)
+    assert defaults.rule == "accumulated" and defaults.value("accumulated") == pytest.approx(res["default_budget"])
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 255, (48, 64, 3), dtype=np.uint8) for _ in range(6)]
+    with build_runtime("adaptive", model, propagation=tiny_prop, scheduler=tmp_path / "s" / "scheduler.pt", size=(48, 64)) as rt:
+        results = [rt.step(f) for f in frames]
+    assert results[0].is_keyframe and all(r.deviation is not None for r in results[1:])
+
+
+def test_train_scheduler_without_video_says_it_is_uncalibrated(tiny_camvid: Path, tiny_weights: Path, tiny_prop: Path,
+                                                              tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    res = train_scheduler(_cfg(tiny_camvid, tiny_weights, tiny_prop, ()), tmp_path / "s", progress=False)
+    assert (res["default_threshold"], res["default_budget"]) == (UNCALIBRATED_THRESHOLD, UNCALIBRATED_BUDGET)
+    assert "uncalibrated" in capsys.readouterr().out
+
+
+def test_train_scheduler_bad_target_rate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["train", "scheduler", "--out", str(tmp_path / "s"), "--target-rate", "0"]) == 2
+    assert "--target-rate 0.0 must be in (0, 1]" in capsys.readouterr().err
+
+
+def test_shipped_scheduler_fits_the_shipped_model() -> None:
+    model = load_model()
+    predictor, defaults = load_scheduler(None, model)
+    assert predictor.config.low_ch == model.config.low_ch
+    assert defaults.rule in ("instant", "accumulated") and 0 <= defaults.value("instant") <= 1 and defaults.value("accumulated") >= 0
