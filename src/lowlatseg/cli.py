@@ -349,7 +349,9 @@ def build_parser() -> argparse.ArgumentParser:
     et.add_argument("--data", default=DEFAULT_CAMVID)
     et.add_argument("--split", default="val")
     et.add_argument("--intervals", type=_positive_int, nargs="+", default=[2, 3, 5, 8], help="keyframe intervals / rates 1/N")
-    et.add_argument("--fps", type=float, default=0.0, help="stream rate for latency (0: as fast as possible)")
+    et.add_argument("--fps", type=float, default=15.0,
+                    help="stream rate for latency (default 15: the CamVid clips' labelled rate, at which low-latency's "
+                         "keyframes arrive --delay-frames late; 0: as fast as possible)")
     et.add_argument("--delay-frames", type=_positive_int, default=DEFAULT_DELAY_FRAMES,
                     help="low-latency accuracy: frames before keyframe features are ready (default 2, see eval video)")
     et.add_argument("--weights")

@@ -368,7 +368,7 @@ def run_latency_bench(
 
 
 def run_tradeoff_eval(
-    *, data: str, split: str, intervals: tuple[int, ...] = (2, 3, 5, 8), fps: float = 0.0, weights: str | None = None,
+    *, data: str, split: str, intervals: tuple[int, ...] = (2, 3, 5, 8), fps: float = 15.0, weights: str | None = None,
     propagation: str | None = None, scheduler: str | None = None, threads: int = 2, delay_frames: int = DEFAULT_DELAY_FRAMES,
     plot_path: Path | None = None, json_path: Path | None = None, progress: bool = True, max_frames: int = 0,
     latency_repeat: int = 3,
