@@ -21,6 +21,26 @@ def _serve(handler: type[http.server.BaseHTTPRequestHandler]) -> tuple[socketser
     return server, f"http://127.0.0.1:{server.server_address[1]}/clip.mkv"
 
 
+class _Full(http.server.BaseHTTPRequestHandler):
+    """Serves ``body`` (set in a subclass) whole."""
+
+    body = b""
+
+    def do_GET(self) -> None:  # noqa: N802
+        self.send_response(200)
+        self.send_header("Content-Type", "video/x-matroska")
+        self.send_header("Content-Length", str(len(self.body)))
+        self.end_headers()
+        self.wfile.write(self.body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def _serve_bytes(body: bytes) -> tuple[socketserver.TCPServer, str]:
+    return _serve(type("Handler", (_Full,), {"body": body}))
+
+
 @pytest.fixture(scope="module")
 def mkv_bytes(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     path = tmp_path_factory.mktemp("stream") / "clip.mkv"  # Matroska streams without seeking
@@ -32,18 +52,7 @@ def mkv_bytes(tmp_path_factory: pytest.TempPathFactory) -> bytes:
 
 
 def test_stream_url_reads_every_frame(mkv_bytes: bytes) -> None:
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802
-            self.send_response(200)
-            self.send_header("Content-Type", "video/x-matroska")
-            self.send_header("Content-Length", str(len(mkv_bytes)))
-            self.end_headers()
-            self.wfile.write(mkv_bytes)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server, url = _serve(Handler)
+    server, url = _serve_bytes(mkv_bytes)
     try:
         with VideoReader(url, timeout_s=5) as r:
             frames = list(r)
@@ -77,28 +86,13 @@ def test_stalled_stream_ends_instead_of_hanging(mkv_bytes: bytes) -> None:
         server.shutdown()
 
 
-class _Full(http.server.BaseHTTPRequestHandler):
-    body = b""
-
-    def do_GET(self) -> None:  # noqa: N802
-        self.send_response(200)
-        self.send_header("Content-Type", "video/x-matroska")
-        self.send_header("Content-Length", str(len(self.body)))
-        self.end_headers()
-        self.wfile.write(self.body)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 @pytest.mark.parametrize("mode", ["low-latency", "fixed"])
 def test_segment_reads_a_stream_url(mode: str, mkv_bytes: bytes, tiny_weights, tiny_prop, tmp_path) -> None:
     import json
 
     from lowlatseg.cli import main
 
-    handler = type("Handler", (_Full,), {"body": mkv_bytes})
-    server, url = _serve(handler)
+    server, url = _serve_bytes(mkv_bytes)
     try:
         stats = tmp_path / "s.json"
         assert main(["segment", url, "--out", str(tmp_path / "o.mp4"), "--weights", str(tiny_weights), "--propagation",

@@ -106,17 +106,14 @@ class StreamRuntime:
                 return
         elif not p.future.done():
             return
+        self.state.pending = None
+        if self.threads:
+            torch.set_num_threads(self.threads[0])  # worker done (or failed): the main path gets every thread
         try:
             f_high = p.future.result()
         except Exception as e:
-            self.state.pending = None
-            if self.threads:
-                torch.set_num_threads(self.threads[0])
             raise WorkerError(f"the keyframe worker failed on frame {p.index}: {type(e).__name__}: {e}") from e
         self.state.key = KeyState(index=p.index, image=p.image, f_low=p.f_low, f_high=f_high)
-        self.state.pending = None
-        if self.threads:
-            torch.set_num_threads(self.threads[0])  # worker idle: the main path gets every thread
 
     @torch.inference_mode()
     def step(self, frame: np.ndarray) -> FrameResult:

@@ -91,47 +91,53 @@ class Fixed:
         return frames_since_key >= self.interval, None
 
 
-class AdaptiveThreshold:
-    """A keyframe when the predicted deviation passes ``threshold`` (rule ``instant``) or the
-    predicted deviations summed since the keyframe pass it (rule ``accumulated``), or after
-    ``max_interval`` frames (0: no limit)."""
+class _DeviationRule:
+    """What the deviation-driven policies share: rule ``instant`` (a keyframe when the deviation
+    passes ``threshold``) or ``accumulated`` (when the deviations summed since the keyframe pass
+    it), and a keyframe after ``max_interval`` frames (0: no limit)."""
 
-    name = "adaptive"
-
-    def __init__(self, predictor: DeviationPredictor, threshold: float, *, rule: str = "instant", max_interval: int = 0) -> None:
-        self.predictor = for_inference(predictor)  # BatchNorm folded, channels-last: same function, faster
+    def __init__(self, threshold: float, *, rule: str, max_interval: int) -> None:
         self.rule = check_rule(rule)
         self.threshold = check_threshold(threshold) if rule == "instant" else check_budget(threshold)
         self.max_interval = max_interval
 
+    def _fires(self, dev: float, frames_since_key: int, deviation_sum: float) -> bool:
+        forced = self.max_interval > 0 and frames_since_key >= self.max_interval
+        return rule_fires(self.rule, dev, deviation_sum, self.threshold) or forced
+
+
+class AdaptiveThreshold(_DeviationRule):
+    """The rule (see :class:`_DeviationRule`) on the *predicted* deviation."""
+
+    name = "adaptive"
+
+    def __init__(self, predictor: DeviationPredictor, threshold: float, *, rule: str = "instant", max_interval: int = 0) -> None:
+        super().__init__(threshold, rule=rule, max_interval=max_interval)
+        self.predictor = for_inference(predictor)  # BatchNorm folded, channels-last: same function, faster
+
     @torch.inference_mode()
     def decide(self, frames_since_key: int, deviation_sum: float, key: KeyState, cur: Current) -> tuple[bool, float | None]:
         dev = float(self.predictor(key.f_low, cur.f_low)[0])
-        forced = self.max_interval > 0 and frames_since_key >= self.max_interval
-        return rule_fires(self.rule, dev, deviation_sum, self.threshold) or forced, dev
+        return self._fires(dev, frames_since_key, deviation_sum), dev
 
 
-class Oracle:
-    """A keyframe when the *true* deviation passes ``threshold`` (rule ``instant``) or the true
-    deviations summed since the keyframe pass it (rule ``accumulated``), or after
-    ``max_interval`` frames (0: no limit). Evaluation only: it runs the whole network on every
-    frame to know the truth. ``eval scheduling`` replays the same rules on a table of true
-    deviations; online and replayed schedules are the same (tests/test_schedules.py)."""
+class Oracle(_DeviationRule):
+    """The rule (see :class:`_DeviationRule`) on the *true* deviation. Evaluation only: it runs
+    the whole network on every frame to know the truth. ``eval scheduling`` replays the same
+    rules on a table of true deviations; online and replayed schedules are the same
+    (tests/test_schedules.py)."""
 
     name = "oracle"
 
     def __init__(self, model: SplitSegNet, method: Propagator, threshold: float, *, rule: str = "instant",
                  max_interval: int = 0) -> None:
+        super().__init__(threshold, rule=rule, max_interval=max_interval)
         self.model, self.method = model, method
-        self.rule = check_rule(rule)
-        self.threshold = check_threshold(threshold) if rule == "instant" else check_budget(threshold)
-        self.max_interval = max_interval
 
     @torch.inference_mode()
     def decide(self, frames_since_key: int, deviation_sum: float, key: KeyState, cur: Current) -> tuple[bool, float | None]:
         dev = float(true_deviation(self.model, self.method, key, cur)[0])
-        forced = self.max_interval > 0 and frames_since_key >= self.max_interval
-        return rule_fires(self.rule, dev, deviation_sum, self.threshold) or forced, dev
+        return self._fires(dev, frames_since_key, deviation_sum), dev
 
 
 def true_deviation(model: SplitSegNet, method: Propagator, key: KeyState, cur: Current) -> torch.Tensor:
