@@ -9,7 +9,7 @@ import torch
 from lowlatseg.nn.builders import build, llnet_tiny
 from lowlatseg.propagation.flow import DISFlow, flow_to_grid, warp
 from lowlatseg.propagation.methods import (
-    Adaptive, Clockwork, Current, FlowWarp, ImageDifference, PropagationConfig, Propagator, Uniform, all_methods,
+    Adaptive, Clockwork, Current, FlowWarp, ImageDifference, KeyState, PropagationConfig, Propagator, Uniform, all_methods,
 )
 from lowlatseg.propagation.predictor import KernelPredictor
 from lowlatseg.propagation.produce import make_key, propagated_logits
@@ -139,8 +139,41 @@ def test_predictor_starts_as_identity() -> None:
     assert (w.argmax(1) == 12).all()
 
 
-def test_coarse_correlation_matches_local_correlation_taps() -> None:
-    from lowlatseg.propagation.predictor import coarse_correlation, local_correlation
+def test_coarse_correlation_is_the_unfolded_dot_product() -> None:
+    """Against an obviously-correct reference: unfold the replicate-padded key into its 3 x 3
+    neighbourhoods and take the dot product with the current feature (both memory layouts)."""
+    import torch.nn.functional as F
 
-    a, b = torch.randn(1, 4, 9, 11), torch.randn(1, 4, 9, 11)
-    torch.testing.assert_close(coarse_correlation(a, b, dilation=2), local_correlation(a, b, kernel_size=3, dilation=2))
+    from lowlatseg.propagation.predictor import coarse_correlation
+
+    torch.manual_seed(0)
+    a, b = torch.randn(2, 4, 9, 11), torch.randn(2, 4, 9, 11)
+    d = 2
+    cols = F.unfold(F.pad(b, (d,) * 4, mode="replicate"), 3, dilation=d).view(2, 4, 9, 9 * 11)
+    ref = (cols * a.reshape(2, 4, 1, 9 * 11)).sum(1).view(2, 9, 9, 11)
+    torch.testing.assert_close(coarse_correlation(a, b, dilation=d), ref)
+    cl = torch.channels_last
+    torch.testing.assert_close(coarse_correlation(a.contiguous(memory_format=cl), b.contiguous(memory_format=cl), dilation=d), ref)
+
+
+def test_adaptive_caches_the_keyframe_embedding_without_changing_weights() -> None:
+    """Outside autograd the keyframe's embedding is computed once per keyframe and reused; the
+    weights are bit-identical to computing it every frame. Under autograd nothing is cached."""
+    torch.manual_seed(0)
+    m = Adaptive(PropagationConfig(), low_ch=8).eval()
+    for p in m.parameters():  # a non-trivial predictor (the untrained one is nearly constant)
+        torch.nn.init.normal_(p, std=0.3)
+    key = KeyState(index=0, image=torch.rand(1, 3, 80, 96), f_low=torch.randn(1, 8, 10, 12), f_high=torch.randn(1, 16, 10, 12))
+    curs = [Current(index=t, image=torch.rand(1, 3, 80, 96), f_low=torch.randn(1, 8, 10, 12)) for t in (1, 2)]
+    calls = {"n": 0}
+    m.predictor.embed.register_forward_hook(lambda *a: calls.__setitem__("n", calls["n"] + 1))
+    with torch.no_grad():
+        fresh = [m.predictor(key.f_low, c.f_low) for c in curs]  # embeds key and current: 2 calls each
+        assert calls["n"] == 4
+        cached = [m.weights(key, c) for c in curs]  # key once, then the current frame only
+    assert calls["n"] == 4 + 3 and list(key.cache) == [m.predictor]
+    for a, b in zip(fresh, cached):
+        assert torch.equal(a, b)
+    key.cache.clear()
+    m.weights(key, curs[0]).sum().backward()
+    assert not key.cache and m.predictor.embed.weight.grad is not None

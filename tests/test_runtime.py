@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import Future
 from pathlib import Path
 
 import numpy as np
@@ -107,16 +109,43 @@ def test_worker_crash_surfaces_in_the_caller(model, tiny_prop: Path) -> None:
     rt.close()
 
 
-def test_state_stays_small_over_a_long_stream(model, tiny_prop: Path) -> None:
-    rt = build_runtime("low-latency", model, propagation=tiny_prop, interval=4, size=SIZE, parallel=False, delay_frames=2)
-    for f in _frames(60):
+def _state_tensor_bytes(obj: object, seen: set[int] | None = None) -> int:
+    """Bytes of every tensor reachable from a runtime's state (dataclasses, dicts, futures)."""
+    seen = set() if seen is None else seen
+    if id(obj) in seen:
+        return 0
+    seen.add(id(obj))
+    if isinstance(obj, torch.Tensor):
+        return obj.numel() * obj.element_size()
+    if isinstance(obj, Future):
+        return _state_tensor_bytes(obj.result(), seen) if obj.done() and not obj.exception() else 0
+    if isinstance(obj, dict):
+        return sum(_state_tensor_bytes(v, seen) for v in obj.values())
+    if isinstance(obj, (list, tuple)):
+        return sum(_state_tensor_bytes(v, seen) for v in obj)
+    if hasattr(obj, "__dataclass_fields__"):
+        return sum(_state_tensor_bytes(getattr(obj, f), seen) for f in obj.__dataclass_fields__)
+    return 0
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+def test_state_stays_small_over_a_long_stream(model, tiny_prop: Path, parallel: bool) -> None:
+    """What the runtime holds does not grow with the stream: after 20 and after 60 frames it holds
+    the same bytes of tensors (one keyframe, at most one pending), and the keyframe is recent."""
+    rt = build_runtime("low-latency", model, propagation=tiny_prop, interval=4, size=SIZE, parallel=parallel, delay_frames=2)
+    frames = _frames(60)
+    held = []
+    for i, f in enumerate(frames):
         rt.step(f)
+        if i + 1 in (20, 60):
+            if rt.state.pending is not None:
+                rt.state.pending.future.result()  # count the pending keyframe's features too
+            held.append(_state_tensor_bytes(rt.state))
     st = rt.state
-    assert st.index == 60 and st.key is not None
-    # nothing grows per frame: a few scalars, the keyframe and at most one pending keyframe
-    assert sorted(vars(st)) == ["deviation_sum", "index", "key", "last_choice", "pending"]
-    rt.reset()
-    assert rt.state.index == 0 and rt.state.key is None
+    assert st.index == 60 and st.key is not None and st.key.index >= 60 - 4 - 2
+    assert held[0] == held[1] > 0
+    rt.close()
+    assert rt.state.index == 0 and rt.state.key is None and _state_tensor_bytes(rt.state) == 0
 
 
 def test_bad_threshold_and_interval(model, tiny_prop: Path, tiny_sched: Path) -> None:
@@ -185,10 +214,39 @@ def test_fixed_policy_rejects_bad_interval() -> None:
         Fixed(0)
 
 
-def test_executors_give_the_same_result() -> None:
+def test_executors_contract() -> None:
+    """Both executors return fn(f_low) through a future, in inference mode, and deliver an
+    exception through ``result()``; the thread executor runs fn on its own thread with its own
+    torch thread count, leaving the caller's untouched."""
+    caller_threads = torch.get_num_threads()
     f = torch.randn(1, 3, 4, 4)
-    a = InlineExecutor().submit(lambda t: t * 2, f).result()
-    ex = ThreadExecutor()
-    b = ex.submit(lambda t: t * 2, f).result()
-    ex.close()
-    assert torch.equal(a, b)
+
+    def probe(t: torch.Tensor) -> torch.Tensor:
+        seen.append((threading.get_ident(), torch.get_num_threads(), torch.is_inference_mode_enabled()))
+        return t * 2
+
+    def boom(t: torch.Tensor) -> torch.Tensor:
+        raise ValueError("bad keyframe")
+
+    for ex, other_thread in ((InlineExecutor(), False), (ThreadExecutor(worker_threads=1), True)):
+        seen: list[tuple[int, int, bool]] = []
+        assert torch.equal(ex.submit(probe, f).result(), f * 2)
+        (ident, n_threads, inference), = seen
+        assert (ident != threading.get_ident()) == other_thread and inference
+        if other_thread:
+            assert n_threads == 1
+        with pytest.raises(ValueError, match="bad keyframe"):
+            ex.submit(boom, f).result()
+        ex.close()
+        assert torch.get_num_threads() == caller_threads
+
+
+def test_sequential_twin_defaults_to_the_measured_delay(model, tiny_prop: Path) -> None:
+    from lowlatseg.evaluation.defaults import DEFAULT_DELAY_FRAMES
+
+    rt = build_runtime("low-latency", model, propagation=tiny_prop, interval=3, size=SIZE, parallel=False)
+    res = _run(rt, _frames(12))
+    assert rt.delay_frames == DEFAULT_DELAY_FRAMES
+    # every keyframe chosen after the first answers frames exactly DEFAULT_DELAY_FRAMES later
+    firsts = {r.keyframe_index: r.index for r in reversed(res)}
+    assert [firsts[r.index] - r.index for r in res if r.is_keyframe and r.index > 0 and r.index in firsts] == [DEFAULT_DELAY_FRAMES] * 3

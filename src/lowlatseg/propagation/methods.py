@@ -12,7 +12,7 @@ How the propagated features become labels (with or without low-level fusion) is 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -34,6 +34,9 @@ class KeyState:
     f_low: torch.Tensor  # 1 x low_ch x h x w
     f_high: torch.Tensor  # 1 x high_ch x h x w
     grey: np.ndarray | None = None  # H x W uint8, filled lazily by methods that need it
+    # what a method computes from the keyframe alone, once per keyframe (filled lazily, only
+    # outside autograd), keyed by the module that computed it
+    cache: dict[nn.Module, torch.Tensor] = field(default_factory=dict)
 
 
 @dataclass
@@ -173,7 +176,12 @@ class Adaptive(_KernelMethod):
         )
 
     def weights(self, key: KeyState, cur: Current) -> torch.Tensor:
-        return self.predictor(key.f_low, cur.f_low)
+        if torch.is_grad_enabled():  # training: no cache, gradients flow through both embeddings
+            return self.predictor(key.f_low, cur.f_low)
+        ek = key.cache.get(self.predictor)
+        if ek is None:  # the keyframe's embedding is the same for every frame propagated from it
+            ek = key.cache[self.predictor] = self.predictor.unit_embedding(key.f_low)
+        return self.predictor(key.f_low, cur.f_low, key_embedding=ek)
 
 
 def all_methods(cfg: PropagationConfig, *, low_ch: int) -> dict[str, _Base]:

@@ -7,6 +7,7 @@ from pathlib import Path
 import torch
 
 from lowlatseg.errors import UserError
+from lowlatseg.evaluation.defaults import DEFAULT_DELAY_FRAMES
 from lowlatseg.nn.splitnet import SplitSegNet
 from lowlatseg.propagation.methods import Clockwork, Propagator
 from lowlatseg.runtime.executors import InlineExecutor, ThreadExecutor
@@ -34,7 +35,9 @@ def build_runtime(
     rule and ``threshold``, or the accumulated rule and ``budget`` (neither: the rule and number
     stored with the scheduler); low-latency uses ``interval`` when given, else
     the adaptive policy. ``parallel=False`` runs low-latency's keyframes inline (the sequential
-    twin used for deterministic evaluation, together with ``delay_frames``). ``threads`` (default:
+    twin used for deterministic evaluation, together with ``delay_frames``, by default
+    ``DEFAULT_DELAY_FRAMES``: the delay measured live on a 15 Hz stream, as the evaluation
+    commands use). ``threads`` (default:
     torch's current count): for the parallel low-latency mode, all of them while no keyframe is
     in flight, half while one is.
     """
@@ -74,7 +77,7 @@ def build_runtime(
     threads = threads or torch.get_num_threads()
     executor = ThreadExecutor() if background and parallel else InlineExecutor()
     if background and not parallel and delay_frames is None:
-        delay_frames = 1
+        delay_frames = DEFAULT_DELAY_FRAMES  # the same as the evaluation commands: measured, not optimistic
     split = (threads, max(1, threads // 2)) if background and parallel else None
     return StreamRuntime(model, method=method, policy=policy, background=background, executor=executor,
                          delay_frames=delay_frames, size=size, threads=split)
