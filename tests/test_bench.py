@@ -53,9 +53,13 @@ def test_bench_live_rate_adds_waiting_when_too_slow(small_video: Path, tiny_weig
     assert means["100000"] > 2 * means["0"]
 
 
-def test_bench_bad_fps(small_video: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["bench", "--video", str(small_video), "--fps", "-1", "--quiet"]) == 2
-    assert "--fps -1" in capsys.readouterr().err
+@pytest.mark.parametrize("flags, match", [(["--fps", "-1"], "--fps -1"), (["--fps", "nan"], "--fps nan"),
+                                          (["--fps", "inf"], "--fps inf"), (["--interval", "0"], "--interval 0")])
+def test_bench_bad_flags_fail_before_measuring(flags: list[str], match: str, small_video: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "--video", str(small_video), *flags, "--warmup", "2", "--quiet"]) == 2
+    err = capsys.readouterr()
+    assert match in err.err and len(err.err.strip().splitlines()) == 1 and "per-frame" not in err.out
 
 
 def test_bench_clip_shorter_than_the_warmup(small_video: Path, capsys: pytest.CaptureFixture[str]) -> None:

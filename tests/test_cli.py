@@ -91,8 +91,10 @@ def test_segment_native_size_and_max_frames(small_video: Path, tiny_weights: Pat
     assert json.loads(stats.read_text())["resolution"] == "96x128"
 
 
-def test_truncated_video_keeps_frames_already_decoded(tiny_weights: Path, tmp_path: Path) -> None:
-    """A stream that breaks off mid-way: the frames before the break are all in a valid output."""
+def test_truncated_video_keeps_frames_already_decoded(tiny_weights: Path, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """A file cut off mid-way (no decoding error: it just ends early): the frames before the cut
+    are all in a valid output, and the run says so and exits non-zero."""
     from lowlatseg.io.video import VideoWriter
 
     full = tmp_path / "full.mkv"  # Matroska keeps its header first, so a cut file is still readable
@@ -105,10 +107,12 @@ def test_truncated_video_keeps_frames_already_decoded(tiny_weights: Path, tmp_pa
     out, stats = tmp_path / "o.mp4", tmp_path / "s.json"
     rc = main(["segment", str(cut), "--out", str(out), "--weights", str(tiny_weights), "--stats", str(stats),
                "--mode", "per-frame", "--quiet", "--threads", "1"])
-    assert rc == 0
+    err = capsys.readouterr().err
+    assert rc == 2 and len(err.strip().splitlines()) == 1  # corrupt input: one sentence, non-zero exit
     n = _frames(out)
-    assert 0 < n < 30
-    assert json.loads(stats.read_text())["frames"] == n
+    assert 0 < n < 30 and f"ends after {n} of the 30 frames" in err
+    s = json.loads(stats.read_text())
+    assert s["frames"] == n and "truncated" in s["stopped_early"]
 
 
 @pytest.mark.parametrize(
@@ -202,3 +206,95 @@ def test_camera_that_cannot_be_opened(tmp_path: Path, capsys: pytest.CaptureFixt
     rc = main(["segment", "97", "--out", str(tmp_path / "o.mp4"), "--quiet"])
     assert rc == 2
     assert "camera 97 (/dev/video97) cannot be opened" in capsys.readouterr().err
+
+
+def test_output_that_cannot_hold_h264_fails_before_any_work(small_video: Path, tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "o.webm"
+    assert main(["segment", str(small_video), "--out", str(out), "--weights", str(tmp_path / "missing.pt"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    # reported before the (missing) weights are even looked at, and nothing is created
+    assert "'.webm' file" in err and ".mp4" in err and len(err.strip().splitlines()) == 1 and not out.exists()
+
+
+@pytest.mark.parametrize("which", ["out-is-input", "stats-is-out"])
+def test_outputs_that_would_overwrite_each_other_are_refused(which: str, small_video: Path, tiny_weights: Path,
+                                                             tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = tmp_path / "in.mp4"
+    src.write_bytes(small_video.read_bytes())
+    out = src if which == "out-is-input" else tmp_path / "o.mp4"
+    stats = out if which == "stats-is-out" else tmp_path / "s.json"
+    rc = main(["segment", str(src), "--out", str(out), "--stats", str(stats), "--weights", str(tiny_weights), "--quiet"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "is the same file as" in err and len(err.strip().splitlines()) == 1
+    assert src.read_bytes() == small_video.read_bytes() and not (tmp_path / "o.mp4").exists()
+
+
+def test_sigterm_stops_like_ctrl_c_and_keeps_output(small_video: Path, tiny_weights: Path, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import os
+    import signal
+
+    from lowlatseg.runtime.stream import StreamRuntime
+
+    step = StreamRuntime.step
+
+    def step_then_term(self: StreamRuntime, frame: np.ndarray):
+        r = step(self, frame)
+        if r.index == 4:
+            os.kill(os.getpid(), signal.SIGTERM)  # as `kill`, `timeout` or `docker stop` would
+        return r
+
+    monkeypatch.setattr(StreamRuntime, "step", step_then_term)
+    before = signal.getsignal(signal.SIGTERM)
+    out, stats = tmp_path / "o.mp4", tmp_path / "s.json"
+    rc = main(["segment", str(small_video), "--out", str(out), "--stats", str(stats), "--weights", str(tiny_weights),
+               "--mode", "per-frame", "--quiet", "--threads", "1"])
+    err = capsys.readouterr().err
+    assert rc == 128 + signal.SIGTERM and "terminated (SIGTERM)" in err and "Traceback" not in err
+    n = _frames(out)
+    s = json.loads(stats.read_text())
+    assert 4 <= n < 12 and s["frames"] == n and s["stopped_early"] == "terminated (SIGTERM)"
+    assert signal.getsignal(signal.SIGTERM) is before  # main() puts the caller's handler back
+
+
+def test_stream_that_changes_resolution_mid_way(tiny_weights: Path, tiny_prop: Path, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """A camera or stream that switches resolution: later frames are resized to the first's size,
+    in the runtime's network input and in the output video, and the stats match the video."""
+    from lowlatseg.io.video import VideoReader
+
+    from lowlatseg.io.video import VideoWriter
+
+    src = tmp_path / "in.mp4"
+    rng = np.random.default_rng(0)
+    with VideoWriter(src, fps=10, width=128, height=96) as w:
+        for _ in range(10):
+            w.write(rng.integers(0, 255, (96, 128, 3), dtype=np.uint8))
+    decode = VideoReader.__iter__
+
+    def two_sizes(self: VideoReader):
+        for i, f in enumerate(decode(self)):
+            yield f if i < 5 else cv2.resize(f, (200, 150))  # from frame 5 on: 150x200, another aspect
+
+    monkeypatch.setattr(VideoReader, "__iter__", two_sizes)
+    out, stats = tmp_path / "o.mp4", tmp_path / "s.json"
+    for mode in ("fixed", "low-latency"):
+        assert main(["segment", str(src), "--out", str(out), "--stats", str(stats), "--weights", str(tiny_weights),
+                     "--propagation", str(tiny_prop), "--mode", mode, "--interval", "3", "--size", "native", "--quiet",
+                     "--threads", "1"]) == 0
+        s = json.loads(stats.read_text())
+        assert _frames(out) == s["frames"] == 10 and s["stopped_early"] is None
+
+
+def test_checkpoint_of_the_wrong_kind_says_which_flag(small_video: Path, tiny_sched: Path, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["segment", str(small_video), "--out", str(tmp_path / "o.mp4"), "--weights", str(tiny_sched), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "holds scheduler weights, not a segmentation model; pass it with --scheduler" in err
+
+
+def test_empty_input_file(tmp_path: Path, tiny_weights: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "e.mp4").write_bytes(b"")
+    assert main(["segment", str(tmp_path / "e.mp4"), "--out", str(tmp_path / "o.mp4"), "--weights", str(tiny_weights)]) == 2
+    assert "is an empty file (0 bytes)" in capsys.readouterr().err

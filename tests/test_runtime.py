@@ -250,3 +250,16 @@ def test_sequential_twin_defaults_to_the_measured_delay(model, tiny_prop: Path) 
     # every keyframe chosen after the first answers frames exactly DEFAULT_DELAY_FRAMES later
     firsts = {r.keyframe_index: r.index for r in reversed(res)}
     assert [firsts[r.index] - r.index for r in res if r.is_keyframe and r.index > 0 and r.index in firsts] == [DEFAULT_DELAY_FRAMES] * 3
+
+
+@pytest.mark.parametrize("size", [None, 48])
+def test_frames_of_another_size_keep_the_streams_network_size(model, tiny_prop: Path, size: int | None) -> None:
+    """The first frame fixes the network size (also with a height-only or native size spec);
+    a later frame of another size or aspect is resized to it instead of breaking propagation."""
+    frames = _frames(6)
+    other = [np.ascontiguousarray(np.resize(f, (60, 100, 3))) for f in _frames(4)]
+    for mode in ("fixed", "low-latency"):
+        rt = build_runtime(mode, model, propagation=tiny_prop, interval=2, size=size, delay_frames=1)
+        res = _run(rt, frames + other)
+        assert {r.labels.shape for r in res} == {(48, 64)}
+        assert [r.index for r in res] == list(range(10))

@@ -43,7 +43,7 @@ def test_train_scheduler_without_video_says_it_is_uncalibrated(tiny_camvid: Path
                                                               tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     res = train_scheduler(_cfg(tiny_camvid, tiny_weights, tiny_prop, ()), tmp_path / "s", progress=False)
     assert (res["default_threshold"], res["default_budget"]) == (UNCALIBRATED_THRESHOLD, UNCALIBRATED_BUDGET)
-    assert "uncalibrated" in capsys.readouterr().out
+    assert "uncalibrated" in capsys.readouterr().err
 
 
 def test_train_scheduler_bad_target_rate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -56,3 +56,17 @@ def test_shipped_scheduler_fits_the_shipped_model() -> None:
     predictor, defaults = load_scheduler(None, model)
     assert predictor.config.low_ch == model.config.low_ch
     assert defaults.rule in ("instant", "accumulated") and 0 <= defaults.value("instant") <= 1 and defaults.value("accumulated") >= 0
+
+
+def test_train_scheduler_bad_out_and_bad_input_leave_nothing(tiny_camvid: Path, tiny_weights: Path, tiny_prop: Path,
+                                                             tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    afile = tmp_path / "taken.txt"
+    afile.write_text("x")
+    assert main(["train", "scheduler", "--out", str(afile), "--base", str(tiny_weights), "--steps", "1", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "is an existing file" in err and "Traceback" not in err and afile.read_text() == "x"
+    # a bad input fails before the run folder exists: no folder holding only a config.json
+    out = tmp_path / "run"
+    assert main(["train", "scheduler", "--out", str(out), "--base", str(tiny_weights), "--propagation", str(tiny_prop),
+                 "--data", str(tiny_camvid), "--video", str(tmp_path / "missing.mp4"), "--steps", "1", "--quiet"]) == 2
+    assert "does not exist" in capsys.readouterr().err and not out.exists()

@@ -61,29 +61,62 @@ def test_stream_url_reads_every_frame(mkv_bytes: bytes) -> None:
         server.shutdown()
 
 
+class _Stalling(http.server.BaseHTTPRequestHandler):
+    """Sends the first half of ``body`` (set in a subclass), then nothing, holding the connection."""
+
+    body = b""
+
+    def do_GET(self) -> None:  # noqa: N802
+        self.send_response(200)
+        self.send_header("Content-Type", "video/x-matroska")
+        self.end_headers()
+        self.wfile.write(self.body[: len(self.body) // 2])  # half the stream, then silence
+        self.wfile.flush()
+        time.sleep(30)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
 def test_stalled_stream_ends_instead_of_hanging(mkv_bytes: bytes) -> None:
-    class Stalling(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802
-            self.send_response(200)
-            self.send_header("Content-Type", "video/x-matroska")
-            self.end_headers()
-            self.wfile.write(mkv_bytes[: len(mkv_bytes) // 2])  # half the stream, then silence
-            self.wfile.flush()
-            time.sleep(30)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server, url = _serve(Stalling)
+    server, url = _serve(type("Handler", (_Stalling,), {"body": mkv_bytes}))
     t0 = time.perf_counter()
     try:
         with VideoReader(url, timeout_s=1) as r:
             frames = list(r)
-        assert 0 < len(frames) < 20  # the frames before the stall, then a clean end that says why
-        assert r.error is not None
+        assert 0 < len(frames) < 20  # the frames before the stall, then an end that says why
+        assert r.error is not None and "no data for 1 s, the stream stalled" in r.error
         assert time.perf_counter() - t0 < 15
     finally:
         server.shutdown()
+
+
+def test_segment_on_a_stalled_stream_keeps_output_and_says_why(mkv_bytes: bytes, tiny_weights, tiny_prop, tmp_path,
+                                                               monkeypatch: pytest.MonkeyPatch,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    import functools
+    import json
+
+    import av
+
+    import lowlatseg.segment
+    from lowlatseg.cli import main
+
+    monkeypatch.setattr(lowlatseg.segment, "VideoReader", functools.partial(VideoReader, timeout_s=1))
+    server, url = _serve(type("Handler", (_Stalling,), {"body": mkv_bytes}))
+    out, stats = tmp_path / "o.mp4", tmp_path / "s.json"
+    try:
+        rc = main(["segment", url, "--out", str(out), "--weights", str(tiny_weights), "--propagation", str(tiny_prop),
+                   "--mode", "low-latency", "--interval", "3", "--size", "native", "--stats", str(stats), "--quiet",
+                   "--threads", "1"])
+    finally:
+        server.shutdown()
+    err = capsys.readouterr().err
+    assert rc == 2 and "stream stalled" in err and len(err.strip().splitlines()) == 1
+    with av.open(str(out)) as c:
+        n = sum(1 for _ in c.decode(video=0))
+    s = json.loads(stats.read_text())
+    assert 0 < n < 20 and s["frames"] == n and "stalled" in s["stopped_early"]
 
 
 @pytest.mark.parametrize("mode", ["low-latency", "fixed"])

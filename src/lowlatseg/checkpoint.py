@@ -45,7 +45,12 @@ def load_file(path: str | Path) -> dict[str, Any]:
         obj = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many kinds on corrupt files
         raise UserError(f"checkpoint {p} cannot be read ({type(e).__name__}); it is corrupt or not a lowlatseg file") from None
-    if not isinstance(obj, dict) or obj.get("format") not in (RUN_FORMAT, WEIGHTS_FORMAT):
+    kind = obj.get("format") if isinstance(obj, dict) else None
+    if isinstance(kind, str) and kind.startswith("lowlatseg/") and kind not in (RUN_FORMAT, WEIGHTS_FORMAT):
+        what = kind.removeprefix("lowlatseg/").split("-v")[0]  # propagation / scheduler
+        raise UserError(f"{p} holds {what} weights, not a segmentation model; pass it with --{what}, and a model "
+                        "file (or a run folder's last.pt) as the model")
+    if kind not in (RUN_FORMAT, WEIGHTS_FORMAT):
         raise UserError(f"{p} is not a lowlatseg checkpoint; pass a file written by 'lowlatseg train'")
     return obj
 

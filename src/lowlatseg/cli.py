@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import signal
 import sys
+import threading
 from pathlib import Path
 
 from lowlatseg.errors import UserError, WorkerError
@@ -148,7 +151,7 @@ def cmd_eval_agreement(a: argparse.Namespace) -> int:
 def cmd_eval_tradeoff(a: argparse.Namespace) -> int:
     from lowlatseg.evaluation.report import run_tradeoff_eval
 
-    if a.fps < 0:
+    if not math.isfinite(a.fps) or a.fps < 0:
         raise UserError(f"--fps {a.fps} is not valid; use 0 for as fast as possible or the stream rate")
     run_tradeoff_eval(data=a.data, split=a.split, intervals=tuple(a.intervals), fps=a.fps, weights=a.weights,
                       propagation=a.propagation, scheduler=a.scheduler, threads=a.threads, delay_frames=a.delay_frames,
@@ -172,7 +175,7 @@ def cmd_train_scheduler(a: argparse.Namespace) -> int:
 
     _set_threads(a.threads)
     if not 0 < a.target_rate <= 1:
-        raise UserError(f"--target-rate {a.target_rate} must be in (0, 1]")
+        raise UserError(f"--target-rate {a.target_rate} must be in (0, 1]: the fraction of frames to make keyframes, e.g. 0.2 for one in five")
     cfg = SchedTrainConfig(base=_resolve_base(a.base), propagation=a.propagation, data=a.data, split=a.split,
                            videos=tuple(a.video or ()), steps=a.steps, batch_size=a.batch_size,
                            target_rate=a.target_rate, rule=a.rule, seed=a.seed)
@@ -444,13 +447,27 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill``, ``timeout``, ``docker stop``, systemd): stopped like Ctrl-C, so every
+    output written so far is finished and valid."""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise Terminated("terminated (SIGTERM)")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _on_sigterm) if in_main_thread else None
     try:
         return int(args.func(args))
     except UserError as e:
         print(f"lowlatseg: error: {e}", file=sys.stderr)
         return 2
+    except Terminated:
+        print("lowlatseg: terminated (SIGTERM); outputs written so far are complete and valid", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except KeyboardInterrupt:
         print("lowlatseg: interrupted; outputs written so far are complete and valid", file=sys.stderr)
         return 130
@@ -458,6 +475,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"lowlatseg: error: {e}; outputs written so far are complete and valid (to run keyframes "
               "inline instead, use --mode adaptive or fixed)", file=sys.stderr)
         return 1
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

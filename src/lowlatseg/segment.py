@@ -1,7 +1,8 @@
 """``lowlatseg segment``: a video in, an overlay video (and optionally label PNGs and stats) out.
 
-Whatever happens mid-way (a corrupt frame, Ctrl-C), the frames already written stay in a
-valid video, and the stats file records the frames done so far.
+Whatever happens mid-way (a corrupt frame, a stalled stream, Ctrl-C, SIGTERM, an error), the
+frames already written stay in a valid video, and the stats file records the frames done so far
+and why the run stopped early (``stopped_early``).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from tqdm import tqdm
 from lowlatseg.checkpoint import DEFAULT_WEIGHTS, load_model
 from lowlatseg.classes import CAMVID, LABEL_SETS
 from lowlatseg.errors import UserError, WorkerError
-from lowlatseg.io.video import VideoReader, VideoWriter
+from lowlatseg.io.video import VideoReader, VideoWriter, check_video_out
 from lowlatseg.overlay import blend
 from lowlatseg.runtime import network_size, parse_size
 from lowlatseg.runtime.build import build_runtime
@@ -54,6 +55,8 @@ def segment_video(opts: SegmentOptions) -> dict[str, Any]:
     size = parse_size(opts.size)
     _check_writable(opts.stats, "--stats")
     _check_writable(opts.out, "--out")
+    check_video_out(opts.out)
+    _check_distinct(opts)
     reader = VideoReader(opts.source)  # bad input fails here, before any model is loaded
     try:
         model = load_model(opts.weights)
@@ -84,28 +87,35 @@ def segment_video(opts: SegmentOptions) -> dict[str, Any]:
     total = info.frames if not opts.max_frames else min(info.frames or opts.max_frames, opts.max_frames)
     bar = tqdm(total=total or None, unit="frame", disable=not opts.progress, desc="segment")
     t_start = time.perf_counter()
-    interrupted = None
+    stopped = None
     try:
         for frame in reader:
             if opts.max_frames and len(latencies) >= opts.max_frames:
                 break
+            if frame.shape[:2] != (info.height, info.width):  # the stream changed resolution mid-way
+                frame = cv2.resize(frame, (info.width, info.height), interpolation=cv2.INTER_AREA)
             t0 = time.perf_counter()
             result = runtime.step(frame)
             labels = result.labels
             if labels.shape != frame.shape[:2]:
                 labels = cv2.resize(labels, (frame.shape[1], frame.shape[0]), interpolation=cv2.INTER_NEAREST)
-            latencies.append((time.perf_counter() - t0) * 1000)
-            keyframes.append(result.is_keyframe)
-            sources.append(result.keyframe_index)
+            latency = (time.perf_counter() - t0) * 1000
             writer.write(blend(frame, labels, labelset, alpha=opts.alpha))
             if opts.labels_dir is not None:
                 cv2.imwrite(str(opts.labels_dir / f"frame_{result.index:06d}.png"), labels)
+            # recorded once the frame is in the video: the stats always count the frames written
+            latencies.append(latency)
+            keyframes.append(result.is_keyframe)
+            sources.append(result.keyframe_index)
             bar.update(1)
-    except KeyboardInterrupt:
-        interrupted = "interrupted by the user"
+    except KeyboardInterrupt as e:
+        stopped = str(e) or "interrupted by the user"
         raise
-    except WorkerError as e:
-        interrupted = str(e)
+    except (WorkerError, UserError) as e:
+        stopped = str(e)
+        raise
+    except Exception as e:
+        stopped = f"stopped by an internal error: {type(e).__name__}: {e}"
         raise
     finally:
         bar.close()
@@ -113,14 +123,24 @@ def segment_video(opts: SegmentOptions) -> dict[str, Any]:
         reader.close()
         runtime.close()
         summary = _summary(opts, info, net_hw, latencies, keyframes, sources, time.perf_counter() - t_start,
-                           reader.error or interrupted, runtime.policy)
+                           reader.error or stopped, runtime.policy)
         if opts.stats is not None:
             tmp = opts.stats.with_suffix(opts.stats.suffix + ".tmp")
             tmp.write_text(json.dumps(summary, indent=1))
             os.replace(tmp, opts.stats)
-    if reader.error:
-        tqdm.write(f"lowlatseg: warning: {opts.source}: {reader.error}; the {len(latencies)} frames before it were written")
+    if reader.error:  # the input broke off or stalled: what was read is written, and the caller is told
+        raise InputEndedEarly(f"{opts.source}: {reader.error}; the {len(latencies)} frames read before that are "
+                              f"segmented in {opts.out}" + (f" (stats: {opts.stats})" if opts.stats else ""), summary)
     return summary
+
+
+class InputEndedEarly(UserError):
+    """The input stopped before its end (decoding error, truncated file, stalled stream); every
+    frame read before it was segmented and written. ``summary``: the stats of those frames."""
+
+    def __init__(self, message: str, summary: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.summary = summary
 
 
 def _summary(opts: SegmentOptions, info: Any, net_hw: tuple[int, int], lat: list[float], keys: list[bool],
@@ -170,3 +190,20 @@ def _check_writable(path: Path | None, flag: str) -> None:
         raise UserError(f"cannot write {flag} {path}: folder {parent} does not exist")
     if not os.access(parent, os.W_OK):
         raise UserError(f"cannot write {flag} {path}: folder {parent} is not writable")
+
+
+def _check_distinct(opts: SegmentOptions) -> None:
+    """The input and every output are different files (writing one over another loses data)."""
+    paths: list[tuple[str, Path]] = [("--out", opts.out)]
+    if opts.stats is not None:
+        paths.append(("--stats", opts.stats))
+    if opts.labels_dir is not None:
+        paths.append(("--labels", opts.labels_dir))
+    if "://" not in opts.source and not opts.source.isdigit():
+        paths.insert(0, ("the input", Path(opts.source)))
+    seen: dict[Path, str] = {}
+    for flag, p in paths:
+        r = p.resolve()
+        if r in seen:
+            raise UserError(f"{flag} {p} is the same file as {seen[r]}; give each output its own name")
+        seen[r] = flag

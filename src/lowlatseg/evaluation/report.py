@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import math
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -303,7 +305,7 @@ def _decode(video: str, size: str, max_frames: int) -> tuple[list[Any], tuple[in
             frames.append(f if f.shape[:2] == hw else cv2.resize(f, (hw[1], hw[0]), interpolation=cv2.INTER_AREA))
         fps = reader.info.fps
         if reader.error:
-            tqdm.write(f"lowlatseg: warning: {video}: {reader.error}; measuring the {len(frames)} frames before it")
+            tqdm.write(f"lowlatseg: warning: {video}: {reader.error}; measuring the {len(frames)} frames before it", file=sys.stderr)
     return frames, hw, fps
 
 
@@ -317,7 +319,9 @@ def run_latency_bench(
     from lowlatseg.evaluation.latency import run_live
     from lowlatseg.runtime.build import build_runtime
 
-    if fps is not None and fps < 0:
+    if interval < 1:
+        raise UserError(f"--interval {interval} is not valid; it must be at least 1")
+    if fps is not None and (not math.isfinite(fps) or fps < 0):
         raise UserError(f"--fps {fps} is not valid; give the stream rate in frames per second, or 0 for as fast as possible")
     if json_path is not None:
         _check_parent(json_path)

@@ -12,6 +12,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
+import cv2
 import numpy as np
 
 from lowlatseg.errors import UserError
@@ -22,7 +23,7 @@ class VideoInfo:
     width: int
     height: int
     fps: float  # average frame rate (0 if the container does not say)
-    frames: int  # frame count from the container header (0 if unknown)
+    frames: int  # frame count from the container header, else its duration x fps (0 if unknown)
 
 
 class VideoReader:
@@ -36,7 +37,8 @@ class VideoReader:
     def __init__(self, source: str | os.PathLike[str], *, timeout_s: float = 10.0) -> None:
         self.source = str(source)
         self.error: str | None = None
-        is_url = "://" in self.source
+        self.timeout_s = timeout_s
+        is_url = self.is_live = "://" in self.source
         if self.source.isdigit():  # a camera index: V4L2 device /dev/videoN
             self._open_camera(int(self.source), timeout_s)
             return
@@ -46,6 +48,8 @@ class VideoReader:
                 raise UserError(f"input {p} does not exist; check the path")
             if p.is_dir():
                 raise UserError(f"input {p} is a folder; pass a video file")
+            if p.stat().st_size == 0:
+                raise UserError(f"input {p} is an empty file (0 bytes); pass a video file")
         try:
             # open and read timeouts: a stalled stream ends with an error instead of hanging
             self._container = av.open(self.source, mode="r", timeout=(timeout_s, timeout_s) if is_url else None)
@@ -53,12 +57,14 @@ class VideoReader:
             raise UserError(f"{self.source} contains no video frames; pass a video with at least one frame") from None
         except (av.error.FFmpegError, OSError) as e:
             if is_url:
-                raise UserError(f"stream {self.source} cannot be opened ({_reason(e)}); check the URL and that the "
+                why = f"no answer within {timeout_s:g} s" if isinstance(e, av.error.ExitError) else _reason(e)
+                raise UserError(f"stream {self.source} cannot be opened ({why}); check the URL and that the "
                                 "server is up and sending video") from None
             raise UserError(f"{self.source} cannot be opened as a video ({_reason(e)}); pass an .mp4/.avi/.mkv file") from None
         self._init_stream()
 
     def _open_camera(self, index: int, timeout_s: float) -> None:
+        self.is_live = True
         device = f"/dev/video{index}"
         try:
             self._container = av.open(device, mode="r", format="v4l2", timeout=(timeout_s, timeout_s))
@@ -77,8 +83,14 @@ class VideoReader:
             width=self._stream.codec_context.width,
             height=self._stream.codec_context.height,
             fps=float(rate) if rate else 0.0,
-            frames=int(self._stream.frames or 0),
+            frames=self._count_frames(float(rate) if rate else 0.0),
         )
+
+    def _count_frames(self, fps: float) -> int:
+        if self._stream.frames:  # MP4, MOV, AVI: counted in the header
+            return int(self._stream.frames)
+        duration = self._container.duration  # microseconds (Matroska keeps it in its header)
+        return int(round(duration / 1e6 * fps)) if duration and fps else 0
 
     def __iter__(self) -> Iterator[np.ndarray]:
         n = 0
@@ -87,11 +99,16 @@ class VideoReader:
                 n += 1
                 yield frame.to_ndarray(format="rgb24")
         except av.error.FFmpegError as e:
+            why = f"no data for {self.timeout_s:g} s, the stream stalled" if isinstance(e, av.error.ExitError) else _reason(e)
             if n == 0:
-                raise UserError(f"{self.source} cannot be decoded ({_reason(e)}); it is corrupt or not a video") from None
-            self.error = f"decoding stopped after {n} frames: {_reason(e)}"
+                raise UserError(f"{self.source} cannot be decoded ({why}); it is corrupt or not a video") from None
+            self.error = f"decoding stopped after {n} frames ({why})"
         if n == 0:
             raise UserError(f"{self.source} contains no video frames; pass a video with at least one frame")
+        # a file cut off mid-way often ends without a decoding error, but its header still lists
+        # every frame (or the whole duration); a small tolerance for counts that are estimates
+        if self.error is None and not self.is_live and self.info.frames - n > max(2, self.info.frames // 50):
+            self.error = f"the file ends after {n} of the {self.info.frames} frames its header promises (probably truncated)"
 
     def close(self) -> None:
         self._container.close()
@@ -103,10 +120,21 @@ class VideoReader:
         self.close()
 
 
-class VideoWriter:
-    """Encodes RGB frames to H.264 (libx264, yuv420p) in an .mp4/.mkv container.
+OUTPUT_SUFFIXES = (".mp4", ".mkv", ".mov", ".m4v")  # containers that hold H.264
 
-    Odd sizes are padded by one pixel (yuv420p needs even sizes). ``close()`` flushes the
+
+def check_video_out(path: Path, flag: str = "--out") -> None:
+    """Raises a one-sentence :class:`UserError` unless ``path`` names a container H.264 fits in."""
+    if path.suffix.lower() not in OUTPUT_SUFFIXES:
+        raise UserError(f"{flag} {path}: cannot write H.264 video to a '{path.suffix or 'no'}' file; "
+                        f"use a name ending in {', '.join(OUTPUT_SUFFIXES)}")
+
+
+class VideoWriter:
+    """Encodes RGB frames to H.264 (libx264, yuv420p) in an .mp4/.mkv/.mov container.
+
+    Odd sizes are padded by one pixel (yuv420p needs even sizes); a frame of another size than
+    the first (a stream that changes resolution) is resized to it. ``close()`` flushes the
     encoder so that every frame written so far is in a valid file, also after an error.
     """
 
@@ -117,12 +145,18 @@ class VideoWriter:
             raise UserError(f"cannot write {self.path}: folder {parent} does not exist; create it or choose another --out")
         if self.path.is_dir():
             raise UserError(f"cannot write {self.path}: it is a folder; pass a file name such as out.mp4")
+        check_video_out(self.path)
         try:
             self._container = av.open(str(self.path), mode="w")
         except (av.error.FFmpegError, OSError, ValueError) as e:
             raise UserError(f"cannot write {self.path} ({_reason(e)}); choose a writable path ending in .mp4 or .mkv") from None
         rate = Fraction(fps).limit_denominator(1001) if fps > 0 else Fraction(25)
-        self._stream = self._container.add_stream("libx264", rate=rate)
+        try:
+            self._stream = self._container.add_stream("libx264", rate=rate)
+        except (av.error.FFmpegError, ValueError) as e:
+            self._container.close()
+            raise UserError(f"cannot write H.264 video to {self.path} ({_reason(e)}); use a name ending in .mp4 or .mkv") from None
+        self._size = (height, width)
         self._stream.width, self._stream.height = width + width % 2, height + height % 2
         self._stream.pix_fmt = "yuv420p"
         self._stream.options = {"crf": str(crf), "preset": "veryfast"}
@@ -130,7 +164,9 @@ class VideoWriter:
         self._closed = False
 
     def write(self, frame: np.ndarray) -> None:
-        """frame: H x W x 3 uint8 RGB of the size given at construction."""
+        """frame: H x W x 3 uint8 RGB, normally of the size given at construction (else resized to it)."""
+        if frame.shape[:2] != self._size:
+            frame = cv2.resize(frame, (self._size[1], self._size[0]), interpolation=cv2.INTER_AREA)
         h, w = self._stream.height, self._stream.width
         if frame.shape[0] != h or frame.shape[1] != w:
             frame = np.pad(frame, ((0, h - frame.shape[0]), (0, w - frame.shape[1]), (0, 0)), mode="edge")

@@ -28,3 +28,4 @@ class StreamState:
     last_choice: int = -1  # index of the last frame chosen as a keyframe
     deviation_sum: float = 0.0  # the policy's deviations summed over the frames asked since then
     pending: PendingKey | None = None  # a keyframe being computed in the background
+    hw: tuple[int, int] | None = None  # network input size, fixed by the stream's first frame

@@ -117,12 +117,15 @@ class StreamRuntime:
 
     @torch.inference_mode()
     def step(self, frame: np.ndarray) -> FrameResult:
-        """frame: H x W x 3 uint8 RGB. Returns labels at the network's input size."""
+        """frame: H x W x 3 uint8 RGB. Returns labels at the network's input size (the one of the
+        stream's first frame: later frames of another size are resized to it)."""
         t0 = time.perf_counter()
         background_s = 0.0  # time the inline executor spends on a submitted keyframe's high (not main-path work)
         st, model = self.state, self.model
         i = st.index
-        hw = network_size(frame.shape[:2], self.size)
+        # one network size per stream: a frame of another size (a camera that switched
+        # resolution) is resized to it, so keyframe state and labels keep their shapes
+        hw = st.hw = st.hw or network_size(frame.shape[:2], self.size)
         x = prepare(frame, hw)
         f_low = model.low(x)
         self._swap_if_ready(i)

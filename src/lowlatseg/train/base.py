@@ -96,6 +96,8 @@ def _train(cfg: BaseTrainConfig, out: Path, di: distributed.DistInfo, *, resume:
     torch.manual_seed(cfg.seed)
     if cfg.batch_size < 2:
         raise UserError("--batch-size must be at least 2 per process: BatchNorm needs 2 samples per step")
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is an existing file; give a folder for the run (it is created if needed)")
     out.mkdir(parents=True, exist_ok=True)
     last = out / "last.pt"
 

@@ -39,7 +39,7 @@ from lowlatseg.errors import UserError
 from lowlatseg.io.video import VideoReader
 from lowlatseg.propagation.methods import Adaptive, Current, KeyState, PropagationConfig, Uniform
 from lowlatseg.propagation.weights import save_propagation
-from lowlatseg.train.runs import start_run
+from lowlatseg.train.runs import start_run, write_config
 
 
 @dataclass(frozen=True)
@@ -95,6 +95,7 @@ def train_propagation(cfg: PropTrainConfig, out: Path, *, progress: bool = True)
     if cfg.videos and not clips:
         raise UserError("none of the --video clips has enough frames for training pairs")
 
+    write_config(cfg, out)  # the inputs loaded: now the run folder
     ch, cw = cfg.crop
     pairs = PairSampler(stills, donors, clips, cfg.motion, cfg.crop, cfg.video_fraction, cfg.max_video_gap, min_gap=1, flip=True)
     log: list[dict[str, Any]] = []

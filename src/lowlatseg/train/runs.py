@@ -1,5 +1,5 @@
-"""Starting a run folder: seeds and the config file, the same for every trainer that learns
-from pairs with the base network frozen."""
+"""Starting a run folder, the same for every trainer that learns from pairs with the base
+network frozen: seeds first, the folder and its config file once the inputs have loaded."""
 
 from __future__ import annotations
 
@@ -11,11 +11,24 @@ from typing import Any
 import numpy as np
 import torch
 
+from lowlatseg.errors import UserError
+
 
 def start_run(cfg: Any, out: Path) -> np.random.Generator:
-    """Seeds torch with ``cfg.seed``, creates ``out`` and writes ``out/config.json``; returns the
-    numpy generator every random choice of the run is drawn from."""
+    """Checks that ``out`` can be a run folder and seeds torch with ``cfg.seed``; returns the
+    numpy generator every random choice of the run is drawn from. Nothing is written yet: call
+    :func:`write_config` once the inputs have loaded, so a run that fails on bad input leaves
+    no folder behind."""
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is an existing file; give a folder for the run (it is created if needed)")
     torch.manual_seed(cfg.seed)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
     return np.random.default_rng(cfg.seed)
+
+
+def write_config(cfg: Any, out: Path) -> None:
+    """Creates ``out`` and writes ``out/config.json``."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"cannot create the run folder {out} ({e.strerror}); choose another --out") from None
+    (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))

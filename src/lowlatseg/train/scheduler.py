@@ -12,6 +12,7 @@ keyframe rate of ``target_rate``; ``rule`` says which one ``--mode adaptive`` us
 from __future__ import annotations
 
 import json
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -34,7 +35,7 @@ from lowlatseg.scheduling.calibrate import threshold_for_rate
 from lowlatseg.scheduling.policies import check_rule, true_deviation
 from lowlatseg.scheduling.predictor import DeviationConfig, DeviationPredictor
 from lowlatseg.scheduling.weights import save_scheduler
-from lowlatseg.train.runs import start_run
+from lowlatseg.train.runs import start_run, write_config
 from lowlatseg.train.propagation import _load_video_frames
 
 
@@ -77,6 +78,7 @@ def train_scheduler(cfg: SchedTrainConfig, out: Path, *, progress: bool = True) 
     clips = [c for c in (_load_video_frames(v, cfg.crop[0], cfg.crop[1]) for v in cfg.videos) if len(c) > 2]
     if cfg.videos and not clips:
         raise UserError("none of the --video clips has enough frames")
+    write_config(cfg, out)  # the inputs loaded: now the run folder
     ch, cw = cfg.crop
     pairs = PairSampler(stills, donors, clips, cfg.motion, cfg.crop, cfg.video_fraction, cfg.max_gap, min_gap=0, flip=False)
 
@@ -117,7 +119,7 @@ def train_scheduler(cfg: SchedTrainConfig, out: Path, *, progress: bool = True) 
     else:
         threshold, budget = UNCALIBRATED_THRESHOLD, UNCALIBRATED_BUDGET
         tqdm.write(f"lowlatseg: warning: no --video to calibrate on; the scheduler stores threshold {threshold} and budget "
-                   f"{budget} uncalibrated (pass --threshold or --budget at run time, or train with --video)")
+                   f"{budget} uncalibrated (pass --threshold or --budget at run time, or train with --video)", file=sys.stderr)
     save_scheduler(out / "scheduler.pt", predictor=pred, base=base, threshold=threshold, budget=budget, rule=cfg.rule,
                    extra={"train_config": json.loads(json.dumps(asdict(cfg))), "target_rate": cfg.target_rate})
     result = dict(log[-1]) if log else {}
