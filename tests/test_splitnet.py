@@ -86,3 +86,15 @@ def test_to_labels_equals_argmax() -> None:
     x = torch.randn(2, 11, 30, 40)
     x[0, 3, 0, 0] = x[0, 5, 0, 0] = 100.0  # a tie: both pick the first
     assert torch.equal(to_labels(x), x.argmax(1))
+
+
+@pytest.mark.parametrize("shape", [(1, 3, 360, 480), (2, 3, 17, 31)])
+def test_normalize_is_bit_identical_in_either_layout(shape: tuple[int, int, int, int]) -> None:
+    from lowlatseg.nn.splitnet import normalize
+
+    mean, std = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1), torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    x = torch.rand(shape)
+    plain = (x - mean) / std
+    cl = normalize(x.contiguous(memory_format=torch.channels_last), mean, std)
+    assert cl.is_contiguous(memory_format=torch.channels_last) and torch.equal(cl, plain)
+    assert torch.equal(normalize(x, mean, std), plain)

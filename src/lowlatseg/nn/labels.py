@@ -14,7 +14,8 @@ work on the feature grid:
   indices and weights.
 
 For llnet-m's 11 x 45 x 60 logits to 360 x 480 this took 3.7 ms against 4.5 ms for
-upsampling and argmax on one core (2.2 against 2.4 ms on two), on the path of every frame. Results can differ from the reference
+upsampling and argmax on one core (2.2 against 2.4 ms on two), on the path of every frame;
+with the classes innermost (session 5) 2.1 ms against 3.3 for the reference on one core. Results can differ from the reference
 only where two classes' interpolated logits tie to within float rounding.
 """
 
@@ -68,8 +69,13 @@ def upsampled_labels(logits: torch.Tensor, size: tuple[int, int]) -> torch.Tenso
     if bi.numel():
         ys, xs = _runs(y0, h)[ci], _runs(x0, w)[cj]  # n x R, n x S output pixels of each cell
         ci1, cj1 = (ci + 1).clamp(max=h - 1), (cj + 1).clamp(max=w - 1)
-        wy, wx = ly[ys][:, None, :, None], lx[xs][:, None, None, :]  # n x 1 x R x 1, n x 1 x 1 x S
-        top = (1 - wx) * logits[bi, :, ci, cj][:, :, None, None] + wx * logits[bi, :, ci, cj1][:, :, None, None]
-        bottom = (1 - wx) * logits[bi, :, ci1, cj][:, :, None, None] + wx * logits[bi, :, ci1, cj1][:, :, None, None]
-        out[bi[:, None, None], ys[:, :, None], xs[:, None, :]] = to_labels((1 - wy) * top + wy * bottom)
+        # classes innermost (n x R x S x C): the same arithmetic per element as classes second,
+        # but the argmax reads contiguous memory (2.1 against 2.8 ms for the whole function on
+        # one core)
+        lt = logits.permute(0, 2, 3, 1)  # B x h x w x C
+        wy, wx = ly[ys][:, :, None, None], lx[xs][:, None, :, None]  # n x R x 1 x 1, n x 1 x S x 1
+        top = (1 - wx) * lt[bi, ci, cj][:, None, None, :] + wx * lt[bi, ci, cj1][:, None, None, :]  # n x 1 x S x C
+        bottom = (1 - wx) * lt[bi, ci1, cj][:, None, None, :] + wx * lt[bi, ci1, cj1][:, None, None, :]
+        value = (1 - wy) * top + wy * bottom  # n x R x S x C
+        out[bi[:, None, None], ys[:, :, None], xs[:, None, :]] = to_labels(value.permute(0, 3, 1, 2))
     return out
