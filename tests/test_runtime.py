@@ -263,3 +263,21 @@ def test_frames_of_another_size_keep_the_streams_network_size(model, tiny_prop: 
         res = _run(rt, frames + other)
         assert {r.labels.shape for r in res} == {(48, 64)}
         assert [r.index for r in res] == list(range(10))
+
+
+def test_keyframe_high_starts_after_the_frame_is_answered(model, tiny_prop: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The worker gets a new keyframe's high only once that frame's labels exist, so the frame
+    itself is answered with every core; the frames after it share the cores with the worker."""
+    import lowlatseg.runtime.stream as stream
+
+    labelled = []
+    real = stream.upsampled_labels
+    monkeypatch.setattr(stream, "upsampled_labels", lambda *a, **k: (labelled.append(1), real(*a, **k))[1])
+    rt = build_runtime("low-latency", model, propagation=tiny_prop, interval=3, size=SIZE, delay_frames=1)
+    submitted = []
+    submit = rt.executor.submit
+    rt.executor.submit = lambda fn, f_low: (submitted.append((rt.state.index, len(labelled))), submit(fn, f_low))[1]
+    res = _run(rt, _frames(10))
+    keys = [r.index for r in res if r.is_keyframe and r.index > 0]
+    assert keys and [i for i, _ in submitted] == keys
+    assert all(n == i + 1 for i, n in submitted)  # frames 0..i all labelled when frame i's high is handed over
