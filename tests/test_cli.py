@@ -94,7 +94,8 @@ def test_segment_native_size_and_max_frames(small_video: Path, tiny_weights: Pat
 def test_truncated_video_keeps_frames_already_decoded(tiny_weights: Path, tmp_path: Path,
                                                       capsys: pytest.CaptureFixture[str]) -> None:
     """A file cut off mid-way (no decoding error: it just ends early): the frames before the cut
-    are all in a valid output, and the run says so and exits non-zero."""
+    are all in a valid output, and the run says so (a warning: the header's duration can be
+    wrong on legitimate files, so this is not an error)."""
     from lowlatseg.io.video import VideoWriter
 
     full = tmp_path / "full.mkv"  # Matroska keeps its header first, so a cut file is still readable
@@ -108,9 +109,10 @@ def test_truncated_video_keeps_frames_already_decoded(tiny_weights: Path, tmp_pa
     rc = main(["segment", str(cut), "--out", str(out), "--weights", str(tiny_weights), "--stats", str(stats),
                "--mode", "per-frame", "--quiet", "--threads", "1"])
     err = capsys.readouterr().err
-    assert rc == 2 and len(err.strip().splitlines()) == 1  # corrupt input: one sentence, non-zero exit
+    # no decoding error, just an early end: a one-line warning (the track's header says 3.0 s)
+    assert rc == 0 and len(err.strip().splitlines()) == 1 and "warning" in err and "of the 3.0 s" in err
     n = _frames(out)
-    assert 0 < n < 30 and f"ends after {n} of the 30 frames" in err
+    assert 0 < n < 30 and f"the {n} frames read before that" in err
     s = json.loads(stats.read_text())
     assert s["frames"] == n and "truncated" in s["stopped_early"]
 

@@ -281,3 +281,40 @@ def test_keyframe_high_starts_after_the_frame_is_answered(model, tiny_prop: Path
     keys = [r.index for r in res if r.is_keyframe and r.index > 0]
     assert keys and [i for i, _ in submitted] == keys
     assert all(n == i + 1 for i, n in submitted)  # frames 0..i all labelled when frame i's high is handed over
+
+
+def test_a_rejected_frame_changes_nothing(model, tiny_prop: Path) -> None:
+    """A frame the runtime rejects (wrong layout) fixes no network size: later frames run as if
+    it never came."""
+    rt = build_runtime("fixed", model, propagation=tiny_prop, interval=2, size=None)
+    with pytest.raises(UserError, match="H x W x 3 uint8"):
+        rt.step(np.zeros((3, 48, 64), np.uint8))
+    res = _run(rt, _frames(3))
+    assert [r.labels.shape for r in res] == [(48, 64)] * 3 and [r.index for r in res] == [0, 1, 2]
+
+
+def test_a_keyframe_survives_a_failure_before_its_submission(model, tiny_prop: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """If answering a chosen frame fails before its high is handed over, nothing records it as
+    chosen: the policy chooses again on the next frame."""
+    import lowlatseg.runtime.stream as stream
+
+    real, calls = stream.upsampled_labels, {"n": 0}
+
+    def fail_on_frame_3(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise RuntimeError("simulated")
+        return real(*a, **k)
+
+    monkeypatch.setattr(stream, "upsampled_labels", fail_on_frame_3)
+    rt = build_runtime("low-latency", model, propagation=tiny_prop, interval=3, size=SIZE, parallel=False, delay_frames=1)
+    frames = _frames(8)
+    out = [rt.step(f) for f in frames[:3]]
+    with pytest.raises(RuntimeError, match="simulated"):
+        rt.step(frames[3])
+    out += [rt.step(f) for f in frames[4:]]
+    # the failed step numbered nothing: the next frame is step 3 again, and chosen again
+    assert [r.index for r in out] == list(range(7))
+    assert [r.index for r in out if r.is_keyframe] == [0, 3, 6]
+    assert out[4].keyframe_index == 3  # its features one frame late, as always
+    rt.close()

@@ -13,6 +13,8 @@ import pytest
 from lowlatseg.errors import UserError
 from lowlatseg.io.video import VideoReader, VideoWriter
 
+from conftest import VIDEO, needs_video
+
 
 def _serve(handler: type[http.server.BaseHTTPRequestHandler]) -> tuple[socketserver.TCPServer, str]:
     server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), handler)
@@ -142,3 +144,76 @@ def test_stream_url_that_cannot_be_opened() -> None:
         port = probe.server_address[1]  # free now that the probe closes: nothing listens there
     with pytest.raises(UserError, match="stream http://127.0.0.1:.* cannot be opened .*check the URL"):
         VideoReader(f"http://127.0.0.1:{port}/clip.mkv", timeout_s=2)
+
+
+def _write(path, *, n: int = 50, audio_s: float = 0.0, vfr: bool = False) -> None:
+    """A 64x48 H.264 clip of n frames at 25 fps; ``vfr``: its second half at 5 fps; ``audio_s``:
+    an AAC track that long (longer than the video)."""
+    import fractions
+
+    import av
+
+    c = av.open(str(path), "w")
+    v = c.add_stream("libx264", rate=25)
+    v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
+    if vfr:
+        v.time_base = fractions.Fraction(1, 1000)
+    a = c.add_stream("aac", rate=48000) if audio_s else None  # every stream before the first packet
+    pts = 0
+    for i in range(n):
+        f = av.VideoFrame.from_ndarray(np.full((48, 64, 3), i * 3 % 255, np.uint8), format="rgb24")
+        if vfr:
+            f.pts, f.time_base = pts, fractions.Fraction(1, 1000)
+            pts += 40 if i < n // 2 else 200
+        for p in v.encode(f):
+            c.mux(p)
+    for p in v.encode(None):
+        c.mux(p)
+    if a is not None:
+        for done in range(0, int(audio_s * 48000), 1024):
+            fr = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+            fr.sample_rate, fr.pts = 48000, done
+            for p in a.encode(fr):
+                c.mux(p)
+        for p in a.encode(None):
+            c.mux(p)
+    c.close()
+
+
+@pytest.mark.parametrize("suffix", [".mkv", ".mp4"])
+@pytest.mark.parametrize("kind", ["audio-longer", "variable-rate"])
+def test_complete_files_are_not_called_truncated(kind: str, suffix: str, tmp_path) -> None:
+    path = tmp_path / f"clip{suffix}"
+    _write(path, audio_s=4.0 if kind == "audio-longer" else 0.0, vfr=kind == "variable-rate")
+    with VideoReader(path) as r:
+        assert len(list(r)) == 50
+    assert r.error is None and r.warning is None
+
+
+@needs_video
+def test_a_cut_mp4_is_called_truncated(tmp_path) -> None:
+    """An MP4 with its index first (as cameras and the sample clip write them) cut short: it
+    decodes without error to the cut; the header's duration shows the rest is missing."""
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(VIDEO.read_bytes()[:300_000])
+    with VideoReader(cut) as r:
+        n = len(list(r))
+    assert 0 < n < 221 and r.error is None and "of the 8.8 s its header states (probably truncated)" in r.warning
+
+
+def test_reads_from_a_fifo(mkv_bytes: bytes, tmp_path) -> None:
+    """A pipe reports 0 bytes like an empty file; it must still be read."""
+    import os
+
+    fifo = tmp_path / "pipe.mkv"
+    os.mkfifo(fifo)
+
+    def feed() -> None:
+        with open(fifo, "wb") as f:
+            f.write(mkv_bytes)
+
+    t = threading.Thread(target=feed, daemon=True)
+    t.start()
+    with VideoReader(fifo) as r:
+        assert len(list(r)) == 20
+    t.join(5)

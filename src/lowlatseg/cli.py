@@ -476,7 +476,7 @@ def main(argv: list[str] | None = None) -> int:
               "inline instead, use --mode adaptive or fixed)", file=sys.stderr)
         return 1
     finally:
-        if in_main_thread:
+        if in_main_thread and previous is not None:  # None: a handler not set from Python; leave ours
             signal.signal(signal.SIGTERM, previous)
 
 

@@ -2,14 +2,17 @@
 
 Whatever happens mid-way (a corrupt frame, a stalled stream, Ctrl-C, SIGTERM, an error), the
 frames already written stay in a valid video, and the stats file records the frames done so far
-and why the run stopped early (``stopped_early``).
+and why the run stopped early (``stopped_early``; also a file that ends cleanly well before its
+header's duration, which is a warning, not an error).
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import platform
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,9 +92,8 @@ def segment_video(opts: SegmentOptions) -> dict[str, Any]:
     t_start = time.perf_counter()
     stopped = None
     try:
-        for frame in reader:
-            if opts.max_frames and len(latencies) >= opts.max_frames:
-                break
+        # islice: with --max-frames, not one frame past the limit is decoded (nor can fail)
+        for frame in itertools.islice(reader, opts.max_frames or None):
             if frame.shape[:2] != (info.height, info.width):  # the stream changed resolution mid-way
                 frame = cv2.resize(frame, (info.width, info.height), interpolation=cv2.INTER_AREA)
             t0 = time.perf_counter()
@@ -123,14 +125,16 @@ def segment_video(opts: SegmentOptions) -> dict[str, Any]:
         reader.close()
         runtime.close()
         summary = _summary(opts, info, net_hw, latencies, keyframes, sources, time.perf_counter() - t_start,
-                           reader.error or stopped, runtime.policy)
+                           reader.error or reader.warning or stopped, runtime.policy)
         if opts.stats is not None:
             tmp = opts.stats.with_suffix(opts.stats.suffix + ".tmp")
             tmp.write_text(json.dumps(summary, indent=1))
             os.replace(tmp, opts.stats)
+    done = f"the {len(latencies)} frames read before that are segmented in {opts.out}" + (f" (stats: {opts.stats})" if opts.stats else "")
     if reader.error:  # the input broke off or stalled: what was read is written, and the caller is told
-        raise InputEndedEarly(f"{opts.source}: {reader.error}; the {len(latencies)} frames read before that are "
-                              f"segmented in {opts.out}" + (f" (stats: {opts.stats})" if opts.stats else ""), summary)
+        raise InputEndedEarly(f"{opts.source}: {reader.error}; {done}", summary)
+    if reader.warning:  # ended cleanly, but short of its header's duration: say so, not an error
+        tqdm.write(f"lowlatseg: warning: {opts.source}: {reader.warning}; {done}", file=sys.stderr)
     return summary
 
 

@@ -304,8 +304,9 @@ def _decode(video: str, size: str, max_frames: int) -> tuple[list[Any], tuple[in
                 break
             frames.append(f if f.shape[:2] == hw else cv2.resize(f, (hw[1], hw[0]), interpolation=cv2.INTER_AREA))
         fps = reader.info.fps
-        if reader.error:
-            tqdm.write(f"lowlatseg: warning: {video}: {reader.error}; measuring the {len(frames)} frames before it", file=sys.stderr)
+        if reader.error or reader.warning:
+            tqdm.write(f"lowlatseg: warning: {video}: {reader.error or reader.warning}; measuring the {len(frames)} frames "
+                       "before it", file=sys.stderr)
     return frames, hw, fps
 
 

@@ -30,13 +30,15 @@ class VideoReader:
     """Decodes a video file (or any FFmpeg URL) frame by frame.
 
     ``for frame in reader`` yields H x W x 3 uint8 RGB. A file that is missing, is not a
-    video, or has no decodable frames raises :class:`UserError`; a stream that breaks off
-    mid-way ends the iteration after the last good frame (``reader.error`` says why).
+    video, or has no decodable frames raises :class:`UserError`; a stream that breaks off or
+    stalls mid-way ends the iteration after the last good frame (``reader.error`` says why); a
+    file that ends cleanly well before its header's duration sets ``reader.warning``.
     """
 
     def __init__(self, source: str | os.PathLike[str], *, timeout_s: float = 10.0) -> None:
         self.source = str(source)
-        self.error: str | None = None
+        self.error: str | None = None  # why decoding stopped before the end (an input error)
+        self.warning: str | None = None  # the file ended cleanly, but earlier than its header says
         self.timeout_s = timeout_s
         is_url = self.is_live = "://" in self.source
         if self.source.isdigit():  # a camera index: V4L2 device /dev/videoN
@@ -48,7 +50,7 @@ class VideoReader:
                 raise UserError(f"input {p} does not exist; check the path")
             if p.is_dir():
                 raise UserError(f"input {p} is a folder; pass a video file")
-            if p.stat().st_size == 0:
+            if p.is_file() and p.stat().st_size == 0:  # (a pipe or FIFO reports 0 bytes too)
                 raise UserError(f"input {p} is an empty file (0 bytes); pass a video file")
         try:
             # open and read timeouts: a stalled stream ends with an error instead of hanging
@@ -89,14 +91,34 @@ class VideoReader:
     def _count_frames(self, fps: float) -> int:
         if self._stream.frames:  # MP4, MOV, AVI: counted in the header
             return int(self._stream.frames)
-        duration = self._container.duration  # microseconds (Matroska keeps it in its header)
-        return int(round(duration / 1e6 * fps)) if duration and fps else 0
+        span = self._video_span()
+        return int(round((span[1] - span[0]) * fps)) if span and fps else 0
+
+    def _video_span(self) -> tuple[float, float] | None:
+        """(start, end) in seconds of the video track as its header states it, or None. The
+        container's duration only stands for it when the video is the file's only stream (an
+        audio track may run longer)."""
+        s = self._stream
+        start = float(s.start_time * s.time_base) if s.start_time is not None and s.time_base else 0.0
+        if s.duration and s.time_base:  # MP4, MOV
+            return start, start + float(s.duration * s.time_base)
+        tag = s.metadata.get("DURATION")  # Matroska's per-track tag, "HH:MM:SS.nnnnnnnnn"
+        if tag:
+            try:
+                h, m, sec = tag.split(":")
+                return start, start + int(h) * 3600 + int(m) * 60 + float(sec)
+            except ValueError:
+                return None
+        if len(self._container.streams) == 1 and self._container.duration:
+            return start, start + self._container.duration / 1e6
+        return None
 
     def __iter__(self) -> Iterator[np.ndarray]:
-        n = 0
+        n, last_time = 0, None
         try:
             for frame in self._container.decode(self._stream):
                 n += 1
+                last_time = frame.time
                 yield frame.to_ndarray(format="rgb24")
         except av.error.FFmpegError as e:
             why = f"no data for {self.timeout_s:g} s, the stream stalled" if isinstance(e, av.error.ExitError) else _reason(e)
@@ -105,10 +127,15 @@ class VideoReader:
             self.error = f"decoding stopped after {n} frames ({why})"
         if n == 0:
             raise UserError(f"{self.source} contains no video frames; pass a video with at least one frame")
-        # a file cut off mid-way often ends without a decoding error, but its header still lists
-        # every frame (or the whole duration); a small tolerance for counts that are estimates
-        if self.error is None and not self.is_live and self.info.frames - n > max(2, self.info.frames // 50):
-            self.error = f"the file ends after {n} of the {self.info.frames} frames its header promises (probably truncated)"
+        # a file cut off mid-way often ends without any decoding error: compare where the last
+        # frame is with where the header says the video track ends (times, not frame counts,
+        # which variable frame rates and cuts that start between keyframes make unreliable)
+        span = None if self.error or self.is_live else self._video_span()
+        if span is not None and last_time is not None:
+            slack = max(3 / self.info.fps if self.info.fps else 0.1, 0.02 * (span[1] - span[0]))
+            if span[1] - last_time > slack:
+                self.warning = (f"the video ends at {last_time - span[0]:.1f} s of the {span[1] - span[0]:.1f} s its header "
+                                f"states (probably truncated)")
 
     def close(self) -> None:
         self._container.close()

@@ -125,15 +125,17 @@ class StreamRuntime:
         i = st.index
         # one network size per stream: a frame of another size (a camera that switched
         # resolution) is resized to it, so keyframe state and labels keep their shapes
-        hw = st.hw = st.hw or network_size(frame.shape[:2], self.size)
-        x = prepare(frame, hw)
+        hw = st.hw or network_size(frame.shape[:2], self.size)
+        x = prepare(frame, hw)  # checks the frame: a rejected one fixes nothing
+        st.hw = hw
         f_low = model.low(x)
         self._swap_if_ready(i)
         cur = Current(index=i, image=x, f_low=f_low)
         choose, dev = True, None
         if st.key is not None and st.pending is None:
             choose, dev = self.policy.decide(i - st.last_choice, st.deviation_sum, st.key, cur)
-            st.deviation_sum = 0.0 if choose else st.deviation_sum + (dev or 0.0)
+            if not choose:
+                st.deviation_sum += dev or 0.0
         elif st.key is not None:
             choose = False  # one keyframe in flight at a time
         if st.key is None or (choose and not self.background):
@@ -142,8 +144,7 @@ class StreamRuntime:
             logits = model.head(st.key.f_high, f_low)
             source = i
         else:
-            if choose:  # answered below by propagation; its high starts once the labels are out
-                st.last_choice = i
+            # a chosen frame is answered by propagation too; its high starts once the labels are out
             logits = propagated_logits(model, self.method, st.key, cur, fuse=True)
             source = st.key.index
         # = argmax of the head's bilinear upsampling to hw, computed mostly on the feature grid
@@ -156,6 +157,8 @@ class StreamRuntime:
             if self.threads:
                 torch.set_num_threads(self.threads[1])  # share the cores with the worker
             future = self.executor.submit(model.high, f_low)
+            st.last_choice, st.deviation_sum = i, 0.0  # recorded with the submission: if anything
+            # above had failed, the policy would be asked again on the next frame
             st.pending = PendingKey(
                 index=i, image=x, f_low=f_low, future=future,
                 ready_at=None if self.delay_frames is None else i + self.delay_frames,
