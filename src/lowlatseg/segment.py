@@ -93,9 +93,9 @@ def segment_video(opts: SegmentOptions) -> dict[str, Any]:
     stopped = None
     try:
         # islice: with --max-frames, not one frame past the limit is decoded (nor can fail)
+        # (a stream that changes resolution mid-way: the runtime keeps its network size, the
+        # writer its frame size, and the label PNGs follow each frame)
         for frame in itertools.islice(reader, opts.max_frames or None):
-            if frame.shape[:2] != (info.height, info.width):  # the stream changed resolution mid-way
-                frame = cv2.resize(frame, (info.width, info.height), interpolation=cv2.INTER_AREA)
             t0 = time.perf_counter()
             result = runtime.step(frame)
             labels = result.labels
@@ -110,14 +110,8 @@ def segment_video(opts: SegmentOptions) -> dict[str, Any]:
             keyframes.append(result.is_keyframe)
             sources.append(result.keyframe_index)
             bar.update(1)
-    except KeyboardInterrupt as e:
-        stopped = str(e) or "interrupted by the user"
-        raise
-    except (WorkerError, UserError) as e:
-        stopped = str(e)
-        raise
-    except Exception as e:
-        stopped = f"stopped by an internal error: {type(e).__name__}: {e}"
+    except BaseException as e:
+        stopped = _stop_reason(e)
         raise
     finally:
         bar.close()
@@ -145,6 +139,15 @@ class InputEndedEarly(UserError):
     def __init__(self, message: str, summary: dict[str, Any]) -> None:
         super().__init__(message)
         self.summary = summary
+
+
+def _stop_reason(e: BaseException) -> str:
+    """What the stats say when the run stops on ``e`` (Ctrl-C, SIGTERM, bad input, a worker crash, a bug)."""
+    if isinstance(e, KeyboardInterrupt):
+        return str(e) or "interrupted by the user"
+    if isinstance(e, (UserError, WorkerError)):
+        return str(e)
+    return f"stopped by an internal error: {type(e).__name__}: {e}"
 
 
 def _summary(opts: SegmentOptions, info: Any, net_hw: tuple[int, int], lat: list[float], keys: list[bool],
