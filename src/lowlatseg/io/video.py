@@ -23,7 +23,7 @@ class VideoInfo:
     width: int
     height: int
     fps: float  # average frame rate (0 if the container does not say)
-    frames: int  # frame count from the container header, else its duration x fps (0 if unknown)
+    frames: int  # frame count from the container header, else its video track's duration x fps (0 if unknown)
 
 
 class VideoReader:
