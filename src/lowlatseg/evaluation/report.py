@@ -15,6 +15,7 @@ from tqdm import tqdm
 
 from lowlatseg.checkpoint import DEFAULT_WEIGHTS, load_model
 from lowlatseg.errors import UserError
+from lowlatseg.scheduling.policies import check_interval
 from lowlatseg.evaluation.defaults import DEFAULT_DELAY_FRAMES
 from lowlatseg.evaluation.image import evaluate_images
 from lowlatseg.evaluation.latency import WARMUP_FRAMES
@@ -163,8 +164,7 @@ def run_video_eval(
     from lowlatseg.data.transforms import to_tensor
     from lowlatseg.evaluation.video import run_protocol, standard_rows
 
-    if interval < 1:
-        raise UserError(f"--interval {interval} is not valid; it must be at least 1")
+    check_interval(interval)
     if json_path is not None:
         _check_parent(json_path)
     ds, n, model, prop_cfg, adaptive, uniform = _open_clip(data, split, weights, propagation, max_frames)
@@ -259,8 +259,7 @@ def run_agreement_eval(
     from lowlatseg.io.video import VideoReader
     from lowlatseg.runtime import network_size, parse_size, prepare
 
-    if interval < 1:
-        raise UserError(f"--interval {interval} is not valid; it must be at least 1")
+    check_interval(interval)
     if json_path is not None:
         _check_parent(json_path)
     size_spec = parse_size(size)
@@ -320,8 +319,7 @@ def run_latency_bench(
     from lowlatseg.evaluation.latency import run_live
     from lowlatseg.runtime.build import build_runtime
 
-    if interval < 1:
-        raise UserError(f"--interval {interval} is not valid; it must be at least 1")
+    check_interval(interval)
     if fps is not None and (not math.isfinite(fps) or fps < 0):
         raise UserError(f"--fps {fps} is not valid; give the stream rate in frames per second, or 0 for as fast as possible")
     if json_path is not None:

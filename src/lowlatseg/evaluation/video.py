@@ -36,6 +36,7 @@ from lowlatseg.propagation.methods import (
     Adaptive, Clockwork, Current, FlowWarp, ImageDifference, PropagationConfig, Propagator, Uniform,
 )
 from lowlatseg.propagation.produce import make_key, propagated_logits
+from lowlatseg.scheduling.policies import check_interval
 
 _NAME = re.compile(r"^(?P<seq>.+)_(?P<num>\d+)$")
 
@@ -101,8 +102,7 @@ def run_protocol(
     Runs (and times) the networks as the runtime does: their inference copies (BatchNorm folded,
     channels-last; :func:`~lowlatseg.nn.inference.for_inference`), the same functions to float
     rounding."""
-    if interval < 1:
-        raise UserError(f"--interval {interval} is not valid; it must be at least 1")
+    check_interval(interval)
     keep_freed_memory()  # as every runtime does: no page faults in the timings (runtime/steady.py)
     model = for_inference(model)
     copies: dict[int, Any] = {}

@@ -12,7 +12,9 @@ from lowlatseg.nn.splitnet import SplitSegNet
 from lowlatseg.propagation.methods import Clockwork, Propagator
 from lowlatseg.runtime.executors import InlineExecutor, ThreadExecutor
 from lowlatseg.runtime.stream import MODES, StreamRuntime
-from lowlatseg.scheduling.policies import AdaptiveThreshold, EveryFrame, Fixed, KeyframePolicy, check_budget, check_threshold
+from lowlatseg.scheduling.policies import (
+    AdaptiveThreshold, EveryFrame, Fixed, KeyframePolicy, check_budget, check_interval, check_threshold,
+)
 
 
 def build_runtime(
@@ -45,8 +47,8 @@ def build_runtime(
 
     if mode not in MODES:
         raise UserError(f"unknown mode {mode!r}; choose one of: {', '.join(MODES)}")
-    if interval is not None and interval < 1:
-        raise UserError(f"--interval {interval} is not valid; it must be at least 1")
+    if interval is not None:
+        check_interval(interval)
     if threshold is not None and budget is not None:
         raise UserError("give --threshold (instant rule) or --budget (accumulated rule), not both")
     if threshold is not None:

@@ -49,6 +49,12 @@ def rule_fires(rule: str, deviation: float, deviation_sum: float, value: float) 
     return (deviation if rule == "instant" else deviation_sum + deviation) > value
 
 
+def check_interval(interval: int) -> int:
+    if interval < 1:
+        raise UserError(f"--interval {interval} is not valid; it must be at least 1")
+    return interval
+
+
 def check_threshold(threshold: float) -> float:
     if not 0.0 <= threshold <= 1.0:
         raise UserError(f"--threshold {threshold} is outside [0, 1]; it is a fraction of pixels (e.g. 0.1)")
@@ -83,9 +89,7 @@ class Fixed:
     name = "fixed"
 
     def __init__(self, interval: int) -> None:
-        if interval < 1:
-            raise UserError(f"--interval {interval} is not valid; it must be at least 1")
-        self.interval = interval
+        self.interval = check_interval(interval)
 
     def decide(self, frames_since_key: int, deviation_sum: float, key: KeyState, cur: Current) -> tuple[bool, float | None]:
         return frames_since_key >= self.interval, None
