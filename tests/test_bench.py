@@ -134,3 +134,27 @@ def test_bench_reports_how_late_keyframes_come(small_video: Path, tiny_weights: 
     assert rows["fixed"]["keyframe_delay_frames"]["max"] == 0 and rows["per-frame"]["keyframe_delay_frames"]["max"] == 0
     late = rows["low-latency"]["keyframe_delay_frames"]
     assert sum(late["counts"].values()) > 3 and min(int(d) for d in late["counts"]) >= 1  # never its own fresh keyframe
+
+
+def test_bench_plot(small_video: Path, tiny_weights: Path, tiny_prop: Path, tiny_sched: Path, tmp_path: Path) -> None:
+    out, png = tmp_path / "b.json", tmp_path / "b.png"
+    args = ["bench", "--video", str(small_video), "--size", "48x64", "--fps", "0", "--weights", str(tiny_weights),
+            "--propagation", str(tiny_prop), "--scheduler", str(tiny_sched), "--threads", "1", "--warmup", "3", "--quiet"]
+    assert main([*args, "--json", str(out), "--plot", str(png)]) == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+    assert all("latencies_ms" not in r for r in json.loads(out.read_text())["rows"])  # the JSON stays a summary
+    assert main([*args, "--plot", str(tmp_path / "missing" / "b.png")]) == 2  # refused before measuring
+
+
+def test_plot_latency_marks_the_targets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import matplotlib.axes
+
+    from lowlatseg.evaluation.latency import plot_latency
+
+    lines: list[float] = []
+    real = matplotlib.axes.Axes.axhline
+    monkeypatch.setattr(matplotlib.axes.Axes, "axhline", lambda self, y=0, *a, **k: (lines.append(y), real(self, y, *a, **k))[1])
+    rows = [{"mode": "per-frame", "latency_ms": {"mean": 50.0}, "latencies_ms": [48.0, 52.0, 50.0]},
+            {"mode": "low-latency", "latency_ms": {"mean": 12.0}, "latencies_ms": [10.0, 14.0, 12.0]}]
+    plot_latency(rows, tmp_path / "p.png", title="t")
+    assert sorted(lines) == [20.0, 25.0] and (tmp_path / "p.png").exists()

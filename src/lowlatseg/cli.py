@@ -244,7 +244,7 @@ def cmd_bench_latency(a: argparse.Namespace) -> int:
     run_latency_bench(video=a.video, size=a.size, fps=a.fps, interval=a.interval, threshold=a.threshold,
                       budget=a.budget, weights=a.weights, propagation=a.propagation, scheduler=a.scheduler, threads=a.threads,
                       max_frames=a.max_frames, repeat=a.repeat, warmup=a.warmup, json_path=Path(a.json) if a.json else None,
-                      progress=not a.quiet)
+                      plot_path=Path(a.plot) if a.plot else None, progress=not a.quiet)
     return 0
 
 
@@ -424,6 +424,7 @@ def build_parser() -> argparse.ArgumentParser:
     bp.add_argument("--warmup", type=_nonneg_int,
                     help="frames run before the clock starts, reported apart (default: one second of a 25 fps stream)")
     bp.add_argument("--json")
+    bp.add_argument("--plot", help="PNG: each mode's latency frame by frame, and how often a frame is at least that slow")
     bp.add_argument("--quiet", action="store_true")
     bp.set_defaults(func=cmd_bench_latency)
     bs = bp.add_subparsers(dest="what", required=False, metavar="WHAT")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -104,3 +105,53 @@ def run_live(runtime: StreamRuntime, frames: Sequence[np.ndarray], *, fps: float
         "warmup_latency_ms": summarize(warm) if warm else None,
         "latencies_ms": [round(v, 2) for v in lat],
     }
+
+
+def plot_latency(rows: Sequence[dict[str, Any]], path: Path, *, title: str) -> None:
+    """``lowlatseg bench --plot``: each mode's latency frame by frame (left) and how often a frame
+    is at least that slow (right, log scale: the tail that a mean hides). ``rows``: the bench's
+    rows with ``latencies_ms``; dashed lines at 40 % and 50 % of the per-frame mode's mean (the
+    targets of the low-latency mode) when that mode is among them."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    colors = {"per-frame": "k", "fixed": "tab:blue", "adaptive": "tab:orange", "low-latency": "tab:red"}
+    fig, (ax, tail) = plt.subplots(1, 2, figsize=(12, 4.5), dpi=110)
+    spread = []
+    for r in rows:
+        lat = np.asarray(r["latencies_ms"], dtype=np.float64)
+        if lat.size == 0:
+            continue
+        spread += [lat.min(), lat.max()]
+        color = colors.get(r["mode"])
+        # dots, not lines: modes that alternate between two costs (keyframes, propagated frames)
+        # show as two bands instead of a filled area
+        ax.plot(np.arange(lat.size), lat, color=color, linestyle="none", marker=".", markersize=1.5, alpha=0.6,
+                label=r["mode"])
+        worst = np.sort(lat)[::-1]
+        tail.step(worst, np.arange(1, lat.size + 1) / lat.size, where="post", color=color, label=r["mode"])
+    ref = next((r["latency_ms"]["mean"] for r in rows if r["mode"] == "per-frame"), None)
+    if ref:
+        for a in (ax, tail):
+            line = a.axhline if a is ax else a.axvline
+            for frac, style in ((0.4, ":"), (0.5, "--")):
+                line(frac * ref, color="gray", linestyle=style, linewidth=1,
+                     label=f"{frac:.0%} of per-frame mean" if a is ax else None)
+    if spread and max(spread) > 20 * max(min(spread), 1e-3):  # queueing modes: a log axis keeps the rest visible
+        ax.set_yscale("log")
+        tail.set_xscale("log")
+    ax.set_xlabel("measured frame")
+    ax.set_ylabel("latency (ms)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="upper right", markerscale=6)
+    tail.set_yscale("log")
+    tail.set_xlabel("latency (ms)")
+    tail.set_ylabel("fraction of frames at least this slow")
+    tail.grid(alpha=0.3, which="both")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)

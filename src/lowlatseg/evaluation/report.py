@@ -313,17 +313,19 @@ def run_latency_bench(
     *, video: str, size: str = "360x480", fps: float | None = None, modes: tuple[str, ...] = ("per-frame", "fixed", "adaptive", "low-latency"),
     interval: int = 5, threshold: float | None = None, budget: float | None = None, weights: str | None = None,
     propagation: str | None = None, scheduler: str | None = None, threads: int = 2, max_frames: int = 0, warmup: int | None = None, repeat: int = 1,
-    json_path: Path | None = None, progress: bool = True, keep_latencies: bool = False,
+    json_path: Path | None = None, plot_path: Path | None = None, progress: bool = True, keep_latencies: bool = False,
 ) -> dict[str, Any]:
-    """``lowlatseg bench``: every mode on the same frames, fed as a live stream."""
-    from lowlatseg.evaluation.latency import run_live
+    """``lowlatseg bench``: every mode on the same frames, fed as a live stream; ``plot_path``:
+    each mode's latency frame by frame and its tail, as a PNG."""
+    from lowlatseg.evaluation.latency import plot_latency, run_live
     from lowlatseg.runtime.build import build_runtime
 
     check_interval(interval)
     if fps is not None and (not math.isfinite(fps) or fps < 0):
         raise UserError(f"--fps {fps} is not valid; give the stream rate in frames per second, or 0 for as fast as possible")
-    if json_path is not None:
-        _check_parent(json_path)
+    for target in (json_path, plot_path):
+        if target is not None:
+            _check_parent(target)
     frames, hw, video_fps = _decode(video, size, max_frames)
     if repeat > 1:  # a long stream: the clip played forwards and backwards in turn (no jump at the seams)
         clip = frames
@@ -345,10 +347,14 @@ def run_latency_bench(
                            budget=budget, interval=interval if mode in ("fixed",) else None, size=hw, threads=threads)
         with rt:
             res = run_live(rt, frames, fps=rate, warmup=warmup, on_frame=bar.update)
-        if not keep_latencies:
-            res.pop("latencies_ms")
         rows.append({"mode": mode, "threads": torch.get_num_threads(), **res})
     bar.close()
+    if plot_path is not None:
+        plot_latency(rows, plot_path, title=f"{Path(video).name}, {hw[0]}x{hw[1]}, {threads} threads, "
+                     f"{'as fast as possible' if rate == 0 else f'{rate:g} fps'}, {len(frames) - warmup} measured frames")
+    if not keep_latencies:
+        for r in rows:
+            r.pop("latencies_ms")
     torch.set_num_threads(threads)
     out = {"video": str(video), "resolution": f"{hw[0]}x{hw[1]}", "threads": threads, "fps_input": rate,
            "frames": len(frames), "repeat": repeat, "interval": interval, "weights": str(weights or DEFAULT_WEIGHTS), "rows": rows}
