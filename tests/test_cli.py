@@ -64,14 +64,14 @@ def test_worker_crash_is_one_sentence_and_keeps_output(small_video: Path, tiny_w
                                                        capsys: pytest.CaptureFixture[str]) -> None:
     from concurrent.futures import Future
 
-    from lowlatseg.runtime.executors import ThreadExecutor
+    from lowlatseg.runtime.executors import SlicedExecutor
 
-    def broken(self: ThreadExecutor, fn: object, f_low: object) -> Future:
+    def broken(self: SlicedExecutor, fn: object, f_low: object) -> Future:
         fut: Future = Future()
         fut.set_exception(MemoryError("simulated"))
         return fut
 
-    monkeypatch.setattr(ThreadExecutor, "submit", broken)
+    monkeypatch.setattr(SlicedExecutor, "submit", broken)
     out, stats = tmp_path / "o.mp4", tmp_path / "s.json"
     rc = main(["segment", str(small_video), "--out", str(out), "--weights", str(tiny_weights), "--propagation",
                str(tiny_prop), "--mode", "low-latency", "--interval", "3", "--stats", str(stats), "--quiet",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from concurrent.futures import Future
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from lowlatseg.checkpoint import load_model
 from lowlatseg.errors import UserError
 from lowlatseg.runtime import StreamRuntime, WorkerError
 from lowlatseg.runtime.build import build_runtime
-from lowlatseg.runtime.executors import InlineExecutor, ThreadExecutor
+from lowlatseg.runtime.executors import InlineExecutor, SlicedExecutor, ThreadExecutor
 from lowlatseg.runtime.frames import prepare
 from lowlatseg.scheduling.calibrate import keyframe_fraction, threshold_for_rate
 from lowlatseg.scheduling.policies import Fixed
@@ -100,7 +101,9 @@ def test_worker_crash_surfaces_in_the_caller(model, tiny_prop: Path) -> None:
         if calls["n"] > 1:  # the first keyframe (frame 0, inline) works; the worker's fails
             raise RuntimeError("simulated worker failure")
 
-    handle = rt.model.high.register_forward_hook(flaky)
+    # a block inside high: reached by high's forward (the inline first keyframe) and by its
+    # slices (the worker's)
+    handle = rt.model.high.s16[0].register_forward_hook(flaky)
     frames = _frames(6)
     with pytest.raises(WorkerError, match="failed on frame 2: RuntimeError: simulated worker failure"):
         for f in frames:
@@ -215,9 +218,10 @@ def test_fixed_policy_rejects_bad_interval() -> None:
 
 
 def test_executors_contract() -> None:
-    """Both executors return fn(f_low) through a future, in inference mode, and deliver an
-    exception through ``result()``; the thread executor runs fn on its own thread with its own
-    torch thread count, leaving the caller's untouched."""
+    """Every executor returns fn(f_low) through a future, in inference mode, and delivers an
+    exception through ``result()``; the parallel one runs fn on its own single-threaded worker,
+    the sliced one runs frames (``run``) and slices on its compute thread with its own thread
+    count. The caller's thread count is left untouched."""
     caller_threads = torch.get_num_threads()
     f = torch.randn(1, 3, 4, 4)
 
@@ -228,17 +232,79 @@ def test_executors_contract() -> None:
     def boom(t: torch.Tensor) -> torch.Tensor:
         raise ValueError("bad keyframe")
 
-    for ex, other_thread in ((InlineExecutor(), False), (ThreadExecutor(worker_threads=1), True)):
+    for ex, other_thread, n in ((InlineExecutor(), False, None), (ThreadExecutor(worker_threads=1), True, 1),
+                                (SlicedExecutor(threads=1), True, 1)):
         seen: list[tuple[int, int, bool]] = []
-        assert torch.equal(ex.submit(probe, f).result(), f * 2)
+        assert torch.equal(ex.wait(ex.submit(probe, f)), f * 2)
         (ident, n_threads, inference), = seen
         assert (ident != threading.get_ident()) == other_thread and inference
-        if other_thread:
-            assert n_threads == 1
+        assert n is None or n_threads == n
         with pytest.raises(ValueError, match="bad keyframe"):
-            ex.submit(boom, f).result()
+            ex.wait(ex.submit(boom, f))
+        seen = []
+        assert torch.equal(ex.run(probe, f), f * 2)  # a frame's work: where the executor runs it
+        assert (seen[0][0] != threading.get_ident()) == isinstance(ex, SlicedExecutor)
+        with pytest.raises(ValueError, match="bad keyframe"):
+            ex.run(boom, f)  # a frame's error reaches the caller as it is
         ex.close()
         assert torch.get_num_threads() == caller_threads
+
+
+def test_sliced_executor_runs_high_in_slices_between_frames() -> None:
+    """Slices run one after the other in the gaps between frames; a frame waits for at most the
+    slice in progress (none here: the caller waits until the job is done before the frame);
+    ``wait`` from inside a frame finishes the job at once; ``close`` cancels what is left."""
+    order: list[str] = []
+
+    class Sliced:
+        def steps(self, t: torch.Tensor):
+            for k in range(3):
+                order.append(f"slice{k}")
+                yield
+            return t + 1
+
+    ex = SlicedExecutor(threads=1, max_delay=None)
+    fut = ex.submit(Sliced(), torch.zeros(1))  # type: ignore[arg-type]
+    assert torch.equal(fut.result(timeout=10), torch.ones(1)) and order == ["slice0", "slice1", "slice2"]
+    order.clear()
+
+    def frame_that_needs_it() -> torch.Tensor:
+        job = ex.submit(Sliced(), torch.zeros(1))  # type: ignore[arg-type]
+        order.append("frame")
+        return ex.wait(job)  # inside the frame: the slices run now, on this thread
+
+    assert torch.equal(ex.run(frame_that_needs_it), torch.ones(1))
+    assert order == ["frame", "slice0", "slice1", "slice2"]
+    ex.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        ex.submit(Sliced(), torch.zeros(1))  # type: ignore[arg-type]
+
+
+def test_sliced_executor_bounds_staleness_when_frames_never_stop() -> None:
+    """Frames that come as fast as they are answered still let a keyframe's high finish: after
+    each frame at least one slice runs, and with ``max_delay`` enough of them to finish within
+    that many frames (once the number of slices is known from a first job)."""
+    n_slices = 12
+
+    class Sliced:
+        def steps(self, t: torch.Tensor):
+            for _ in range(n_slices - 1):
+                time.sleep(0.002)
+                yield
+            return t
+
+    for max_delay, bound in ((None, n_slices), (3, 3)):
+        ex = SlicedExecutor(threads=1, max_delay=max_delay)
+        ex.submit(Sliced(), torch.zeros(1)).result(timeout=10)  # type: ignore[arg-type]  # learns the count
+        fut = ex.run(ex.submit, Sliced(), torch.zeros(1))  # from a frame, as the runtime does
+        frames = 0
+        while not fut.done():  # back-to-back frames: one is always waiting
+            ex.run(lambda: time.sleep(0.001))
+            frames += 1
+            assert frames <= bound + 1, f"high still pending after {frames} frames (max_delay {max_delay})"
+        if max_delay is None:  # frames first: a waiting frame does not sit through the whole of high
+            assert frames >= n_slices // 3
+        ex.close()
 
 
 def test_sequential_twin_defaults_to_the_measured_delay(model, tiny_prop: Path) -> None:

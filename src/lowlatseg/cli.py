@@ -15,7 +15,7 @@ import threading
 from pathlib import Path
 
 from lowlatseg.errors import UserError, WorkerError
-from lowlatseg.evaluation.defaults import DEFAULT_DELAY_FRAMES
+from lowlatseg.evaluation.defaults import DEFAULT_DELAY_FRAMES, WORKERS
 
 DEFAULT_CAMVID = "../shared/data/camvid"
 
@@ -244,7 +244,7 @@ def cmd_bench_latency(a: argparse.Namespace) -> int:
     run_latency_bench(video=a.video, size=a.size, fps=a.fps, interval=a.interval, threshold=a.threshold,
                       budget=a.budget, weights=a.weights, propagation=a.propagation, scheduler=a.scheduler, threads=a.threads,
                       max_frames=a.max_frames, repeat=a.repeat, warmup=a.warmup, json_path=Path(a.json) if a.json else None,
-                      plot_path=Path(a.plot) if a.plot else None, progress=not a.quiet)
+                      plot_path=Path(a.plot) if a.plot else None, progress=not a.quiet, worker=a.worker)
     return 0
 
 
@@ -419,6 +419,9 @@ def build_parser() -> argparse.ArgumentParser:
     bp.add_argument("--propagation")
     bp.add_argument("--scheduler")
     bp.add_argument("--threads", type=_positive_int, default=2)
+    bp.add_argument("--worker", choices=WORKERS, default="sliced",
+                    help="where low-latency runs a keyframe's high: between frames with every core (sliced, default) "
+                         "or at the same time as the frames on one core (parallel)")
     bp.add_argument("--max-frames", type=_nonneg_int, default=0)
     bp.add_argument("--repeat", type=_positive_int, default=1, help="play the clip N times (forwards, backwards, ...) for a long stream")
     bp.add_argument("--warmup", type=_nonneg_int,

@@ -9,3 +9,8 @@ so the CLI can show them in ``--help`` without loading PyTorch)."""
 # keyframe's high to the worker after answering that frame); ``lowlatseg bench`` reports
 # it per stream (``keyframe_delay_frames``).
 DEFAULT_DELAY_FRAMES = 2
+
+# Where live low-latency runs a keyframe's high (runtime/executors.py): between frames with
+# every core, on the stream's compute thread ("sliced", the default), or on a worker thread with
+# one core at the same time as the frames ("parallel").
+WORKERS = ("sliced", "parallel")

@@ -27,7 +27,7 @@ from lowlatseg.evaluation.latency import WARMUP_FRAMES, run_live
 from lowlatseg.evaluation.video import run_online
 from lowlatseg.nn.splitnet import SplitSegNet
 from lowlatseg.propagation.methods import Clockwork, FlowWarp, ImageDifference, Propagator, Uniform
-from lowlatseg.runtime.executors import InlineExecutor, ThreadExecutor
+from lowlatseg.runtime.executors import InlineExecutor, SlicedExecutor
 from lowlatseg.runtime.stream import StreamRuntime
 from lowlatseg.scheduling.calibrate import fixed_interval_rate, threshold_for_rate
 from lowlatseg.scheduling.policies import AdaptiveThreshold, EveryFrame, Fixed, KeyframePolicy
@@ -66,10 +66,9 @@ def tradeoff_points(
                            delay_frames=delay_frames if background else None, size=hw)
         with rt, torch.inference_mode():
             acc = run_online(rt, images, labels, num_classes=num_classes, name=name, interval=max(n or 1, 1))
-        # latency: live, low-latency with its worker thread (half the threads each while it runs)
+        # latency: live, low-latency as it runs by default (high in slices between frames)
         rt = StreamRuntime(model, method=method, policy=policy, background=background,
-                           executor=ThreadExecutor() if background else InlineExecutor(), size=hw,
-                           threads=(threads, max(1, threads // 2)) if background else None)
+                           executor=SlicedExecutor(threads) if background else InlineExecutor(), size=hw)
         with rt:
             live = run_live(rt, live_frames, fps=fps, warmup=min(WARMUP_FRAMES, len(live_frames) // 2))
         torch.set_num_threads(threads)

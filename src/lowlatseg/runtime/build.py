@@ -7,10 +7,10 @@ from pathlib import Path
 import torch
 
 from lowlatseg.errors import UserError
-from lowlatseg.evaluation.defaults import DEFAULT_DELAY_FRAMES
+from lowlatseg.evaluation.defaults import DEFAULT_DELAY_FRAMES, WORKERS
 from lowlatseg.nn.splitnet import SplitSegNet
 from lowlatseg.propagation.methods import Clockwork, Propagator
-from lowlatseg.runtime.executors import InlineExecutor, ThreadExecutor
+from lowlatseg.runtime.executors import InlineExecutor, KeyExecutor, SlicedExecutor, ThreadExecutor
 from lowlatseg.runtime.stream import MODES, StreamRuntime
 from lowlatseg.scheduling.policies import (
     AdaptiveThreshold, EveryFrame, Fixed, KeyframePolicy, check_budget, check_interval, check_threshold,
@@ -30,6 +30,7 @@ def build_runtime(
     delay_frames: int | None = None,
     parallel: bool = True,
     threads: int | None = None,
+    worker: str = "sliced",
 ) -> StreamRuntime:
     """``mode``: per-frame | fixed | adaptive | low-latency.
 
@@ -39,14 +40,18 @@ def build_runtime(
     the adaptive policy. ``parallel=False`` runs low-latency's keyframes inline (the sequential
     twin used for deterministic evaluation, together with ``delay_frames``, by default
     ``DEFAULT_DELAY_FRAMES``: the delay measured live on a 15 Hz stream, as the evaluation
-    commands use). ``threads`` (default:
-    torch's current count): for the parallel low-latency mode, all of them while no keyframe is
-    in flight, half while one is.
+    commands use). ``worker``: where live low-latency runs a keyframe's ``high``: ``sliced``
+    (default: between frames, with every core, on the stream's compute thread) or ``parallel``
+    (on a worker thread with one core, at the same time as the frames); runtime/executors.py.
+    ``threads`` (default: torch's current count): the stream's thread count; with
+    ``parallel``, all of them while no keyframe is in flight, half while one is.
     """
     from lowlatseg.propagation.weights import load_propagation
 
     if mode not in MODES:
         raise UserError(f"unknown mode {mode!r}; choose one of: {', '.join(MODES)}")
+    if worker not in WORKERS:
+        raise UserError(f"unknown worker {worker!r}; choose one of: {', '.join(WORKERS)}")
     if interval is not None:
         check_interval(interval)
     if threshold is not None and budget is not None:
@@ -77,9 +82,13 @@ def build_runtime(
     # the main path's count while no keyframe is in flight: the caller's, read before the worker
     # thread exists (torch.get_num_threads() reports the last count set by any thread)
     threads = threads or torch.get_num_threads()
-    executor = ThreadExecutor() if background and parallel else InlineExecutor()
+    executor: KeyExecutor = InlineExecutor()
+    split = None
+    if background and parallel and worker == "sliced":
+        executor = SlicedExecutor(threads)
+    elif background and parallel:
+        executor, split = ThreadExecutor(), (threads, max(1, threads // 2))
     if background and not parallel and delay_frames is None:
         delay_frames = DEFAULT_DELAY_FRAMES  # the same as the evaluation commands: measured, not optimistic
-    split = (threads, max(1, threads // 2)) if background and parallel else None
     return StreamRuntime(model, method=method, policy=policy, background=background, executor=executor,
                          delay_frames=delay_frames, size=size, threads=split)

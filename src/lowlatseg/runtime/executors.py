@@ -1,31 +1,72 @@
-"""Where a keyframe's ``high`` runs: inline (sequential) or on a worker thread (parallel).
+"""Where a keyframe's ``high`` runs while the low-latency runtime answers frames.
 
-Why a thread and not a process: PyTorch releases the GIL inside its operators, so ``high`` on
-a worker thread and the main path (``low``, propagation, head) run on separate cores at the
-same time, with no copy of the features between processes and with worker errors arriving as
-ordinary exceptions. Each thread's operators run on its own OpenMP team, sized by the count that
-thread last set with ``torch.set_num_threads``: the worker sets 1 for itself, and the low-latency
-runtime switches the main thread's between all threads (no keyframe in flight) and half (while
-one is), so the two together never use more threads than cores (see docs/runtime.md).
+* :class:`InlineExecutor`: at once, on the caller's thread (the sequential twin, evaluation).
+* :class:`SlicedExecutor` (``sliced``, the default for live streams): one compute thread owns
+  every core the stream may use and runs all of its work: each frame's main path, and a
+  keyframe's ``high`` in slices of about one residual block (:meth:`~lowlatseg.nn.splitnet.High.steps`)
+  *between* frames. A frame never shares the cores with ``high``: it runs on all of them and
+  waits at most for the slice in progress when it arrives (~2 ms). When frames come faster
+  than they are answered, one slice runs after each frame, so ``high`` still finishes.
+* :class:`ThreadExecutor` (``parallel``): ``high`` on a worker thread *at the same time* as the
+  frames, the cores split between them (the worker 1, the main path the rest while a keyframe
+  is in flight). On 2 cores every frame answered while ``high`` runs gets one core.
+
+Threads, not processes: PyTorch releases the GIL inside its operators, so a thread's operators
+really run in parallel with other Python threads; there is no copy of the features between
+processes, and errors arrive as ordinary exceptions. Each thread's operators run on its own
+OpenMP team, sized by the count that thread last set with ``torch.set_num_threads``; with
+libgomp, more OpenMP threads in the process than cores slow every team (docs/runtime.md), which
+is why the parallel worker runs on one thread and the sliced executor's compute thread is the
+only team of the stream.
+
+The protocol: ``run(fn, *args)`` runs a frame's work (``fn(*args)``) where the executor wants it
+and returns its result; ``submit(high, f_low)`` starts a keyframe's ``high`` and returns a
+future of f_high; ``wait(future)`` blocks until it is done and returns it (also from inside
+``run``); ``close()``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import threading
+from collections import deque
+from collections.abc import Callable, Generator
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 
 import torch
 
+from lowlatseg.runtime.steady import release_openmp_threads
+
+R = TypeVar("R")
+High = Callable[[torch.Tensor], torch.Tensor]
+
 
 class KeyExecutor(Protocol):
-    def submit(self, fn: Callable[[torch.Tensor], torch.Tensor], f_low: torch.Tensor) -> Future: ...
+    def run(self, fn: Callable[..., R], *args: Any) -> R: ...
+
+    def submit(self, fn: High, f_low: torch.Tensor) -> Future: ...
+
+    def wait(self, future: Future) -> torch.Tensor: ...
 
     def close(self) -> None: ...
 
 
+def _slices(fn: High, f_low: torch.Tensor) -> Generator[None, None, torch.Tensor]:
+    """``fn(f_low)`` as a generator of slices: ``fn.steps`` where it has them (High), else one."""
+    steps = getattr(fn, "steps", None)
+    if steps is not None:
+        return (yield from steps(f_low))
+    return fn(f_low)
+
+
 class InlineExecutor:
     """Runs ``high`` at once on the caller's thread; the result is ready on return."""
+
+    def run(self, fn: Callable[..., R], *args: Any) -> R:
+        return fn(*args)
+
+    def wait(self, future: Future) -> torch.Tensor:
+        return future.result()
 
     def submit(self, fn: Callable[[torch.Tensor], torch.Tensor], f_low: torch.Tensor) -> Future:
         fut: Future = Future()
@@ -56,6 +97,12 @@ class ThreadExecutor:
         # paid ~10 ms for it)
         self._pool.submit(torch.set_num_threads, worker_threads).result()
 
+    def run(self, fn: Callable[..., R], *args: Any) -> R:
+        return fn(*args)
+
+    def wait(self, future: Future) -> torch.Tensor:
+        return future.result()
+
     def submit(self, fn: Callable[[torch.Tensor], torch.Tensor], f_low: torch.Tensor) -> Future:
         def run() -> torch.Tensor:
             torch.set_num_threads(self.worker_threads)
@@ -66,3 +113,147 @@ class ThreadExecutor:
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+# Fed as fast as they are answered, the parallel worker's keyframes came 6 frames late on
+# 2 cores; the sliced executor keeps them no staler by default (bench --fps 0, docs/runtime.md).
+MAX_DELAY_FRAMES = 6
+
+
+class SlicedExecutor:
+    """One compute thread for a stream: frames first, a keyframe's ``high`` in slices between
+    them (see the module doc).
+
+    ``threads``: the compute thread's torch thread count (the stream's; default: the caller's
+    current count). Frames come first: the thread runs slices of a pending ``high`` while no
+    frame is waiting, and a frame that arrives waits only for the slice in progress. When
+    frames come as fast as they are answered, though, one is always waiting; then each frame is
+    followed by at least one slice, and by enough of them that ``high`` finishes within
+    ``max_delay`` frames of its keyframe (``None``: one slice per frame, so at most as many
+    frames late as ``high`` has slices: 22 for llnet-m). The number of slices is learnt from
+    the first keyframe (one slice per frame until then). A frame that waits for k slices pays
+    about 2k ms on 2 cores: the bound trades the latency of such streams against how stale
+    their keyframe features are.
+
+    Before each frame, the OpenMP threads of the *caller's* own team are freed if it has one
+    (:func:`~lowlatseg.runtime.steady.release_openmp_threads`; a no-op otherwise), so that the
+    compute thread's team is the only one in the stream's way; PyTorch starts them again if the
+    caller computes on several threads between frames.
+    """
+
+    def __init__(self, threads: int | None = None, *, max_delay: int | None = MAX_DELAY_FRAMES) -> None:
+        self.threads = threads or torch.get_num_threads()
+        self.max_delay = max_delay
+        self._cv = threading.Condition()
+        self._frame: tuple[Callable[..., Any], tuple[Any, ...], Future] | None = None
+        self._jobs: deque[tuple[Generator[None, None, torch.Tensor], Future]] = deque()
+        self._owed = 0  # slices to run before the next frame
+        self._slices_per_job = 0  # learnt from the first job that finishes (every keyframe has as many)
+        self._done_slices = 0  # slices of the oldest job run so far
+        self._frames_waited = 0  # frames answered since the oldest job was submitted
+        self._closed = False
+        self._thread = threading.Thread(target=self._loop, name="lowlatseg-compute", daemon=True)
+        self._thread.start()
+
+    def _on_thread(self) -> bool:
+        return threading.current_thread() is self._thread
+
+    def run(self, fn: Callable[..., R], *args: Any) -> R:
+        """``fn(*args)`` on the compute thread, after the slice in progress; re-raises its error."""
+        if self._on_thread():
+            return fn(*args)
+        release_openmp_threads()  # the caller's team, if its own PyTorch work started one since
+        fut: Future = Future()
+        with self._cv:
+            if self._closed:
+                raise RuntimeError("the executor is closed")
+            if self._frame is not None:
+                raise RuntimeError("one frame at a time: a stream runtime is not shared between threads")
+            self._frame = (fn, args, fut)
+            self._cv.notify()
+        return fut.result()
+
+    def submit(self, fn: High, f_low: torch.Tensor) -> Future:
+        fut: Future = Future()
+        with self._cv:
+            if self._closed:
+                raise RuntimeError("the executor is closed")
+            self._jobs.append((_slices(fn, f_low), fut))
+            self._cv.notify()
+        return fut
+
+    def wait(self, future: Future) -> torch.Tensor:
+        """The result of a submitted ``high``; from inside ``run`` (a frame that needs it now,
+        as with ``delay_frames``), its remaining slices run at once."""
+        if self._on_thread():
+            while not future.done():
+                self._run_slice()
+        return future.result()
+
+    def _run_slice(self) -> None:
+        with self._cv:
+            job, fut = self._jobs[0]
+        try:
+            next(job)
+            done = False
+        except StopIteration as stop:
+            fut.set_result(stop.value)
+            done = True
+        except Exception as e:  # surfaced by future.result() in the runtime
+            fut.set_exception(e)
+            done = True
+        with self._cv:
+            self._done_slices += 1
+            if done:
+                self._jobs.popleft()
+                self._slices_per_job = self._slices_per_job or self._done_slices
+                self._done_slices = self._frames_waited = 0
+            self._owed = max(0, self._owed - 1) if self._jobs else 0
+
+    def _loop(self) -> None:
+        torch.set_num_threads(self.threads)
+        with torch.inference_mode():
+            while True:
+                with self._cv:
+                    while self._frame is None and not self._jobs and not self._closed:
+                        self._cv.wait()
+                    if self._closed:
+                        return
+                    frame = self._frame if self._frame is not None and (self._owed == 0 or not self._jobs) else None
+                    self._frame = None if frame is not None else self._frame
+                if frame is None:
+                    self._run_slice()
+                    continue
+                fn, args, fut = frame
+                try:
+                    fut.set_result(fn(*args))
+                except BaseException as e:  # re-raised in the caller by run()
+                    fut.set_exception(e)
+                with self._cv:
+                    self._owed = self._owed_after_frame()
+
+    def _owed_after_frame(self) -> int:
+        """Slices the oldest pending job gets before the next frame, if that frame is already
+        waiting: at least one; with ``max_delay``, enough to finish within that many frames."""
+        if not self._jobs:
+            return 0
+        self._frames_waited += 1
+        if self.max_delay is None or not self._slices_per_job:
+            return 1
+        left = max(1, self.max_delay - self._frames_waited)
+        return max(1, -(-(self._slices_per_job - self._done_slices) // left))
+
+    def close(self) -> None:
+        """Stops the thread after the frame or slice in progress; pending keyframes are cancelled."""
+        with self._cv:
+            self._closed = True
+            self._cv.notify()
+        if not self._on_thread():
+            self._thread.join()
+        with self._cv:
+            for _, fut in self._jobs:
+                fut.cancel()
+            self._jobs.clear()
+            if self._frame is not None:  # posted but never started: its caller must not hang
+                self._frame[2].set_exception(RuntimeError("the runtime was closed before this frame ran"))
+                self._frame = None

@@ -22,6 +22,7 @@ import ctypes
 import ctypes.util
 import gc
 import platform
+from typing import Any
 
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's malloc.h
 _MMAP_THRESHOLD_MAX = 32 * 2**20  # glibc's DEFAULT_MMAP_THRESHOLD_MAX on 64-bit systems
@@ -51,3 +52,44 @@ def steady() -> None:
     and at every ``reset()``."""
     keep_freed_memory()
     quiet_gc()
+
+
+_OMP_PAUSE_SOFT = 1  # omp_pause_resource_t of OpenMP 5.0
+
+
+def release_openmp_threads() -> bool:
+    """Frees the OpenMP worker threads of the *calling* thread's team (OpenMP 5.0's
+    ``omp_pause_resource_all``, on the libgomp PyTorch has loaded; they are started again by its
+    next multi-threaded operator). Why: libgomp spin-waits between parallel regions only while
+    the process has no more OpenMP threads than cores; with more, every team sleeps and wakes
+    through the kernel at every region. A thread that has run PyTorch on 2 threads keeps its
+    team; a second thread running PyTorch on 2 threads then slowed ``low`` + ``head`` on 2 cores
+    from 4.9 to 6.4 ms, for as long as both teams lived (docs/runtime.md). False where there is
+    no libgomp in the process (other OpenMP runtimes, other systems) or the call fails."""
+    global _pause
+    if _pause is None:
+        path = _loaded_libgomp()
+        try:
+            # the already-loaded library (same path): the same instance, not a second runtime
+            _pause = ctypes.CDLL(path).omp_pause_resource_all if path else False
+        except (OSError, AttributeError):
+            _pause = False
+    if not _pause:
+        return False
+    return int(_pause(ctypes.c_int(_OMP_PAUSE_SOFT))) == 0
+
+
+_pause: Any = None  # libgomp's omp_pause_resource_all once looked up; False: not available
+
+
+def _loaded_libgomp() -> str | None:
+    """Path of the libgomp mapped into this process (PyTorch's own copy), from /proc."""
+    try:
+        with open("/proc/self/maps") as f:
+            for line in f:
+                path = line.rsplit(None, 1)[-1]
+                if "libgomp" in path.rsplit("/", 1)[-1] and path.startswith("/"):
+                    return path
+    except OSError:
+        pass
+    return None

@@ -32,7 +32,7 @@ from lowlatseg.nn.labels import upsampled_labels
 from lowlatseg.nn.splitnet import SplitSegNet
 from lowlatseg.propagation.methods import Current, KeyState, Propagator
 from lowlatseg.propagation.produce import make_key, propagated_logits
-from lowlatseg.runtime.executors import InlineExecutor, KeyExecutor, ThreadExecutor
+from lowlatseg.runtime.executors import InlineExecutor, KeyExecutor, SlicedExecutor
 from lowlatseg.runtime.frames import FrameResult, network_size, prepare
 from lowlatseg.runtime.state import PendingKey, StreamState
 from lowlatseg.runtime.steady import steady
@@ -63,7 +63,7 @@ class StreamRuntime:
         self.method = for_inference(method) if isinstance(method, nn.Module) else method
         self.policy = policy
         self.background = background
-        self.executor: KeyExecutor = executor or (ThreadExecutor() if background else InlineExecutor())
+        self.executor: KeyExecutor = executor or (SlicedExecutor() if background else InlineExecutor())
         self.delay_frames = delay_frames
         self.size = size
         self.threads = threads
@@ -80,7 +80,7 @@ class StreamRuntime:
         """Forget the stream (waits for a keyframe still in flight, then drops it)."""
         if self.state.pending is not None:
             try:
-                self.state.pending.future.result()
+                self.executor.wait(self.state.pending.future)
             except Exception:
                 pass
         self.state = StreamState()
@@ -111,15 +111,18 @@ class StreamRuntime:
         if self.threads:
             torch.set_num_threads(self.threads[0])  # worker done (or failed): the main path gets every thread
         try:
-            f_high = p.future.result()
+            f_high = self.executor.wait(p.future)
         except Exception as e:
             raise WorkerError(f"the keyframe worker failed on frame {p.index}: {type(e).__name__}: {e}") from e
         self.state.key = KeyState(index=p.index, image=p.image, f_low=p.f_low, f_high=f_high)
 
-    @torch.inference_mode()
     def step(self, frame: np.ndarray) -> FrameResult:
         """frame: H x W x 3 uint8 RGB. Returns labels at the network's input size (the one of the
         stream's first frame: later frames of another size are resized to it)."""
+        return self.executor.run(self._step, frame)  # the sliced executor: on its compute thread
+
+    @torch.inference_mode()
+    def _step(self, frame: np.ndarray) -> FrameResult:
         t0 = time.perf_counter()
         st, model = self.state, self.model
         i = st.index
