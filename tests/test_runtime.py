@@ -59,13 +59,14 @@ def test_fixed_schedule_and_order(model, tiny_prop: Path) -> None:
     assert [r.keyframe_index for r in res] == [0, 0, 0, 3, 3, 3, 6, 6]
 
 
+@pytest.mark.parametrize("worker", ["sliced", "parallel"])
 @pytest.mark.parametrize("delay", [1, 2, 4])
-def test_low_latency_sequential_equals_parallel(model, tiny_prop: Path, delay: int) -> None:
+def test_low_latency_sequential_equals_parallel(model, tiny_prop: Path, delay: int, worker: str) -> None:
     frames = _frames(12)
     seq = _run(build_runtime("low-latency", model, propagation=tiny_prop, interval=3, size=SIZE,
                              parallel=False, delay_frames=delay), frames)
     par = _run(build_runtime("low-latency", model, propagation=tiny_prop, interval=3, size=SIZE,
-                             parallel=True, delay_frames=delay), frames)
+                             parallel=True, delay_frames=delay, worker=worker), frames)
     assert isinstance(par[0], type(seq[0]))
     for a, b in zip(seq, par):
         assert (a.index, a.is_keyframe, a.keyframe_index) == (b.index, b.is_keyframe, b.keyframe_index)
@@ -86,8 +87,9 @@ def test_low_latency_never_answers_with_its_own_fresh_keyframe(model, tiny_prop:
     assert [r.keyframe_index for r in res] == [0, 0, 0, 0, 3, 3, 3, 6, 6, 6]
 
 
-def test_live_parallel_mode_runs_and_keeps_order(model, tiny_prop: Path) -> None:
-    res = _run(build_runtime("low-latency", model, propagation=tiny_prop, interval=2, size=SIZE), _frames(10))
+@pytest.mark.parametrize("worker", ["sliced", "parallel"])
+def test_live_parallel_mode_runs_and_keeps_order(model, tiny_prop: Path, worker: str) -> None:
+    res = _run(build_runtime("low-latency", model, propagation=tiny_prop, interval=2, size=SIZE, worker=worker), _frames(10))
     assert [r.index for r in res] == list(range(10))
     assert all(r.keyframe_index <= r.index for r in res)
 
@@ -280,31 +282,99 @@ def test_sliced_executor_runs_high_in_slices_between_frames() -> None:
         ex.submit(Sliced(), torch.zeros(1))  # type: ignore[arg-type]
 
 
-def test_sliced_executor_bounds_staleness_when_frames_never_stop() -> None:
-    """Frames that come as fast as they are answered still let a keyframe's high finish: after
-    each frame at least one slice runs, and with ``max_delay`` enough of them to finish within
-    that many frames (once the number of slices is known from a first job)."""
-    n_slices = 12
+@pytest.mark.parametrize("max_delay", [1, 2, 3, 6, 10])
+@pytest.mark.parametrize("total", [1, 2, 5, 21, 22, 40])
+def test_slices_owed_meets_the_bound_with_the_fewest_slices(total: int, max_delay: int) -> None:
+    """Saturated (a frame always waiting), a keyframe chosen at frame k is ready for frame
+    k + max_delay at the latest, and no frame carries more than the even share of slices."""
+    from lowlatseg.runtime.executors import slices_owed
 
-    class Sliced:
-        def steps(self, t: torch.Tensor):
-            for _ in range(n_slices - 1):
-                time.sleep(0.002)
-                yield
-            return t
+    done = waited = 0
+    per_frame = []
+    while done < total:
+        waited += 1  # the frame k + waited - 1 was answered; its owed slices run now
+        owed = slices_owed(total - done, waited, max_delay)
+        per_frame.append(owed)
+        done += owed
+    assert waited <= max_delay  # features ready for frame k + waited
+    assert max(per_frame) <= -(-total // max_delay)  # never more than the even share
+    assert slices_owed(0, 1, max_delay) == 1 and slices_owed(5, 1, None) == 1  # unknown count / no bound: one
 
-    for max_delay, bound in ((None, n_slices), (3, 3)):
-        ex = SlicedExecutor(threads=1, max_delay=max_delay)
-        ex.submit(Sliced(), torch.zeros(1)).result(timeout=10)  # type: ignore[arg-type]  # learns the count
-        fut = ex.run(ex.submit, Sliced(), torch.zeros(1))  # from a frame, as the runtime does
-        frames = 0
-        while not fut.done():  # back-to-back frames: one is always waiting
-            ex.run(lambda: time.sleep(0.001))
-            frames += 1
-            assert frames <= bound + 1, f"high still pending after {frames} frames (max_delay {max_delay})"
-        if max_delay is None:  # frames first: a waiting frame does not sit through the whole of high
-            assert frames >= n_slices // 3
-        ex.close()
+
+class _SlowSlices:
+    """A stand-in for ``High``: ``n`` slices of ``ms`` each, logged."""
+
+    def __init__(self, n: int, ms: float, log: list[str]) -> None:
+        self.n, self.ms, self.log = n, ms, log
+
+    def steps(self, t: torch.Tensor):
+        for _ in range(self.n - 1):
+            time.sleep(self.ms / 1000)
+            self.log.append("slice")
+            yield
+        time.sleep(self.ms / 1000)
+        self.log.append("slice")
+        return t + 1
+
+
+@pytest.mark.parametrize("max_delay", [None, 3])
+def test_sliced_executor_under_back_to_back_frames(max_delay: int | None) -> None:
+    """Frames fed as fast as they are answered: each frame waits for the owed slices only (one
+    without a bound), and the keyframe is ready within ``max_delay`` frames once the executor
+    knows how many slices a keyframe has."""
+    n = 9
+    log: list[str] = []
+    ex = SlicedExecutor(threads=1, max_delay=max_delay)
+    ex.wait(ex.submit(_SlowSlices(n, 1, log), torch.zeros(1)))  # type: ignore[arg-type]  # learns n
+    log.clear()
+    fut = ex.run(ex.submit, _SlowSlices(n, 20, log), torch.zeros(1))  # submitted from a frame, as the runtime does
+    frames = 0
+    while not fut.done():
+        ex.run(log.append, "frame")
+        frames += 1
+        assert frames <= (max_delay or n), f"not ready after {frames} frames"
+    gaps = [len(g) for g in "".join("s" if e == "slice" else "|" for e in log).split("|")[1:-1]]
+    if max_delay is None:  # 20 ms slices: the caller always posts the next frame during the owed one
+        assert frames >= n - 1 and max(gaps, default=0) <= 1
+    ex.close()
+
+
+def test_sliced_executor_close_ends_every_pending_keyframe() -> None:
+    """close() stops after the slice in progress: a started keyframe fails, one not started is
+    cancelled; a keyframe cancelled by its owner is skipped; nothing hangs."""
+    log: list[str] = []
+    ex = SlicedExecutor(threads=1)
+
+    def frame() -> tuple[Future, Future, Future]:
+        dropped = ex.submit(_SlowSlices(3, 1, log), torch.zeros(1))  # type: ignore[arg-type]
+        assert dropped.cancel()  # not started yet: its owner may cancel it
+        return dropped, ex.submit(_SlowSlices(50, 20, log), torch.zeros(1)), ex.submit(_SlowSlices(3, 1, log), torch.zeros(1))  # type: ignore[arg-type]
+
+    dropped, started, waiting = ex.run(frame)
+    while not log:  # the long job has begun (the cancelled one ran no slice)
+        time.sleep(0.005)
+    ex.close()
+    assert dropped.cancelled() and len(log) < 50
+    with pytest.raises(RuntimeError, match="closed"):
+        started.result(timeout=1)
+    assert waiting.cancelled()
+    with pytest.raises(RuntimeError, match="closed"):
+        ex.run(log.append, "frame")
+
+
+def test_sliced_executor_survives_an_interrupted_frame() -> None:
+    """Ctrl-C while the caller waits for a frame: the interrupt reaches the caller, the frame
+    already started finishes on the compute thread, and the next frame runs normally."""
+    import _thread
+
+    ex = SlicedExecutor(threads=1)
+    done: list[int] = []
+    timer = threading.Timer(0.1, _thread.interrupt_main)
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        ex.run(lambda: (time.sleep(0.5), done.append(1)))
+    assert ex.run(lambda: len(done)) == 1  # the interrupted frame finished first, then this one
+    ex.close()
 
 
 def test_sequential_twin_defaults_to_the_measured_delay(model, tiny_prop: Path) -> None:

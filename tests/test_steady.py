@@ -35,3 +35,37 @@ def test_every_runtime_applies_them(tiny_weights: Path, tiny_prop: Path) -> None
     assert gc.get_freeze_count() == 0
     build_runtime("fixed", load_model(tiny_weights), propagation=tiny_prop, size=(48, 64)).close()
     assert gc.get_freeze_count() > 0
+
+
+@pytest.mark.skipif(platform.system() != "Linux", reason="libgomp (PyTorch's OpenMP on Linux) only")
+def test_release_openmp_threads_frees_the_callers_team() -> None:
+    """The caller's OpenMP worker threads end (they would make libgomp stop spin-waiting in
+    every team once the stream's compute thread has its own); PyTorch starts them again."""
+    import os
+    import time
+
+    import torch
+
+    from lowlatseg.runtime.steady import release_openmp_threads
+
+    def tasks() -> int:
+        return len(os.listdir("/proc/self/task"))
+
+    def parallel_op() -> None:
+        torch.ones(4_000_000).add_(1).sum()  # large enough for a parallel region
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        parallel_op()
+        before = tasks()
+        assert release_openmp_threads() is True
+        deadline = time.monotonic() + 2
+        while tasks() != before - 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert tasks() == before - 1  # the team's one worker thread is gone
+        assert release_openmp_threads() is True and tasks() == before - 1  # nothing left to free
+        parallel_op()
+        assert tasks() == before  # started again by the next parallel operator
+    finally:
+        torch.set_num_threads(previous)

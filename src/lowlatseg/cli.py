@@ -85,6 +85,7 @@ def cmd_segment(a: argparse.Namespace) -> int:
         size=a.size,
         max_frames=a.max_frames,
         alpha=a.alpha,
+        worker=a.worker,
         progress=not a.quiet,
     )
     summary = segment_video(opts)
@@ -288,6 +289,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--max-frames", type=_nonneg_int, default=0, help="stop after N frames (0: all)")
     s.add_argument("--alpha", type=float, default=0.5, help="opacity of the label colours in the overlay")
     s.add_argument("--threads", type=_nonneg_int, default=2, help="torch threads (0: torch's default)")
+    s.add_argument("--worker", choices=WORKERS, default="sliced",
+                   help="low-latency: where a keyframe's high runs: between frames with every core (sliced, default) "
+                        "or at the same time as the frames on one core (parallel)")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_segment)
 
@@ -337,7 +341,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--scheduler", help="scheduler weights (default: bundled)")
     ev.add_argument("--no-scheduled", action="store_true", help="skip the adaptive-scheduled and low-latency rows")
     ev.add_argument("--delay-frames", type=int, default=DEFAULT_DELAY_FRAMES,
-                    help="low-latency row: frames before a keyframe's features are ready (default 2: measured live "
+                    help=f"low-latency row: frames before a keyframe's features are ready (default {DEFAULT_DELAY_FRAMES}: measured live "
                          "on the 15 Hz CamVid clip with 2 cores; `lowlatseg bench` reports it for your stream)")
     ev.set_defaults(func=cmd_eval_video)
 
@@ -356,7 +360,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="stream rate for latency (default 15: the CamVid clips' labelled rate, at which low-latency's "
                          "keyframes arrive --delay-frames late; 0: as fast as possible)")
     et.add_argument("--delay-frames", type=_positive_int, default=DEFAULT_DELAY_FRAMES,
-                    help="low-latency accuracy: frames before keyframe features are ready (default 2, see eval video)")
+                    help=f"low-latency accuracy: frames before keyframe features are ready (default {DEFAULT_DELAY_FRAMES}, see eval video)")
     et.add_argument("--weights")
     et.add_argument("--propagation")
     et.add_argument("--scheduler")

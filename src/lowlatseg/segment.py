@@ -48,6 +48,7 @@ class SegmentOptions:
     size: str = "360"  # network input: 'HxW', a height keeping the aspect ratio, or 'native'
     max_frames: int = 0  # 0: the whole video
     alpha: float = 0.5  # label colour opacity in the overlay
+    worker: str = "sliced"  # low-latency: where a keyframe's high runs (runtime/executors.py)
     progress: bool = True
 
 
@@ -64,10 +65,11 @@ def segment_video(opts: SegmentOptions) -> dict[str, Any]:
     try:
         model = load_model(opts.weights)
         labelset = LABEL_SETS.get("cityscapes" if model.config.num_classes == 19 else "camvid", CAMVID)
-        # low-latency: all threads on the main path, half while a keyframe's high runs (docs/runtime.md)
+        # low-latency: every thread for each frame, a keyframe's high in slices between frames
+        # (--worker parallel: on its own thread, at the same time; docs/runtime.md)
         runtime = build_runtime(opts.mode, model, propagation=opts.propagation, scheduler=opts.scheduler,
                                 interval=opts.interval, threshold=opts.threshold, budget=opts.budget, size=size,
-                                threads=torch.get_num_threads())
+                                threads=torch.get_num_threads(), worker=opts.worker)
         if opts.labels_dir is not None:
             try:
                 opts.labels_dir.mkdir(parents=True, exist_ok=True)
@@ -160,6 +162,7 @@ def _summary(opts: SegmentOptions, info: Any, net_hw: tuple[int, int], lat: list
         "input": str(opts.source),
         "output": str(opts.out),
         "mode": opts.mode,
+        "worker": opts.worker if opts.mode == "low-latency" else None,
         "interval": opts.interval,
         "threshold": opts.threshold,
         "budget": opts.budget,

@@ -3,12 +3,12 @@ so the CLI can show them in ``--help`` without loading PyTorch)."""
 
 # Frames from choosing a keyframe to the first frame its features answer, used to score the
 # low-latency mode deterministically (``eval video``, ``eval tradeoff``). Measured live with
-# ``run_live`` on the 2-core CPU: on the CamVid val clip at its 15 Hz, every one of 39 keyframes
-# arrived exactly 2 frames late (high takes ~80 ms on the worker's one core, a frame lasts 67 ms).
-# On a 25 fps stream it was 2-3 frames, fed as fast as possible 4-5 (6 since session 5 hands a
-# keyframe's high to the worker after answering that frame); ``lowlatseg bench`` reports
-# it per stream (``keyframe_delay_frames``).
-DEFAULT_DELAY_FRAMES = 2
+# ``run_live`` on the 2-core CPU, CamVid val clip at its 15 Hz: with a keyframe's high in
+# slices between frames (session 6), 29 of 30 keyframes were ready 1 frame late, one 2 frames
+# (with the earlier parallel worker on one core, every one of 39 was 2 frames late). On a 25
+# fps stream it is 2 frames, fed as fast as possible at most 6 (``MAX_DELAY_FRAMES``);
+# ``lowlatseg bench`` reports it per stream (``keyframe_delay_frames``).
+DEFAULT_DELAY_FRAMES = 1
 
 # Where live low-latency runs a keyframe's high (runtime/executors.py): between frames with
 # every core, on the stream's compute thread ("sliced", the default), or on a worker thread with

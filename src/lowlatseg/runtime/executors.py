@@ -120,6 +120,26 @@ class ThreadExecutor:
 MAX_DELAY_FRAMES = 6
 
 
+def slices_owed(remaining: int, frames_waited: int, max_delay: int | None) -> int:
+    """How many slices of a pending ``high`` run after a frame when the next frame is already
+    waiting. ``remaining``: its slices not run yet (0: not known yet); ``frames_waited``: frames
+    answered since it was submitted, this one included (1 after the keyframe's own frame).
+    Slices run after each of the frames k .. k + max_delay - 1 of a keyframe chosen at frame k,
+    so spreading what remains over the opportunities left makes its features ready for frame
+    k + max_delay at the latest. At least one; one when ``max_delay`` is None or the number of
+    slices is not known."""
+    if max_delay is None or remaining <= 0:
+        return 1
+    left = max(1, max_delay - frames_waited + 1)
+    return max(1, -(-remaining // left))
+
+
+def _fail(fut: Future, error: BaseException) -> None:
+    """Ends a future nobody will complete: cancelled if it never started, else this error."""
+    if not fut.cancel() and not fut.done():
+        fut.set_exception(error)
+
+
 class SlicedExecutor:
     """One compute thread for a stream: frames first, a keyframe's ``high`` in slices between
     them (see the module doc).
@@ -128,27 +148,34 @@ class SlicedExecutor:
     current count). Frames come first: the thread runs slices of a pending ``high`` while no
     frame is waiting, and a frame that arrives waits only for the slice in progress. When
     frames come as fast as they are answered, though, one is always waiting; then each frame is
-    followed by at least one slice, and by enough of them that ``high`` finishes within
-    ``max_delay`` frames of its keyframe (``None``: one slice per frame, so at most as many
-    frames late as ``high`` has slices: 22 for llnet-m). The number of slices is learnt from
-    the first keyframe (one slice per frame until then). A frame that waits for k slices pays
-    about 2k ms on 2 cores: the bound trades the latency of such streams against how stale
-    their keyframe features are.
+    followed by at least one slice, and by enough of them that ``high`` is ready within
+    ``max_delay`` frames of its keyframe (:func:`slices_owed`; ``None``: one slice per frame,
+    so at most as many frames late as ``high`` has slices: 22 for llnet-m). The number of
+    slices is learnt from the first keyframe that completes (one slice per frame until then).
+    A frame that waits for k slices pays about 2k ms on 2 cores: the bound trades the latency
+    of such streams against how stale their keyframe features are.
 
     Before each frame, the OpenMP threads of the *caller's* own team are freed if it has one
     (:func:`~lowlatseg.runtime.steady.release_openmp_threads`; a no-op otherwise), so that the
     compute thread's team is the only one in the stream's way; PyTorch starts them again if the
     caller computes on several threads between frames.
+
+    A ``run`` interrupted in the caller (Ctrl-C) withdraws its frame if the thread has not
+    started it; one already started finishes on the thread and its result is dropped. If the
+    thread ever stops, every frame and keyframe still waiting fails with an error instead of
+    hanging its caller.
     """
 
     def __init__(self, threads: int | None = None, *, max_delay: int | None = MAX_DELAY_FRAMES) -> None:
         self.threads = threads or torch.get_num_threads()
+        if self.threads < 1 or (max_delay is not None and max_delay < 1):
+            raise ValueError(f"threads ({self.threads}) and max_delay ({max_delay}) must be at least 1")
         self.max_delay = max_delay
         self._cv = threading.Condition()
         self._frame: tuple[Callable[..., Any], tuple[Any, ...], Future] | None = None
         self._jobs: deque[tuple[Generator[None, None, torch.Tensor], Future]] = deque()
         self._owed = 0  # slices to run before the next frame
-        self._slices_per_job = 0  # learnt from the first job that finishes (every keyframe has as many)
+        self._slices_per_job = 0  # learnt from the first job that completes (every keyframe has as many)
         self._done_slices = 0  # slices of the oldest job run so far
         self._frames_waited = 0  # frames answered since the oldest job was submitted
         self._closed = False
@@ -171,7 +198,13 @@ class SlicedExecutor:
                 raise RuntimeError("one frame at a time: a stream runtime is not shared between threads")
             self._frame = (fn, args, fut)
             self._cv.notify()
-        return fut.result()
+        try:
+            return fut.result()
+        except BaseException:
+            with self._cv:
+                if self._frame is not None and self._frame[2] is fut:  # interrupted before it started
+                    self._frame = None
+            raise
 
     def submit(self, fn: High, f_low: torch.Tensor) -> Future:
         fut: Future = Future()
@@ -191,69 +224,85 @@ class SlicedExecutor:
         return future.result()
 
     def _run_slice(self) -> None:
+        """The next slice of the oldest job (on the compute thread only)."""
         with self._cv:
             job, fut = self._jobs[0]
+            first = self._done_slices == 0
+        done, completed = True, False
         try:
-            next(job)
-            done = False
-        except StopIteration as stop:
-            fut.set_result(stop.value)
-            done = True
-        except Exception as e:  # surfaced by future.result() in the runtime
-            fut.set_exception(e)
-            done = True
-        with self._cv:
-            self._done_slices += 1
-            if done:
-                self._jobs.popleft()
-                self._slices_per_job = self._slices_per_job or self._done_slices
-                self._done_slices = self._frames_waited = 0
-            self._owed = max(0, self._owed - 1) if self._jobs else 0
+            if first and not fut.set_running_or_notify_cancel():
+                return  # cancelled by its owner before it started: drop it
+            try:
+                next(job)
+                done = False
+            except StopIteration as stop:
+                fut.set_result(stop.value)
+                completed = True
+            except BaseException as e:  # surfaced by future.result() in the runtime
+                fut.set_exception(e)
+        finally:
+            with self._cv:
+                self._done_slices += 1
+                if done:
+                    self._jobs.popleft()
+                    if completed and not self._slices_per_job:
+                        self._slices_per_job = self._done_slices
+                    self._done_slices = self._frames_waited = 0
+                self._owed = max(0, self._owed - 1) if self._jobs else 0
 
     def _loop(self) -> None:
-        torch.set_num_threads(self.threads)
-        with torch.inference_mode():
-            while True:
-                with self._cv:
-                    while self._frame is None and not self._jobs and not self._closed:
-                        self._cv.wait()
-                    if self._closed:
-                        return
-                    frame = self._frame if self._frame is not None and (self._owed == 0 or not self._jobs) else None
-                    self._frame = None if frame is not None else self._frame
-                if frame is None:
-                    self._run_slice()
-                    continue
-                fn, args, fut = frame
-                try:
-                    fut.set_result(fn(*args))
-                except BaseException as e:  # re-raised in the caller by run()
-                    fut.set_exception(e)
-                with self._cv:
-                    self._owed = self._owed_after_frame()
+        try:
+            torch.set_num_threads(self.threads)
+            with torch.inference_mode():
+                self._serve()
+        finally:  # stopped (closed, or an error of the thread's own): nobody may wait forever
+            with self._cv:
+                why = "the runtime was closed" if self._closed else "the stream's compute thread stopped"
+                self._closed = True
+                self._fail_waiting(RuntimeError(why))
 
-    def _owed_after_frame(self) -> int:
-        """Slices the oldest pending job gets before the next frame, if that frame is already
-        waiting: at least one; with ``max_delay``, enough to finish within that many frames."""
-        if not self._jobs:
-            return 0
-        self._frames_waited += 1
-        if self.max_delay is None or not self._slices_per_job:
-            return 1
-        left = max(1, self.max_delay - self._frames_waited)
-        return max(1, -(-(self._slices_per_job - self._done_slices) // left))
+    def _serve(self) -> None:
+        while True:
+            with self._cv:
+                while self._frame is None and not self._jobs and not self._closed:
+                    self._cv.wait()
+                if self._closed:
+                    return
+                frame = self._frame if self._frame is not None and (self._owed == 0 or not self._jobs) else None
+                if frame is not None:
+                    self._frame = None
+            if frame is None:
+                self._run_slice()
+                continue
+            fn, args, fut = frame
+            try:
+                fut.set_result(fn(*args))
+            except BaseException as e:  # re-raised in the caller by run()
+                fut.set_exception(e)
+            with self._cv:
+                if self._jobs:
+                    self._frames_waited += 1
+                    remaining = self._slices_per_job - self._done_slices if self._slices_per_job else 0
+                    self._owed = slices_owed(remaining, self._frames_waited, self.max_delay)
+                else:
+                    self._owed = 0
+
+    def _fail_waiting(self, error: BaseException) -> None:
+        """(Under the lock.) Ends every job and the posted frame: nothing will run them."""
+        for _, fut in self._jobs:
+            _fail(fut, error)
+        self._jobs.clear()
+        if self._frame is not None:
+            _fail(self._frame[2], error)
+            self._frame = None
 
     def close(self) -> None:
-        """Stops the thread after the frame or slice in progress; pending keyframes are cancelled."""
+        """Stops the thread after the frame or slice in progress; keyframes still pending are
+        cancelled (or fail, if they had started)."""
         with self._cv:
             self._closed = True
             self._cv.notify()
         if not self._on_thread():
             self._thread.join()
         with self._cv:
-            for _, fut in self._jobs:
-                fut.cancel()
-            self._jobs.clear()
-            if self._frame is not None:  # posted but never started: its caller must not hang
-                self._frame[2].set_exception(RuntimeError("the runtime was closed before this frame ran"))
-                self._frame = None
+            self._fail_waiting(RuntimeError("the runtime was closed"))

@@ -21,6 +21,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import gc
+import os
 import platform
 from typing import Any
 
@@ -70,8 +71,8 @@ def release_openmp_threads() -> bool:
     if _pause is None:
         path = _loaded_libgomp()
         try:
-            # the already-loaded library (same path): the same instance, not a second runtime
-            _pause = ctypes.CDLL(path).omp_pause_resource_all if path else False
+            # RTLD_NOLOAD: only the copy already loaded (the same instance), never a second one
+            _pause = ctypes.CDLL(path, mode=os.RTLD_NOLOAD | os.RTLD_LAZY).omp_pause_resource_all if path else False
         except (OSError, AttributeError):
             _pause = False
     if not _pause:
@@ -83,13 +84,16 @@ _pause: Any = None  # libgomp's omp_pause_resource_all once looked up; False: no
 
 
 def _loaded_libgomp() -> str | None:
-    """Path of the libgomp mapped into this process (PyTorch's own copy), from /proc."""
+    """Path of the libgomp PyTorch uses, among those mapped into this process (/proc): the copy
+    inside PyTorch's own folder (pip wheels bundle one), else the only one loaded; None when
+    there is none, or several and none of them PyTorch's (no guessing)."""
+    import torch
+
     try:
         with open("/proc/self/maps") as f:
-            for line in f:
-                path = line.rsplit(None, 1)[-1]
-                if "libgomp" in path.rsplit("/", 1)[-1] and path.startswith("/"):
-                    return path
+            paths = {p for p in (line.rsplit(None, 1)[-1] for line in f)
+                     if p.startswith("/") and "libgomp" in os.path.basename(p)}
     except OSError:
-        pass
-    return None
+        return None
+    own = [p for p in paths if p.startswith(os.path.dirname(torch.__file__) + os.sep)]
+    return own[0] if own else (next(iter(paths)) if len(paths) == 1 else None)
