@@ -158,3 +158,17 @@ def test_plot_latency_marks_the_targets(tmp_path: Path, monkeypatch: pytest.Monk
             {"mode": "low-latency", "latency_ms": {"mean": 12.0}, "latencies_ms": [10.0, 14.0, 12.0]}]
     plot_latency(rows, tmp_path / "p.png", title="t")
     assert sorted(lines) == [20.0, 25.0] and (tmp_path / "p.png").exists()
+
+
+def test_bench_records_the_worker(small_video: Path, tiny_weights: Path, tiny_prop: Path, tiny_sched: Path, tmp_path: Path) -> None:
+    out = tmp_path / "b.json"
+    args = ["bench", "--video", str(small_video), "--size", "48x64", "--fps", "0", "--weights", str(tiny_weights),
+            "--propagation", str(tiny_prop), "--scheduler", str(tiny_sched), "--threads", "1", "--warmup", "3", "--quiet"]
+    assert main([*args, "--max-delay", "3", "--json", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert (res["worker"], res["max_delay"]) == ("sliced", 3)
+    assert main([*args, "--worker", "parallel", "--json", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert (res["worker"], res["max_delay"]) == ("parallel", None) and len(res["rows"]) == 4
+    with pytest.raises(SystemExit):
+        main([*args, "--max-delay", "0"])  # argparse: one sentence, exit 2

@@ -15,7 +15,10 @@ import threading
 from pathlib import Path
 
 from lowlatseg.errors import UserError, WorkerError
-from lowlatseg.evaluation.defaults import DEFAULT_DELAY_FRAMES, WORKERS
+from lowlatseg.evaluation.defaults import DEFAULT_DELAY_FRAMES, MAX_DELAY_FRAMES, WORKERS
+
+MAX_DELAY_HELP = (f"low-latency, sliced worker: when frames come faster than they are answered, a keyframe's features are "
+                  f"ready at most N frames after it (default {MAX_DELAY_FRAMES}; larger: lower latency, staler features)")
 
 DEFAULT_CAMVID = "../shared/data/camvid"
 
@@ -86,6 +89,7 @@ def cmd_segment(a: argparse.Namespace) -> int:
         max_frames=a.max_frames,
         alpha=a.alpha,
         worker=a.worker,
+        max_delay=a.max_delay,
         progress=not a.quiet,
     )
     summary = segment_video(opts)
@@ -245,7 +249,8 @@ def cmd_bench_latency(a: argparse.Namespace) -> int:
     run_latency_bench(video=a.video, size=a.size, fps=a.fps, interval=a.interval, threshold=a.threshold,
                       budget=a.budget, weights=a.weights, propagation=a.propagation, scheduler=a.scheduler, threads=a.threads,
                       max_frames=a.max_frames, repeat=a.repeat, warmup=a.warmup, json_path=Path(a.json) if a.json else None,
-                      plot_path=Path(a.plot) if a.plot else None, progress=not a.quiet, worker=a.worker)
+                      plot_path=Path(a.plot) if a.plot else None, progress=not a.quiet, worker=a.worker,
+                      max_delay=a.max_delay)
     return 0
 
 
@@ -292,6 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--worker", choices=WORKERS, default="sliced",
                    help="low-latency: where a keyframe's high runs: between frames with every core (sliced, default) "
                         "or at the same time as the frames on one core (parallel)")
+    s.add_argument("--max-delay", type=_positive_int, default=MAX_DELAY_FRAMES, help=MAX_DELAY_HELP)
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_segment)
 
@@ -426,6 +432,7 @@ def build_parser() -> argparse.ArgumentParser:
     bp.add_argument("--worker", choices=WORKERS, default="sliced",
                     help="where low-latency runs a keyframe's high: between frames with every core (sliced, default) "
                          "or at the same time as the frames on one core (parallel)")
+    bp.add_argument("--max-delay", type=_positive_int, default=MAX_DELAY_FRAMES, help=MAX_DELAY_HELP)
     bp.add_argument("--max-frames", type=_nonneg_int, default=0)
     bp.add_argument("--repeat", type=_positive_int, default=1, help="play the clip N times (forwards, backwards, ...) for a long stream")
     bp.add_argument("--warmup", type=_nonneg_int,

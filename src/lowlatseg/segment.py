@@ -26,6 +26,7 @@ from tqdm import tqdm
 from lowlatseg.checkpoint import DEFAULT_WEIGHTS, load_model
 from lowlatseg.classes import CAMVID, LABEL_SETS
 from lowlatseg.errors import UserError, WorkerError
+from lowlatseg.evaluation.defaults import MAX_DELAY_FRAMES
 from lowlatseg.io.video import VideoReader, VideoWriter, check_video_out
 from lowlatseg.overlay import blend
 from lowlatseg.runtime import network_size, parse_size
@@ -49,6 +50,7 @@ class SegmentOptions:
     max_frames: int = 0  # 0: the whole video
     alpha: float = 0.5  # label colour opacity in the overlay
     worker: str = "sliced"  # low-latency: where a keyframe's high runs (runtime/executors.py)
+    max_delay: int = MAX_DELAY_FRAMES  # sliced worker, frames faster than answered: features at most this late
     progress: bool = True
 
 
@@ -69,7 +71,7 @@ def segment_video(opts: SegmentOptions) -> dict[str, Any]:
         # (--worker parallel: on its own thread, at the same time; docs/runtime.md)
         runtime = build_runtime(opts.mode, model, propagation=opts.propagation, scheduler=opts.scheduler,
                                 interval=opts.interval, threshold=opts.threshold, budget=opts.budget, size=size,
-                                threads=torch.get_num_threads(), worker=opts.worker)
+                                threads=torch.get_num_threads(), worker=opts.worker, max_delay=opts.max_delay)
         if opts.labels_dir is not None:
             try:
                 opts.labels_dir.mkdir(parents=True, exist_ok=True)
@@ -163,6 +165,7 @@ def _summary(opts: SegmentOptions, info: Any, net_hw: tuple[int, int], lat: list
         "output": str(opts.out),
         "mode": opts.mode,
         "worker": opts.worker if opts.mode == "low-latency" else None,
+        "max_delay": opts.max_delay if opts.mode == "low-latency" and opts.worker == "sliced" else None,
         "interval": opts.interval,
         "threshold": opts.threshold,
         "budget": opts.budget,

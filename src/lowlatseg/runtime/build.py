@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 
 from lowlatseg.errors import UserError
-from lowlatseg.evaluation.defaults import DEFAULT_DELAY_FRAMES, WORKERS
+from lowlatseg.evaluation.defaults import DEFAULT_DELAY_FRAMES, MAX_DELAY_FRAMES, WORKERS
 from lowlatseg.nn.splitnet import SplitSegNet
 from lowlatseg.propagation.methods import Clockwork, Propagator
 from lowlatseg.runtime.executors import InlineExecutor, KeyExecutor, SlicedExecutor, ThreadExecutor
@@ -31,6 +31,7 @@ def build_runtime(
     parallel: bool = True,
     threads: int | None = None,
     worker: str = "sliced",
+    max_delay: int = MAX_DELAY_FRAMES,
 ) -> StreamRuntime:
     """``mode``: per-frame | fixed | adaptive | low-latency.
 
@@ -43,6 +44,9 @@ def build_runtime(
     commands use). ``worker``: where live low-latency runs a keyframe's ``high``: ``sliced``
     (default: between frames, with every core, on the stream's compute thread) or ``parallel``
     (on a worker thread with one core, at the same time as the frames); runtime/executors.py.
+    ``max_delay``: sliced only: when frames come faster than they are answered, a keyframe's
+    features are ready at most this many frames after it (larger: lower latency for such
+    streams, staler features).
     ``threads`` (default: torch's current count): the stream's thread count; with
     ``parallel``, all of them while no keyframe is in flight, half while one is.
     """
@@ -85,7 +89,7 @@ def build_runtime(
     executor: KeyExecutor = InlineExecutor()
     split = None
     if background and parallel and worker == "sliced":
-        executor = SlicedExecutor(threads)
+        executor = SlicedExecutor(threads, max_delay=max_delay)
     elif background and parallel:
         executor, split = ThreadExecutor(), (threads, max(1, threads // 2))
     if background and not parallel and delay_frames is None:

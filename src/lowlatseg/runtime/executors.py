@@ -35,6 +35,7 @@ from typing import Any, Protocol, TypeVar
 
 import torch
 
+from lowlatseg.evaluation.defaults import MAX_DELAY_FRAMES
 from lowlatseg.runtime.steady import release_openmp_threads
 
 R = TypeVar("R")
@@ -115,9 +116,6 @@ class ThreadExecutor:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
 
-# Fed as fast as they are answered, the parallel worker's keyframes came 6 frames late on
-# 2 cores; the sliced executor keeps them no staler by default (bench --fps 0, docs/runtime.md).
-MAX_DELAY_FRAMES = 6
 
 
 def slices_owed(remaining: int, frames_waited: int, max_delay: int | None) -> int:

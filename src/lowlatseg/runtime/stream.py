@@ -8,14 +8,15 @@ Modes (see :func:`build_runtime`):
   answered by adaptive propagation with low-level fusion from the last keyframe;
 * ``low-latency``: as ``adaptive`` (or ``fixed``), but a frame chosen as a keyframe is answered
   at once by propagation from the previous keyframe, then its ``high`` runs in the background
-  while the next frames are answered; its features are swapped in when ready. No frame ever
-  waits for ``high``.
+  (by default in slices between the next frames, on the stream's compute thread; see
+  runtime/executors.py); its features are swapped in when ready. No frame ever waits for
+  ``high``.
 
-The sequential and parallel low-latency runtimes share this one step function; only the
-executor differs. With ``delay_frames=D`` the new keyframe is swapped in exactly D frames
-after it was chosen (the caller waits for the worker if needed), which makes evaluation
+The sequential and live low-latency runtimes share this one step function; only the executor
+differs. With ``delay_frames=D`` the new keyframe is swapped in exactly D frames after it was
+chosen (its ``high`` is waited for, or finished, if it is late), which makes evaluation
 deterministic and lets a test show both give the same labels. With ``delay_frames=None``
-(live use) it is swapped in at the first frame after the worker finishes.
+(live use) it is swapped in at the first frame after its ``high`` is done.
 """
 
 from __future__ import annotations
@@ -154,8 +155,8 @@ class StreamRuntime:
         labels = upsampled_labels(logits, hw)[0].to(torch.uint8).numpy()
         compute_ms = (time.perf_counter() - t0) * 1000
         if choose and source != i:
-            # the new keyframe's high goes to the worker only now: this frame was answered with
-            # every core, and the worker's high competes only with the frames that follow (on
+            # the new keyframe's high goes to the executor only now: this frame was answered with
+            # every core; with the parallel worker, its high competes only with the frames that follow (on
             # a 2-core CPU keyframe frames took 21-25 ms instead of ~14 when it started earlier)
             if self.threads:
                 torch.set_num_threads(self.threads[1])  # share the cores with the worker
