@@ -317,25 +317,58 @@ class _SlowSlices:
         return t + 1
 
 
-@pytest.mark.parametrize("max_delay", [None, 3])
-def test_sliced_executor_under_back_to_back_frames(max_delay: int | None) -> None:
-    """Frames fed as fast as they are answered: each frame waits for the owed slices only (one
-    without a bound), and the keyframe is ready within ``max_delay`` frames once the executor
-    knows how many slices a keyframe has."""
-    n = 9
-    log: list[str] = []
-    ex = SlicedExecutor(threads=1, max_delay=max_delay)
-    ex.wait(ex.submit(_SlowSlices(n, 1, log), torch.zeros(1)))  # type: ignore[arg-type]  # learns n
-    log.clear()
-    fut = ex.run(ex.submit, _SlowSlices(n, 20, log), torch.zeros(1))  # submitted from a frame, as the runtime does
-    frames = 0
+class _ThreadLog:
+    """A stand-in for ``High`` whose slices record the thread they ran on."""
+
+    def __init__(self, n: int, ms: float) -> None:
+        self.n, self.ms, self.threads = n, ms, []
+
+    def steps(self, t: torch.Tensor):
+        for _ in range(self.n - 1):
+            self._slice()
+            yield
+        self._slice()
+        return t + 1
+
+    def _slice(self) -> None:
+        time.sleep(self.ms / 1000)
+        self.threads.append(threading.get_ident())
+
+
+def test_sliced_executor_slices_in_the_time_between_frames() -> None:
+    """Frames with time between them (a live stream): every slice runs on the compute thread,
+    in the gaps, and every frame has all the threads."""
+    ex = SlicedExecutor(threads=2)
+    compute = ex.run(threading.get_ident)
+    high = _ThreadLog(6, 2)
+    fut = ex.run(ex.submit, high, torch.zeros(1))  # submitted from a frame, as the runtime does
+    seen = []
+    for _ in range(4):
+        time.sleep(0.03)  # the stream's next frame comes 30 ms later
+        seen.append(ex.run(torch.get_num_threads))
+    assert torch.equal(fut.result(timeout=10), torch.ones(1)) and set(high.threads) == {compute}
+    assert seen == [2, 2, 2, 2]
+    ex.close()
+
+
+def test_sliced_executor_splits_the_cores_when_frames_come_back_to_back() -> None:
+    """No time between frames (fed as fast as they are answered): the keyframe's rest goes to
+    the single-threaded helper, the frames go on with half the threads meanwhile and get all of
+    them back once it is done."""
+    ex = SlicedExecutor(threads=2)
+    compute = ex.run(threading.get_ident)
+    high = _ThreadLog(12, 10)
+    fut = ex.run(ex.submit, high, torch.zeros(1))
+    seen = []
     while not fut.done():
-        ex.run(log.append, "frame")
-        frames += 1
-        assert frames <= (max_delay or n), f"not ready after {frames} frames"
-    gaps = [len(g) for g in "".join("s" if e == "slice" else "|" for e in log).split("|")[1:-1]]
-    if max_delay is None:  # 20 ms slices: the caller always posts the next frame during the owed one
-        assert frames >= n - 1 and max(gaps, default=0) <= 1
+        seen.append(ex.run(torch.get_num_threads))
+        assert len(seen) < 100_000
+    assert torch.equal(fut.result(), torch.ones(1))
+    helper = set(high.threads) - {compute}
+    assert len(helper) == 1 and high.threads[-1] in helper  # finished on the helper thread
+    assert len(seen) > 10 and 1 in seen  # frames kept coming, on one thread while the helper ran
+    ex.run(lambda: None)
+    assert ex.run(torch.get_num_threads) == 2  # all threads again
     ex.close()
 
 

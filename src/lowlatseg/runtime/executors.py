@@ -28,6 +28,7 @@ future of f_high; ``wait(future)`` blocks until it is done and returns it (also 
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Generator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -118,6 +119,12 @@ class ThreadExecutor:
 
 
 
+# A frame posted less than this after the previous frame was answered means the caller feeds
+# frames as fast as they are answered (measured gaps: ~0.1 ms fed back to back; several ms when
+# segment encodes the overlay in between; tens of ms for a live stream).
+SATURATED_GAP_S = 0.001
+
+
 def slices_owed(remaining: int, frames_waited: int, max_delay: int | None) -> int:
     """How many slices of a pending ``high`` run after a frame when the next frame is already
     waiting. ``remaining``: its slices not run yet (0: not known yet); ``frames_waited``: frames
@@ -177,6 +184,11 @@ class SlicedExecutor:
         self._done_slices = 0  # slices of the oldest job run so far
         self._frames_waited = 0  # frames answered since the oldest job was submitted
         self._closed = False
+        self._handed: Future | None = None  # the oldest job's rest, running on the helper (saturated)
+        self._last_done = 0.0  # perf_counter() when the last frame's result was set
+        self._posted = 0.0  # perf_counter() when the waiting frame was posted
+        self._helper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lowlatseg-high")
+        self._helper.submit(torch.set_num_threads, 1).result()  # single-threaded: no second OpenMP team
         self._thread = threading.Thread(target=self._loop, name="lowlatseg-compute", daemon=True)
         self._thread.start()
 
@@ -195,6 +207,7 @@ class SlicedExecutor:
             if self._frame is not None:
                 raise RuntimeError("one frame at a time: a stream runtime is not shared between threads")
             self._frame = (fn, args, fut)
+            self._posted = time.perf_counter()
             self._cv.notify()
         try:
             return fut.result()
@@ -217,7 +230,7 @@ class SlicedExecutor:
         """The result of a submitted ``high``; from inside ``run`` (a frame that needs it now,
         as with ``delay_frames``), its remaining slices run at once."""
         if self._on_thread():
-            while not future.done():
+            while not future.done() and self._handed is None:
                 self._run_slice()
         return future.result()
 
@@ -260,30 +273,69 @@ class SlicedExecutor:
                 self._fail_waiting(RuntimeError(why))
 
     def _serve(self) -> None:
+        half = max(1, self.threads // 2)
         while True:
             with self._cv:
-                while self._frame is None and not self._jobs and not self._closed:
+                while self._frame is None and (not self._jobs or self._handed is not None) and not self._closed:
                     self._cv.wait()
                 if self._closed:
                     return
-                frame = self._frame if self._frame is not None and (self._owed == 0 or not self._jobs) else None
+                sliceable = self._jobs and self._handed is None
+                frame = self._frame if self._frame is not None and (self._owed == 0 or not sliceable) else None
                 if frame is not None:
                     self._frame = None
+                    if sliceable and self._posted - self._last_done < SATURATED_GAP_S:
+                        self._hand_over()  # no idle time between frames: split the cores instead
             if frame is None:
+                self._set_threads(self.threads)
                 self._run_slice()
                 continue
+            self._set_threads(half if self._handed is not None else self.threads)
             fn, args, fut = frame
             try:
                 fut.set_result(fn(*args))
             except BaseException as e:  # re-raised in the caller by run()
                 fut.set_exception(e)
             with self._cv:
-                if self._jobs:
+                self._last_done = time.perf_counter()
+                if self._jobs and self._handed is None:
                     self._frames_waited += 1
                     remaining = self._slices_per_job - self._done_slices if self._slices_per_job else 0
                     self._owed = slices_owed(remaining, self._frames_waited, self.max_delay)
                 else:
                     self._owed = 0
+
+    def _set_threads(self, n: int) -> None:
+        if torch.get_num_threads() != n:
+            torch.set_num_threads(n)
+
+    def _hand_over(self) -> None:
+        """(Under the lock.) The rest of the oldest job goes to the single-threaded helper, to run
+        at the same time as the frames (which then use half the threads): frames come faster than
+        they are answered, so there is no time between them for slices."""
+        job, fut = self._jobs[0]
+        self._owed = 0
+
+        def rest() -> None:
+            with torch.inference_mode():
+                try:
+                    if self._done_slices == 0 and not fut.set_running_or_notify_cancel():
+                        return
+                    try:
+                        while True:
+                            next(job)
+                    except StopIteration as stop:
+                        fut.set_result(stop.value)
+                    except BaseException as e:  # surfaced by future.result() in the runtime
+                        fut.set_exception(e)
+                finally:
+                    with self._cv:
+                        self._jobs.popleft()
+                        self._handed = None
+                        self._done_slices = self._frames_waited = 0
+                        self._cv.notify_all()
+
+        self._handed = self._helper.submit(rest)
 
     def _fail_waiting(self, error: BaseException) -> None:
         """(Under the lock.) Ends every job and the posted frame: nothing will run them."""
@@ -302,5 +354,6 @@ class SlicedExecutor:
             self._cv.notify()
         if not self._on_thread():
             self._thread.join()
+        self._helper.shutdown(wait=True)  # a handed-over keyframe finishes first
         with self._cv:
             self._fail_waiting(RuntimeError("the runtime was closed"))
