@@ -5,8 +5,9 @@
   every core the stream may use and runs all of its work: each frame's main path, and a
   keyframe's ``high`` in slices of about one residual block (:meth:`~lowlatseg.nn.splitnet.High.steps`)
   *between* frames. A frame never shares the cores with ``high``: it runs on all of them and
-  waits at most for the slice in progress when it arrives (~2 ms). When frames come faster
-  than they are answered, one slice runs after each frame, so ``high`` still finishes.
+  waits at most for the slice in progress when it arrives (~2 ms). When frames come back to
+  back (no time between them), the rest of ``high`` runs beside them on a single-threaded
+  helper instead, the frames on half the threads, as the parallel worker does.
 * :class:`ThreadExecutor` (``parallel``): ``high`` on a worker thread *at the same time* as the
   frames, the cores split between them (the worker 1, the main path the rest while a keyframe
   is in flight). On 2 cores every frame answered while ``high`` runs gets one core.
@@ -117,8 +118,6 @@ class ThreadExecutor:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
 
-
-
 # A frame posted less than this after the previous frame was answered means the caller feeds
 # frames as fast as they are answered (measured gaps: ~0.1 ms fed back to back; several ms when
 # segment encodes the overlay in between; tens of ms for a live stream).
@@ -151,14 +150,20 @@ class SlicedExecutor:
 
     ``threads``: the compute thread's torch thread count (the stream's; default: the caller's
     current count). Frames come first: the thread runs slices of a pending ``high`` while no
-    frame is waiting, and a frame that arrives waits only for the slice in progress. When
-    frames come as fast as they are answered, though, one is always waiting; then each frame is
-    followed by at least one slice, and by enough of them that ``high`` is ready within
-    ``max_delay`` frames of its keyframe (:func:`slices_owed`; ``None``: one slice per frame,
-    so at most as many frames late as ``high`` has slices: 22 for llnet-m). The number of
-    slices is learnt from the first keyframe that completes (one slice per frame until then).
-    A frame that waits for k slices pays about 2k ms on 2 cores: the bound trades the latency
-    of such streams against how stale their keyframe features are.
+    frame is waiting, and a frame that arrives waits only for the slice in progress. Three
+    regimes, by the time between frames:
+
+    * plenty (a live stream the CPU keeps up with): ``high`` runs in the gaps, on every core;
+    * none (a frame posted less than ``SATURATED_GAP_S`` after the previous answer): the rest of
+      ``high`` goes to a single-threaded helper and runs beside the frames, which use half the
+      threads until it is done (the parallel worker's split, more efficient when the cores
+      never rest);
+    * a little (a frame is waiting after some slices, as when ``segment`` encodes the overlay
+      between frames): each frame is followed by at least one slice, and by enough of them that
+      ``high`` is ready within ``max_delay`` frames of its keyframe (:func:`slices_owed`;
+      ``None``: one slice per frame). The number of slices is learnt from the first keyframe
+      that completes in slices (one slice per frame until then). A frame that waits for k
+      slices pays about 2k ms on 2 cores: the bound trades latency against staleness.
 
     Before each frame, the OpenMP threads of the *caller's* own team are freed if it has one
     (:func:`~lowlatseg.runtime.steady.release_openmp_threads`; a no-op otherwise), so that the
