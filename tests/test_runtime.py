@@ -487,3 +487,29 @@ def test_a_keyframe_survives_a_failure_before_its_submission(model, tiny_prop: P
     assert [r.index for r in out if r.is_keyframe] == [0, 3, 6]
     assert out[4].keyframe_index == 3  # its features one frame late, as always
     rt.close()
+
+
+def test_a_process_exits_cleanly_with_a_keyframe_in_flight(tmp_path: Path) -> None:
+    """A program that never closes its runtime and ends while a keyframe's high is running must
+    exit normally: a compute thread left inside PyTorch while the interpreter finalises aborts
+    the process (status 134, "terminate called without an active exception")."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "leave.py"
+    script.write_text(
+        "import time, torch\n"
+        "from lowlatseg.runtime.executors import SlicedExecutor\n"
+        "class Heavy:\n"
+        "    def steps(self, t):\n"
+        "        for _ in range(50):\n"
+        "            for _ in range(20):\n"
+        "                torch.randn(256, 256) @ torch.randn(256, 256)\n"
+        "            yield\n"
+        "        return t\n"
+        "ex = SlicedExecutor(threads=2)\n"
+        "ex.run(ex.submit, Heavy(), torch.zeros(1))\n"
+        "time.sleep(0.05)\n"
+    )
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-500:]

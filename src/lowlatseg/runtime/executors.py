@@ -28,8 +28,10 @@ future of f_high; ``wait(future)`` blocks until it is done and returns it (also 
 
 from __future__ import annotations
 
+import atexit
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable, Generator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -196,6 +198,7 @@ class SlicedExecutor:
         self._helper.submit(torch.set_num_threads, 1).result()  # single-threaded: no second OpenMP team
         self._thread = threading.Thread(target=self._loop, name="lowlatseg-compute", daemon=True)
         self._thread.start()
+        _open_executors.add(self)
 
     def _on_thread(self) -> bool:
         return threading.current_thread() is self._thread
@@ -362,3 +365,16 @@ class SlicedExecutor:
         self._helper.shutdown(wait=True)  # a handed-over keyframe finishes first
         with self._cv:
             self._fail_waiting(RuntimeError("the runtime was closed"))
+
+
+# Executors still open when the interpreter exits (a runtime never closed) are closed first: a
+# compute thread left inside PyTorch while the interpreter finalises aborts the process
+# ("terminate called without an active exception", exit status 134). atexit runs while daemon
+# threads still run, so close() can let the slice in progress finish.
+_open_executors: weakref.WeakSet[SlicedExecutor] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_open_executors() -> None:
+    for ex in list(_open_executors):
+        ex.close()
