@@ -288,12 +288,16 @@ class SlicedExecutor:
                     self._cv.wait()
                 if self._closed:
                     return
-                sliceable = self._jobs and self._handed is None
-                frame = self._frame if self._frame is not None and (self._owed == 0 or not sliceable) else None
+                sliceable = bool(self._jobs) and self._handed is None
+                frame = None
+                if self._frame is not None:
+                    if sliceable and self._posted - self._last_done < SATURATED_GAP_S:
+                        self._hand_over()  # no time between frames: split the cores instead (owed slices too)
+                        frame = self._frame
+                    elif self._owed == 0 or not sliceable:
+                        frame = self._frame
                 if frame is not None:
                     self._frame = None
-                    if sliceable and self._posted - self._last_done < SATURATED_GAP_S:
-                        self._hand_over()  # no idle time between frames: split the cores instead
             if frame is None:
                 self._set_threads(self.threads)
                 self._run_slice()
@@ -333,12 +337,15 @@ class SlicedExecutor:
                         while True:
                             next(job)
                     except StopIteration as stop:
-                        fut.set_result(stop.value)
+                        if not fut.done():  # (failed already if the executor was closed meanwhile)
+                            fut.set_result(stop.value)
                     except BaseException as e:  # surfaced by future.result() in the runtime
-                        fut.set_exception(e)
+                        if not fut.done():
+                            fut.set_exception(e)
                 finally:
                     with self._cv:
-                        self._jobs.popleft()
+                        if self._jobs and self._jobs[0][1] is fut:
+                            self._jobs.popleft()
                         self._handed = None
                         self._done_slices = self._frames_waited = 0
                         self._cv.notify_all()
