@@ -301,22 +301,6 @@ def test_slices_owed_meets_the_bound_with_the_fewest_slices(total: int, max_dela
     assert slices_owed(0, 1, max_delay) == 1 and slices_owed(5, 1, None) == 1  # unknown count / no bound: one
 
 
-class _SlowSlices:
-    """A stand-in for ``High``: ``n`` slices of ``ms`` each, logged."""
-
-    def __init__(self, n: int, ms: float, log: list[str]) -> None:
-        self.n, self.ms, self.log = n, ms, log
-
-    def steps(self, t: torch.Tensor):
-        for _ in range(self.n - 1):
-            time.sleep(self.ms / 1000)
-            self.log.append("slice")
-            yield
-        time.sleep(self.ms / 1000)
-        self.log.append("slice")
-        return t + 1
-
-
 class _ThreadLog:
     """A stand-in for ``High`` whose slices record the thread they ran on."""
 
@@ -375,24 +359,24 @@ def test_sliced_executor_splits_the_cores_when_frames_come_back_to_back() -> Non
 def test_sliced_executor_close_ends_every_pending_keyframe() -> None:
     """close() stops after the slice in progress: a started keyframe fails, one not started is
     cancelled; a keyframe cancelled by its owner is skipped; nothing hangs."""
-    log: list[str] = []
     ex = SlicedExecutor(threads=1)
+    dropped_high, long_high, waiting_high = _ThreadLog(3, 1), _ThreadLog(50, 20), _ThreadLog(3, 1)
 
     def frame() -> tuple[Future, Future, Future]:
-        dropped = ex.submit(_SlowSlices(3, 1, log), torch.zeros(1))  # type: ignore[arg-type]
+        dropped = ex.submit(dropped_high, torch.zeros(1))  # type: ignore[arg-type]
         assert dropped.cancel()  # not started yet: its owner may cancel it
-        return dropped, ex.submit(_SlowSlices(50, 20, log), torch.zeros(1)), ex.submit(_SlowSlices(3, 1, log), torch.zeros(1))  # type: ignore[arg-type]
+        return dropped, ex.submit(long_high, torch.zeros(1)), ex.submit(waiting_high, torch.zeros(1))  # type: ignore[arg-type]
 
     dropped, started, waiting = ex.run(frame)
-    while not log:  # the long job has begun (the cancelled one ran no slice)
+    while not long_high.threads:  # the long job has begun
         time.sleep(0.005)
     ex.close()
-    assert dropped.cancelled() and len(log) < 50
+    assert dropped.cancelled() and not dropped_high.threads and len(long_high.threads) < 50
     with pytest.raises(RuntimeError, match="closed"):
         started.result(timeout=1)
-    assert waiting.cancelled()
+    assert waiting.cancelled() and not waiting_high.threads
     with pytest.raises(RuntimeError, match="closed"):
-        ex.run(log.append, "frame")
+        ex.run(lambda: None)
 
 
 def test_sliced_executor_survives_an_interrupted_frame() -> None:

@@ -314,7 +314,7 @@ def run_latency_bench(
     interval: int = 5, threshold: float | None = None, budget: float | None = None, weights: str | None = None,
     propagation: str | None = None, scheduler: str | None = None, threads: int = 2, max_frames: int = 0, warmup: int | None = None, repeat: int = 1,
     json_path: Path | None = None, plot_path: Path | None = None, progress: bool = True, keep_latencies: bool = False,
-    worker: str = "sliced", max_delay: int | None = None,
+    worker: str = "sliced", max_delay: int = MAX_DELAY_FRAMES,
 ) -> dict[str, Any]:
     """``lowlatseg bench``: every mode on the same frames, fed as a live stream; ``plot_path``:
     each mode's latency frame by frame and its tail, as a PNG."""
@@ -346,7 +346,7 @@ def run_latency_bench(
         torch.set_num_threads(threads)
         rt = build_runtime(mode, model, propagation=propagation, scheduler=scheduler, threshold=threshold,
                            budget=budget, interval=interval if mode in ("fixed",) else None, size=hw, threads=threads,
-                           worker=worker, max_delay=max_delay or MAX_DELAY_FRAMES)
+                           worker=worker, max_delay=max_delay)
         with rt:
             res = run_live(rt, frames, fps=rate, warmup=warmup, on_frame=bar.update)
         rows.append({"mode": mode, "threads": torch.get_num_threads(), **res})
@@ -359,7 +359,7 @@ def run_latency_bench(
             r.pop("latencies_ms")
     torch.set_num_threads(threads)
     out = {"video": str(video), "resolution": f"{hw[0]}x{hw[1]}", "threads": threads, "fps_input": rate, "worker": worker,
-           "max_delay": (max_delay or MAX_DELAY_FRAMES) if worker == "sliced" else None,
+           "max_delay": max_delay if worker == "sliced" else None,
            "frames": len(frames), "repeat": repeat, "interval": interval, "weights": str(weights or DEFAULT_WEIGHTS), "rows": rows}
     ref = rows[0]["latency_ms"]["mean"] if rows and rows[0]["mode"] == "per-frame" else None
     head = f"{'mode':<12} {'mean':>8} {'p50':>8} {'p95':>8} {'max':>8} {'fps':>7} {'keyframes':>9}  (ms; % of per-frame mean)"

@@ -40,6 +40,7 @@ from typing import Any, Protocol, TypeVar
 import torch
 
 from lowlatseg.evaluation.defaults import MAX_DELAY_FRAMES
+from lowlatseg.nn.splitnet import run_steps
 from lowlatseg.runtime.steady import release_openmp_threads
 
 R = TypeVar("R")
@@ -194,6 +195,7 @@ class SlicedExecutor:
         self._handed: Future | None = None  # the oldest job's rest, running on the helper (saturated)
         self._last_done = 0.0  # perf_counter() when the last frame's result was set
         self._posted = 0.0  # perf_counter() when the waiting frame was posted
+        self._own_threads = 0  # the compute thread's torch thread count, as it last set it
         self._helper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lowlatseg-high")
         self._helper.submit(torch.set_num_threads, 1).result()  # single-threaded: no second OpenMP team
         self._thread = threading.Thread(target=self._loop, name="lowlatseg-compute", daemon=True)
@@ -272,6 +274,7 @@ class SlicedExecutor:
     def _loop(self) -> None:
         try:
             torch.set_num_threads(self.threads)
+            self._own_threads = self.threads
             with torch.inference_mode():
                 self._serve()
         finally:  # stopped (closed, or an error of the thread's own): nobody may wait forever
@@ -318,8 +321,11 @@ class SlicedExecutor:
                     self._owed = 0
 
     def _set_threads(self, n: int) -> None:
-        if torch.get_num_threads() != n:
+        """The compute thread's own count (kept here: ``torch.get_num_threads()`` may report a
+        count another thread set)."""
+        if self._own_threads != n:
             torch.set_num_threads(n)
+            self._own_threads = n
 
     def _hand_over(self) -> None:
         """(Under the lock.) The rest of the oldest job goes to the single-threaded helper, to run
@@ -334,14 +340,13 @@ class SlicedExecutor:
                     if self._done_slices == 0 and not fut.set_running_or_notify_cancel():
                         return
                     try:
-                        while True:
-                            next(job)
-                    except StopIteration as stop:
-                        if not fut.done():  # (failed already if the executor was closed meanwhile)
-                            fut.set_result(stop.value)
+                        value = run_steps(job)
                     except BaseException as e:  # surfaced by future.result() in the runtime
                         if not fut.done():
                             fut.set_exception(e)
+                    else:
+                        if not fut.done():  # (failed already if the executor was closed meanwhile)
+                            fut.set_result(value)
                 finally:
                     with self._cv:
                         if self._jobs and self._jobs[0][1] is fut:
