@@ -305,7 +305,7 @@ class _ThreadLog:
     """A stand-in for ``High`` whose slices record the thread they ran on."""
 
     def __init__(self, n: int, ms: float) -> None:
-        self.n, self.ms, self.threads = n, ms, []
+        self.n, self.ms, self.threads, self.counts = n, ms, [], []
 
     def steps(self, t: torch.Tensor):
         for _ in range(self.n - 1):
@@ -317,6 +317,7 @@ class _ThreadLog:
     def _slice(self) -> None:
         time.sleep(self.ms / 1000)
         self.threads.append(threading.get_ident())
+        self.counts.append(torch.get_num_threads())  # this thread's own count
 
 
 def test_sliced_executor_slices_in_the_time_between_frames() -> None:
@@ -325,6 +326,7 @@ def test_sliced_executor_slices_in_the_time_between_frames() -> None:
     ex = SlicedExecutor(threads=2)
     compute = ex.run(threading.get_ident)
     high = _ThreadLog(6, 2)
+    time.sleep(0.03)
     fut = ex.run(ex.submit, high, torch.zeros(1))  # submitted from a frame, as the runtime does
     seen = []
     for _ in range(4):
@@ -354,6 +356,61 @@ def test_sliced_executor_splits_the_cores_when_frames_come_back_to_back() -> Non
     ex.run(lambda: None)
     assert ex.run(torch.get_num_threads) == 2  # all threads again
     ex.close()
+
+
+def test_sliced_executor_hands_over_at_once_a_keyframe_chosen_back_to_back(monkeypatch) -> None:
+    """A keyframe submitted by a frame that itself came back to back goes to the helper as soon
+    as that frame is answered: no slice of it runs on the compute thread, so the next frame
+    does not wait for one. The helper stays single-threaded even if another thread sets a
+    larger count just before the helper's first operator (PyTorch's lazy per-thread set-up
+    would otherwise give it that count: a second OpenMP team, which slows every frame)."""
+    from lowlatseg.runtime import executors
+
+    monkeypatch.setattr(executors, "SATURATED_GAP_S", 0.05)  # "back to back" with room for a slow CI machine
+    caller_threads = torch.get_num_threads()
+    ex = SlicedExecutor(threads=2)
+    try:
+        compute = ex.run(threading.get_ident)
+        ex.run(lambda: None)  # this one and the next come back to back
+        high = _ThreadLog(6, 5)
+        fut = ex.run(ex.submit, high, torch.zeros(1))
+        torch.set_num_threads(2)  # while the helper's first slice sleeps
+        time.sleep(0.02)
+        while not fut.done():
+            ex.run(lambda: None)
+        assert torch.equal(fut.result(), torch.ones(1))
+        assert compute not in high.threads and len(set(high.threads)) == 1  # every slice on the helper
+        assert set(high.counts) == {1}
+    finally:
+        ex.close()
+        torch.set_num_threads(caller_threads)
+
+
+def test_set_thread_count_sticks_in_a_new_thread() -> None:
+    """A thread's count set with set_thread_count survives another thread setting another one
+    before the first thread computes (torch.set_num_threads alone does not: PyTorch's lazy
+    per-thread initialisation copies the last count set by any thread)."""
+    from lowlatseg.runtime.executors import set_thread_count
+
+    caller_threads = torch.get_num_threads()
+    ready, go, seen = threading.Event(), threading.Event(), []
+
+    def worker() -> None:
+        set_thread_count(1)
+        ready.set()
+        go.wait(10)
+        seen.append(torch.get_num_threads())
+
+    t = threading.Thread(target=worker)
+    t.start()
+    try:
+        ready.wait(10)
+        torch.set_num_threads(2)
+        go.set()
+        t.join(10)
+        assert seen == [1]
+    finally:
+        torch.set_num_threads(caller_threads)
 
 
 def test_sliced_executor_close_ends_every_pending_keyframe() -> None:

@@ -65,6 +65,17 @@ def _slices(fn: High, f_low: torch.Tensor) -> Generator[None, None, torch.Tensor
     return fn(f_low)
 
 
+def set_thread_count(n: int) -> None:
+    """Sets the *calling* thread's torch (OpenMP) thread count so that it sticks. PyTorch sets a
+    thread's count lazily, on its first parallel operator, to the count last set by *any*
+    thread, overwriting whatever the thread set before that (torch 2.13, tested): a worker that
+    set 1 and first computed while another thread had just set 2 ran ``high`` on a team of two
+    for the rest of the stream, and every frame paid for it (libgomp throttling, docs/runtime.md).
+    Reading the count first runs that initialisation."""
+    torch.get_num_threads()
+    torch.set_num_threads(n)
+
+
 class InlineExecutor:
     """Runs ``high`` at once on the caller's thread; the result is ready on return."""
 
@@ -101,7 +112,7 @@ class ThreadExecutor:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lowlatseg-high")
         # start the thread and set its thread count now, not on the first keyframe (that frame
         # paid ~10 ms for it)
-        self._pool.submit(torch.set_num_threads, worker_threads).result()
+        self._pool.submit(set_thread_count, worker_threads).result()
 
     def run(self, fn: Callable[..., R], *args: Any) -> R:
         return fn(*args)
@@ -111,7 +122,7 @@ class ThreadExecutor:
 
     def submit(self, fn: Callable[[torch.Tensor], torch.Tensor], f_low: torch.Tensor) -> Future:
         def run() -> torch.Tensor:
-            torch.set_num_threads(self.worker_threads)
+            set_thread_count(self.worker_threads)
             with torch.inference_mode():
                 return fn(f_low)
 
@@ -160,7 +171,8 @@ class SlicedExecutor:
     * none (a frame posted less than ``SATURATED_GAP_S`` after the previous answer): the rest of
       ``high`` goes to a single-threaded helper and runs beside the frames, which use half the
       threads until it is done (the parallel worker's split, more efficient when the cores
-      never rest);
+      never rest); a keyframe chosen by such a frame goes to the helper as soon as that frame
+      is answered, so the next frame does not first wait for one of its slices;
     * a little (a frame is waiting after some slices, as when ``segment`` encodes the overlay
       between frames): each frame is followed by at least one slice, and by enough of them that
       ``high`` is ready within ``max_delay`` frames of its keyframe (:func:`slices_owed`;
@@ -197,7 +209,7 @@ class SlicedExecutor:
         self._posted = 0.0  # perf_counter() when the waiting frame was posted
         self._own_threads = 0  # the compute thread's torch thread count, as it last set it
         self._helper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lowlatseg-high")
-        self._helper.submit(torch.set_num_threads, 1).result()  # single-threaded: no second OpenMP team
+        self._helper.submit(set_thread_count, 1).result()  # single-threaded: no second OpenMP team
         self._thread = threading.Thread(target=self._loop, name="lowlatseg-compute", daemon=True)
         self._thread.start()
         _open_executors.add(self)
@@ -273,7 +285,7 @@ class SlicedExecutor:
 
     def _loop(self) -> None:
         try:
-            torch.set_num_threads(self.threads)
+            set_thread_count(self.threads)
             self._own_threads = self.threads
             with torch.inference_mode():
                 self._serve()
@@ -292,9 +304,10 @@ class SlicedExecutor:
                 if self._closed:
                     return
                 sliceable = bool(self._jobs) and self._handed is None
-                frame = None
+                frame, back_to_back = None, False
                 if self._frame is not None:
-                    if sliceable and self._posted - self._last_done < SATURATED_GAP_S:
+                    back_to_back = self._posted - self._last_done < SATURATED_GAP_S
+                    if sliceable and back_to_back:
                         self._hand_over()  # no time between frames: split the cores instead (owed slices too)
                         frame = self._frame
                     elif self._owed == 0 or not sliceable:
@@ -313,7 +326,12 @@ class SlicedExecutor:
                 fut.set_exception(e)
             with self._cv:
                 self._last_done = time.perf_counter()
-                if self._jobs and self._handed is None:
+                if self._jobs and self._handed is None and back_to_back:
+                    # a keyframe submitted by a frame that came back to back: the next frame will
+                    # too, so the keyframe goes to the helper now, not after a slice it would wait
+                    # for (2-7 ms measured on the frame after each keyframe, fed as fast as possible)
+                    self._hand_over()
+                elif self._jobs and self._handed is None:
                     self._frames_waited += 1
                     remaining = self._slices_per_job - self._done_slices if self._slices_per_job else 0
                     self._owed = slices_owed(remaining, self._frames_waited, self.max_delay)
@@ -324,7 +342,7 @@ class SlicedExecutor:
         """The compute thread's own count (kept here: ``torch.get_num_threads()`` may report a
         count another thread set)."""
         if self._own_threads != n:
-            torch.set_num_threads(n)
+            set_thread_count(n)
             self._own_threads = n
 
     def _hand_over(self) -> None:

@@ -33,7 +33,7 @@ from lowlatseg.nn.labels import upsampled_labels
 from lowlatseg.nn.splitnet import SplitSegNet
 from lowlatseg.propagation.methods import Current, KeyState, Propagator
 from lowlatseg.propagation.produce import make_key, propagated_logits
-from lowlatseg.runtime.executors import InlineExecutor, KeyExecutor, SlicedExecutor
+from lowlatseg.runtime.executors import InlineExecutor, KeyExecutor, SlicedExecutor, set_thread_count
 from lowlatseg.runtime.frames import FrameResult, network_size, prepare
 from lowlatseg.runtime.state import PendingKey, StreamState
 from lowlatseg.runtime.steady import steady
@@ -87,7 +87,7 @@ class StreamRuntime:
         self.state = StreamState()
         steady()
         if self.threads:
-            torch.set_num_threads(self.threads[0])
+            set_thread_count(self.threads[0])
 
     def close(self) -> None:
         self.reset()
@@ -110,7 +110,7 @@ class StreamRuntime:
             return
         self.state.pending = None
         if self.threads:
-            torch.set_num_threads(self.threads[0])  # worker done (or failed): the main path gets every thread
+            set_thread_count(self.threads[0])  # worker done (or failed): the main path gets every thread
         try:
             f_high = self.executor.wait(p.future)
         except Exception as e:
@@ -159,7 +159,7 @@ class StreamRuntime:
             # every core; with the parallel worker, its high competes only with the frames that follow (on
             # a 2-core CPU keyframe frames took 21-25 ms instead of ~14 when it started earlier)
             if self.threads:
-                torch.set_num_threads(self.threads[1])  # share the cores with the worker
+                set_thread_count(self.threads[1])  # share the cores with the worker
             future = self.executor.submit(model.high, f_low)
             st.last_choice, st.deviation_sum = i, 0.0  # recorded with the submission: if anything
             # above had failed, the policy would be asked again on the next frame
