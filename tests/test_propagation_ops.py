@@ -31,29 +31,65 @@ def test_fast_matches_reference_values_and_gradients(k: int, d: int) -> None:
     torch.testing.assert_close(gw, rw)
 
 
-def test_inference_mode_matches_autograd_path() -> None:
-    f, w = torch.randn(1, 4, 8, 8), torch.softmax(torch.randn(1, 25, 8, 8), 1)
+PATHS = ("compiled", "loop")
+
+
+def run_sv_conv(path: str, f: torch.Tensor, w: torch.Tensor, **kw: int) -> torch.Tensor:
+    """sv_conv through one of its two implementations: the compiled loop (inference) or the
+    tensor loop (taken whenever a gradient is needed)."""
+    if path == "loop":
+        return sv_conv(f.clone().requires_grad_(), w, **kw).detach()
     with torch.inference_mode():
-        a = sv_conv(f, w, kernel_size=5, dilation=2)
-    torch.testing.assert_close(a, sv_conv(f, w, kernel_size=5, dilation=2))
+        return sv_conv(f, w, **kw)
 
 
-def test_delta_kernel_returns_input_exactly() -> None:
+@pytest.mark.parametrize("k, d", [(3, 1), (5, 2), (7, 2), (9, 3)])
+@pytest.mark.parametrize("layout", ["contiguous", "channels-last"])
+def test_compiled_path_matches_reference_and_loop(k: int, d: int, layout: str) -> None:
+    torch.manual_seed(1)
+    f, w = torch.randn(2, 6, 9, 13), torch.softmax(torch.randn(2, k * k, 9, 13), 1)
+    if layout == "channels-last":
+        f, w = f.contiguous(memory_format=torch.channels_last), w.contiguous(memory_format=torch.channels_last)
+    fast = run_sv_conv("compiled", f, w, kernel_size=k, dilation=d)
+    assert fast.shape == f.shape and fast.dtype == torch.float32
+    torch.testing.assert_close(fast, sv_conv_reference(f, w, kernel_size=k, dilation=d))
+    torch.testing.assert_close(fast, run_sv_conv("loop", f, w, kernel_size=k, dilation=d))
+
+
+def test_compiled_path_is_taken_only_without_gradients(monkeypatch: pytest.MonkeyPatch) -> None:
+    import lowlatseg.propagation.svconv as svconv
+
+    calls = []
+    real = svconv._sv_conv_compiled
+    monkeypatch.setattr(svconv, "_sv_conv_compiled", lambda *a, **kw: calls.append(1) or real(*a, **kw))
+    f, w = torch.randn(1, 3, 5, 5), torch.softmax(torch.randn(1, 9, 5, 5), 1)
+    run_sv_conv("compiled", f, w, kernel_size=3)
+    assert calls == [1]
+    run_sv_conv("loop", f, w, kernel_size=3)
+    sv_conv(f, w.requires_grad_(), kernel_size=3)
+    sv_conv(f.double(), w.double(), kernel_size=3)  # float64: the loop
+    assert calls == [1]
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_delta_kernel_returns_input_exactly(path: str) -> None:
     f = torch.randn(1, 3, 7, 9)
-    assert torch.equal(sv_conv(f, delta_weights(9), kernel_size=9, dilation=2), f)
+    assert torch.equal(run_sv_conv(path, f, delta_weights(9), kernel_size=9, dilation=2), f)
 
 
-def test_shifted_delta_shifts_interior() -> None:
+@pytest.mark.parametrize("path", PATHS)
+def test_shifted_delta_shifts_interior(path: str) -> None:
     f = torch.randn(1, 2, 12, 12)
-    out = sv_conv(f, delta_weights(5, dy=1, dx=-2), kernel_size=5, dilation=2)
+    out = run_sv_conv(path, f, delta_weights(5, dy=1, dx=-2), kernel_size=5, dilation=2)
     # out[y, x] = f[y + 2, x - 4]
     torch.testing.assert_close(out[:, :, :-2, 4:], f[:, :, 2:, :-4])
 
 
-def test_constant_field_is_preserved_by_any_normalised_kernel() -> None:
+@pytest.mark.parametrize("path", PATHS)
+def test_constant_field_is_preserved_by_any_normalised_kernel(path: str) -> None:
     f = torch.full((1, 3, 6, 8), 2.5)
     w = torch.softmax(torch.randn(1, 49, 6, 8), 1)
-    torch.testing.assert_close(sv_conv(f, w, kernel_size=7, dilation=3), f)
+    torch.testing.assert_close(run_sv_conv(path, f, w, kernel_size=7, dilation=3), f)
 
 
 def test_shape_errors_are_clear() -> None:
