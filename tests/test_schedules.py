@@ -70,6 +70,20 @@ def test_ground_truth_best_is_optimal_for_its_objective(table_and_data) -> None:
         sc.best_schedule(table, cost, 1)  # 10 frames, gaps of at most 4
 
 
+def test_least_deviation_schedule_beats_every_rule_on_its_objective(table_and_data) -> None:
+    table = table_and_data[0]
+    cost = sc.deviation_cost(table, table.true)
+    total = lambda s: sum(cost[(s[t], t)] for t in range(N))  # noqa: E731
+    for n_keys in (3, 4, 5):
+        best = sc.best_schedule(table, cost, n_keys)
+        assert sc.count_keys(best) == n_keys
+        assert all(cost[(t, t)] == 0.0 for t in range(N))
+        rivals = [sc.matched_rule_schedule(table, table.true, n_keys, rule=rule) for rule in ("instant", "accumulated")]
+        for other in [s for s in rivals if sc.count_keys(s) == n_keys]:
+            assert total(best) <= total(other) + 1e-9
+    assert total(sc.best_schedule(table, cost, 4)) <= total(sc.fixed_schedule(N, 3)) + 1e-9  # fixed: 4 keys too
+
+
 def test_eval_scheduling_command(tiny_camvid: Path, tiny_weights: Path, tiny_prop: Path, tiny_sched: Path, tmp_path: Path,
                                  capsys: pytest.CaptureFixture[str]) -> None:
     js = tmp_path / "s.json"
@@ -78,7 +92,7 @@ def test_eval_scheduling_command(tiny_camvid: Path, tiny_weights: Path, tiny_pro
     assert main([*args, "--intervals", "2", "--max-gap", "3", "--json", str(js)]) == 0
     rows = json.loads(js.read_text())["rows"]
     assert [r["policy"] for r in rows] == ["fixed", "predicted-instant", "predicted-accumulated", "oracle-instant",
-                                           "oracle-accumulated", "ground-truth-best"]
+                                           "oracle-accumulated", "oracle-least-deviation", "ground-truth-best"]
     assert rows[0]["keyframes"] == 2 and rows[-1]["keyframes"] == 2
     assert main([*args, "--intervals", "5", "--max-gap", "3"]) == 2
     assert "--max-gap 3 must be at least the largest interval" in capsys.readouterr().err

@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from lowlatseg.checkpoint import DEFAULT_WEIGHTS, load_model
 from lowlatseg.errors import UserError
-from lowlatseg.scheduling.policies import check_interval
+from lowlatseg.scheduling.policies import RULES, check_interval
 from lowlatseg.evaluation.defaults import DEFAULT_DELAY_FRAMES, MAX_DELAY_FRAMES
 from lowlatseg.evaluation.image import evaluate_images
 from lowlatseg.evaluation.latency import WARMUP_FRAMES
@@ -218,12 +218,13 @@ def run_scheduling_eval(
         for source, devs in (("predicted", table.predicted), ("oracle", table.true)):
             for rule in ("instant", "accumulated"):
                 schedules[f"{source}-{rule}"] = sc.matched_rule_schedule(table, devs, want, rule=rule)
+        schedules["oracle-least-deviation"] = sc.best_schedule(table, sc.deviation_cost(table, table.true), want)
         schedules["ground-truth-best"] = sc.best_schedule(table, sc.linear_cost(table, fixed), want)
         for name, keys_of in schedules.items():
             row: dict[str, Any] = {"interval": interval, "policy": name, "miou": round(sc.score(table, keys_of), 2),
                                    "keyframes": sc.count_keys(keys_of), "keyframe_indices": sorted(set(keys_of))}
             source, _, rule = name.partition("-")
-            if source in ("predicted", "oracle"):
+            if source in ("predicted", "oracle") and rule in RULES:  # a rule's number can be swept
                 spread = sc.same_count_range(table, table.predicted if source == "predicted" else table.true, want, rule=rule)
                 row["miou_range_same_count"] = None if spread is None else [round(spread[0], 2), round(spread[1], 2)]
             rows.append(row)
@@ -231,11 +232,11 @@ def run_scheduling_eval(
     out = {"data": str(data), "split": split, "frames": n, "resolution": f"{h}x{w}", "max_gap": max_gap,
            "shipped_rule": defaults.rule, "weights": str(weights or DEFAULT_WEIGHTS), "rows": rows}
     names = list(dict.fromkeys(r["policy"] for r in rows))
-    head = f"{'interval':>8} {'keys':>5} " + " ".join(f"{p:>21}" for p in names)
+    head = f"{'interval':>8} {'keys':>5} " + " ".join(f"{p:>22}" for p in names)
     print(head + "\n" + "-" * len(head))
     for interval in intervals:
         rs = [r for r in rows if r["interval"] == interval]
-        cells = " ".join(f"{r['miou']:>15.2f}" + (f" ({r['keyframes']:>2})" if r["keyframes"] != rs[0]["keyframes"] else "     ")
+        cells = " ".join(f"{r['miou']:>16.2f}" + (f" ({r['keyframes']:>2})" if r["keyframes"] != rs[0]["keyframes"] else "     ")
                          for r in rs)
         print(f"{'1/' + str(interval):>8} {rs[0]['keyframes']:>5} {cells}")
     print(f"{n} frames of {data} {split}; mIoU of each policy at the fixed interval's keyframe count "

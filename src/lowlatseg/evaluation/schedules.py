@@ -11,6 +11,10 @@ policies can be compared at exactly the same keyframe count:
 * ``predicted-instant`` / ``predicted-accumulated``: the shipped scheduler's two rules;
 * ``oracle-instant`` / ``oracle-accumulated``: the same rules on the true deviation (what a
   perfect deviation predictor would do);
+* ``oracle-least-deviation``: the schedule with the least true deviation summed over all frames,
+  found by a dynamic program: the best any scheduler driven by the deviation could do at that
+  keyframe count, whatever its rule (if it does not beat ``fixed``, the deviation itself does
+  not point to where keyframes pay off on this clip);
 * ``ground-truth-best``: the schedule a dynamic program finds with the labels themselves
   (minimising a first-order expansion of the mIoU loss around the fixed schedule): an estimate
   of the headroom, not a policy anyone can run.
@@ -155,6 +159,11 @@ def linear_cost(table: PairTable, around: Sequence[int]) -> dict[Pair, float]:
         gain = np.where(ok, mi / np.where(ok, union, 1) - inter * mu / np.where(ok, union, 1) ** 2, 0.0)
         cost[pair] = -float(gain.sum())
     return cost
+
+
+def deviation_cost(table: PairTable, deviations: dict[Pair, float]) -> dict[Pair, float]:
+    """Every pair's deviation as a cost for :func:`best_schedule` (a keyframe's own frame: 0)."""
+    return {pair: 0.0 if pair[0] == pair[1] else deviations[pair] for pair in table.confusion}
 
 
 def best_schedule(table: PairTable, cost: dict[Pair, float], n_keys: int) -> list[int]:
