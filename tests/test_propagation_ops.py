@@ -213,3 +213,15 @@ def test_adaptive_caches_the_keyframe_embedding_without_changing_weights() -> No
     key.cache.clear()
     m.weights(key, curs[0]).sum().backward()
     assert not key.cache and m.predictor.embed.weight.grad is not None
+
+
+def test_kernel_methods_load_the_compiled_loop_when_built() -> None:
+    """Loading it inside the first propagated frame cost that frame ~0.5-1.5 s (a live stream's
+    first answer late by that much); building the method loads it instead."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from lowlatseg.propagation.methods import PropagationConfig, Uniform; "
+            "name = 'lowlatseg.propagation.svconv_kernel'; assert name not in sys.modules; "
+            "Uniform(PropagationConfig()); assert name in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

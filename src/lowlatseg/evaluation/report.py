@@ -236,7 +236,7 @@ def run_scheduling_eval(
     print(head + "\n" + "-" * len(head))
     for interval in intervals:
         rs = [r for r in rows if r["interval"] == interval]
-        cells = " ".join(f"{r['miou']:>16.2f}" + (f" ({r['keyframes']:>2})" if r["keyframes"] != rs[0]["keyframes"] else "     ")
+        cells = " ".join(f"{r['miou']:>17.2f}" + (f" ({r['keyframes']:>2})" if r["keyframes"] != rs[0]["keyframes"] else "     ")
                          for r in rs)
         print(f"{'1/' + str(interval):>8} {rs[0]['keyframes']:>5} {cells}")
     print(f"{n} frames of {data} {split}; mIoU of each policy at the fixed interval's keyframe count "

@@ -22,7 +22,7 @@ from torch import nn
 
 from lowlatseg.propagation.flow import DISFlow, flow_to_grid, to_grey, warp
 from lowlatseg.propagation.predictor import KernelPredictor
-from lowlatseg.propagation.svconv import sv_conv
+from lowlatseg.propagation.svconv import load_compiled, sv_conv
 
 
 @dataclass
@@ -115,6 +115,7 @@ class _KernelMethod(_Base):
     def __init__(self, cfg: PropagationConfig) -> None:
         super().__init__()
         self.kernel_size, self.dilation = cfg.kernel_size, cfg.dilation
+        load_compiled()  # the first propagated frame must not pay for loading sv_conv's compiled loop
 
     def weights(self, key: KeyState, cur: Current) -> torch.Tensor:
         raise NotImplementedError

@@ -73,6 +73,13 @@ def _compiled_applies(features: torch.Tensor, weights: torch.Tensor) -> bool:
             and features.dtype == torch.float32 and weights.dtype == torch.float32)
 
 
+def load_compiled() -> None:
+    """Loads the compiled loop now (Numba's import and its cached machine code, ~0.5 s; the first
+    time on a machine, compiling it, ~1.5 s) instead of inside the first frame that needs it.
+    Every kernel-based propagation method calls it when built."""
+    from lowlatseg.propagation import svconv_kernel  # noqa: F401
+
+
 def _sv_conv_compiled(features: torch.Tensor, weights: torch.Tensor, *, kernel_size: int, dilation: int) -> torch.Tensor:
     """``sv_conv`` by :func:`~lowlatseg.propagation.svconv_kernel.sv_conv_nhwc`; the result is
     channels-last. No copy for channels-last inputs (the runtime's); others are copied once."""
