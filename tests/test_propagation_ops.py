@@ -35,12 +35,10 @@ PATHS = ("compiled", "loop")
 
 
 def run_sv_conv(path: str, f: torch.Tensor, w: torch.Tensor, **kw: int) -> torch.Tensor:
-    """sv_conv through one of its two implementations: the compiled loop (inference) or the
-    tensor loop (taken whenever a gradient is needed)."""
-    if path == "loop":
-        return sv_conv(f.clone().requires_grad_(), w, **kw).detach()
+    """sv_conv through one of its two implementations, without gradients: the compiled loop
+    (inference) or the tensor loop (which training uses)."""
     with torch.inference_mode():
-        return sv_conv(f, w, **kw)
+        return sv_conv(f, w, impl=path, **kw)
 
 
 @pytest.mark.parametrize("k, d", [(3, 1), (5, 2), (7, 2), (9, 3)])
@@ -52,8 +50,32 @@ def test_compiled_path_matches_reference_and_loop(k: int, d: int, layout: str) -
         f, w = f.contiguous(memory_format=torch.channels_last), w.contiguous(memory_format=torch.channels_last)
     fast = run_sv_conv("compiled", f, w, kernel_size=k, dilation=d)
     assert fast.shape == f.shape and fast.dtype == torch.float32
+    assert fast.is_contiguous(memory_format=torch.channels_last)  # as documented: the runtime's layout
     torch.testing.assert_close(fast, sv_conv_reference(f, w, kernel_size=k, dilation=d))
     torch.testing.assert_close(fast, run_sv_conv("loop", f, w, kernel_size=k, dilation=d))
+
+
+@pytest.mark.parametrize("case", ["batch-1 weights", "one kernel everywhere", "sliced features", "map smaller than reach"])
+def test_compiled_path_handles_broadcasts_views_and_small_maps(case: str) -> None:
+    torch.manual_seed(2)
+    f, w = torch.randn(3, 5, 8, 10), torch.softmax(torch.randn(1, 25, 8, 10), 1)
+    if case == "one kernel everywhere":
+        w = torch.softmax(torch.randn(1, 25, 1, 1), 1)
+    elif case == "sliced features":
+        f = torch.randn(3, 9, 16, 10)[:, 2:7, ::2]  # a strided view, neither layout
+    elif case == "map smaller than reach":
+        f, w = f[:, :, :2, :3], w[:, :, :2, :3]  # reach 2 * 3 = 6 taps beyond a 2 x 3 map
+    kw = {"kernel_size": 5, "dilation": 3}
+    torch.testing.assert_close(run_sv_conv("compiled", f, w, **kw), sv_conv_reference(f, w, **kw))
+
+
+def test_loop_without_gradients_matches_reference_in_float64() -> None:
+    """float64 never takes the compiled loop: the tensor loop's in-place branch, checked."""
+    f, w = torch.randn(2, 4, 7, 9, dtype=torch.float64), torch.softmax(torch.randn(2, 25, 7, 9, dtype=torch.float64), 1)
+    with torch.no_grad():
+        out = sv_conv(f, w, kernel_size=5, dilation=2)
+    assert out.dtype == torch.float64
+    torch.testing.assert_close(out, sv_conv_reference(f, w, kernel_size=5, dilation=2))
 
 
 def test_compiled_path_is_taken_only_without_gradients(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -63,12 +85,17 @@ def test_compiled_path_is_taken_only_without_gradients(monkeypatch: pytest.Monke
     real = svconv._sv_conv_compiled
     monkeypatch.setattr(svconv, "_sv_conv_compiled", lambda *a, **kw: calls.append(1) or real(*a, **kw))
     f, w = torch.randn(1, 3, 5, 5), torch.softmax(torch.randn(1, 9, 5, 5), 1)
-    run_sv_conv("compiled", f, w, kernel_size=3)
+    with torch.no_grad():
+        sv_conv(f, w, kernel_size=3)  # auto: compiled
     assert calls == [1]
-    run_sv_conv("loop", f, w, kernel_size=3)
-    sv_conv(f, w.requires_grad_(), kernel_size=3)
-    sv_conv(f.double(), w.double(), kernel_size=3)  # float64: the loop
+    sv_conv(f.clone().requires_grad_(), w, kernel_size=3)  # a gradient is needed: the loop
+    sv_conv(f, w.clone().requires_grad_(), kernel_size=3)
+    with torch.no_grad():
+        sv_conv(f.double(), w.double(), kernel_size=3)  # float64: the loop
+        sv_conv(f, w, kernel_size=3, impl="loop")
     assert calls == [1]
+    with pytest.raises(ValueError, match="needs float32 CPU tensors and no gradient"):
+        sv_conv(f.requires_grad_(), w, kernel_size=3, impl="compiled")
 
 
 @pytest.mark.parametrize("path", PATHS)
@@ -97,6 +124,10 @@ def test_shape_errors_are_clear() -> None:
         sv_conv(torch.zeros(1, 2, 4, 4), torch.zeros(1, 9, 4, 4), kernel_size=9)
     with pytest.raises(ValueError, match="odd"):
         sv_conv(torch.zeros(1, 2, 4, 4), torch.zeros(1, 16, 4, 4), kernel_size=4)
+    with pytest.raises(ValueError, match="dilation must be at least 1"):
+        sv_conv(torch.zeros(1, 2, 4, 4), torch.zeros(1, 9, 4, 4), kernel_size=3, dilation=0)
+    with pytest.raises(ValueError, match="impl must be one of"):
+        sv_conv(torch.zeros(1, 2, 4, 4), torch.zeros(1, 9, 4, 4), kernel_size=3, impl="fast")
 
 
 def test_zero_flow_is_identity_and_integer_flow_shifts() -> None:

@@ -12,9 +12,9 @@ policies can be compared at exactly the same keyframe count:
 * ``oracle-instant`` / ``oracle-accumulated``: the same rules on the true deviation (what a
   perfect deviation predictor would do);
 * ``oracle-least-deviation``: the schedule with the least true deviation summed over all frames,
-  found by a dynamic program: the best any scheduler driven by the deviation could do at that
-  keyframe count, whatever its rule (if it does not beat ``fixed``, the deviation itself does
-  not point to where keyframes pay off on this clip);
+  found by a dynamic program: optimal for the objective a deviation-driven scheduler pursues,
+  not for mIoU (a rule can score higher by pursuing it less well). If it scores below ``fixed``,
+  minimising the deviation does not maximise mIoU on that clip;
 * ``ground-truth-best``: the schedule a dynamic program finds with the labels themselves
   (minimising a first-order expansion of the mIoU loss around the fixed schedule): an estimate
   of the headroom, not a policy anyone can run.

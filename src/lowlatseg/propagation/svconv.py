@@ -15,7 +15,7 @@ with r = K // 2 and dilation d. Conventions:
 
 ``sv_conv`` is the fast version. Outside autograd (inference: the runtime and the evaluation
 commands) on float32 CPU tensors it runs one compiled loop over the output locations
-(:mod:`lowlatseg.propagation.svconv_kernel`, ~3.5x faster on one core); where gradients are
+(:mod:`lowlatseg.propagation.svconv_kernel`, ~3.3x faster on one core); where gradients are
 needed (training) it is a loop over the K*K shifts with in-place accumulation, never
 materialising the K*K x C x H x W unfolded tensor. ``sv_conv_reference`` is the slow,
 obviously-correct version the tests check both against.
@@ -27,11 +27,16 @@ import torch
 import torch.nn.functional as F
 
 
-def _check(features: torch.Tensor, weights: torch.Tensor, kernel_size: int) -> None:
+IMPLEMENTATIONS = ("auto", "compiled", "loop")
+
+
+def _check(features: torch.Tensor, weights: torch.Tensor, kernel_size: int, dilation: int) -> None:
     if features.dim() != 4 or weights.dim() != 4:
         raise ValueError(f"features and weights must be 4-D (B x C x H x W, B x K*K x H x W), got {tuple(features.shape)} and {tuple(weights.shape)}")
     if kernel_size % 2 != 1:
         raise ValueError(f"kernel_size must be odd, got {kernel_size}")
+    if dilation < 1:
+        raise ValueError(f"dilation must be at least 1, got {dilation}")
     if weights.shape[1] != kernel_size * kernel_size:
         raise ValueError(f"weights have {weights.shape[1]} channels but kernel_size {kernel_size} needs {kernel_size ** 2}")
     for dim, name in ((0, "batch"), (2, "height"), (3, "width")):
@@ -39,10 +44,20 @@ def _check(features: torch.Tensor, weights: torch.Tensor, kernel_size: int) -> N
             raise ValueError(f"weights {name} {weights.shape[dim]} does not match features {name} {features.shape[dim]}")
 
 
-def sv_conv(features: torch.Tensor, weights: torch.Tensor, *, kernel_size: int, dilation: int = 1) -> torch.Tensor:
-    """Fast spatially variant convolution (see the module docstring). Differentiable in both inputs."""
-    _check(features, weights, kernel_size)
-    if _compiled_applies(features, weights):
+def sv_conv(features: torch.Tensor, weights: torch.Tensor, *, kernel_size: int, dilation: int = 1,
+            impl: str = "auto") -> torch.Tensor:
+    """Fast spatially variant convolution (see the module docstring). Differentiable in both inputs.
+
+    ``impl``: ``auto`` (the compiled loop where it applies: float32 CPU tensors that need no
+    gradient; the tensor loop otherwise), ``compiled`` (an error where it does not apply) or
+    ``loop`` (the tensor loop, e.g. to time it)."""
+    _check(features, weights, kernel_size, dilation)
+    if impl not in IMPLEMENTATIONS:
+        raise ValueError(f"impl must be one of {', '.join(IMPLEMENTATIONS)}, got {impl!r}")
+    compiled = _compiled_applies(features, weights)
+    if impl == "compiled" and not compiled:
+        raise ValueError("the compiled sv_conv needs float32 CPU tensors and no gradient; use impl='auto'")
+    if compiled and impl != "loop":
         return _sv_conv_compiled(features, weights, kernel_size=kernel_size, dilation=dilation)
     # each tap's weight plane contiguous (a channels-last weight map would make every
     # multiply-add gather it with a stride of K*K): the same numbers, ~6 % faster
@@ -75,7 +90,7 @@ def _compiled_applies(features: torch.Tensor, weights: torch.Tensor) -> bool:
 
 def load_compiled() -> None:
     """Loads the compiled loop now (Numba's import and its cached machine code, ~0.5 s; the first
-    time on a machine, compiling it, ~1.5 s) instead of inside the first frame that needs it.
+    time on a machine, compiling it, ~1.3 s) instead of inside the first frame that needs it.
     Every kernel-based propagation method calls it when built."""
     from lowlatseg.propagation import svconv_kernel  # noqa: F401
 
@@ -96,7 +111,7 @@ def _sv_conv_compiled(features: torch.Tensor, weights: torch.Tensor, *, kernel_s
 
 def sv_conv_reference(features: torch.Tensor, weights: torch.Tensor, *, kernel_size: int, dilation: int = 1) -> torch.Tensor:
     """Slow reference: unfold the padded features into B x C x K*K x H x W and contract. Tests only."""
-    _check(features, weights, kernel_size)
+    _check(features, weights, kernel_size, dilation)
     b, c, h, w = features.shape
     r = kernel_size // 2 * dilation
     padded = F.pad(features, (r, r, r, r), mode="replicate")

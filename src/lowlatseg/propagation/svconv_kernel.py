@@ -7,13 +7,13 @@ full pass over B x C x H x W in memory. Channels are innermost (``B x H x W x C`
 channels-last layout, so no copy), which the compiler turns into SIMD multiply-adds over C.
 
 Measured on the 2-core machine (1 x 128 x 45 x 60 features, K = 7, dilation 2, median of 30):
-about 2 ms on one thread against 7.2 ms for the tensor loop on one thread and 3.5 ms on two.
+2.2 ms on one thread against 7.2 ms for the tensor loop on one thread and 3.5 ms on two (session 8).
 The loop itself is single-threaded (no second thread pool beside PyTorch's OpenMP team: see
 docs/runtime.md for why a second team slows every frame); it releases the GIL.
 
 Compiled for the signature below on first import and cached on disk by Numba (``cache=True``:
 next to this file, or in the user's cache folder when that is read-only), so only the first
-run on a machine pays the ~1 s of compilation. Taps are summed in the tensor loop's order,
+run on a machine pays the ~1.3 s of compilation. Taps are summed in the tensor loop's order,
 with multiply and add fused where the CPU can (``contract``); the two agree to float rounding
 (tests/test_propagation_ops.py).
 """
