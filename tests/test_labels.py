@@ -31,11 +31,50 @@ def _smooth_logits(b: int, c: int, h: int, w: int, seed: int) -> torch.Tensor:
     ((45, 60), (45, 60)),  # no upsampling
     ((5, 5), (3, 4)),  # downsampling: the plain path
 ])
-def test_equals_upsample_then_argmax(grid: tuple[int, int], size: tuple[int, int]) -> None:
+@pytest.mark.parametrize("impl", ["auto", "tensor"])
+def test_equals_upsample_then_argmax(grid: tuple[int, int], size: tuple[int, int], impl: str) -> None:
     logits = _smooth_logits(2, 11, *grid, seed=grid[0] * 100 + size[1])
-    got = upsampled_labels(logits, size)
+    got = upsampled_labels(logits, size, impl=impl)
     assert got.shape == (2, *size) and got.dtype == torch.int64
     assert torch.equal(got, _reference(logits, size))
+
+
+@pytest.mark.parametrize(("grid", "size"), [((45, 60), (360, 480)), ((68, 120), (540, 960)), ((10, 7), (100, 37)),
+                                            ((1, 1), (8, 8)), ((2, 3), (2, 50)), ((45, 60), (45, 60)), ((3, 5), (7, 11))])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_compiled_loop_is_bit_identical_to_the_tensor_version(grid: tuple[int, int], size: tuple[int, int],
+                                                              channels_last: bool) -> None:
+    """Noisy logits (boundaries in most cells, near-ties), both memory layouts, a batch of 3:
+    the same labels bit for bit, in int64 and uint8."""
+    g = torch.Generator().manual_seed(grid[0] + size[1])
+    logits = _smooth_logits(3, 11, *grid, seed=size[0]) + 0.5 * torch.randn(3, 11, *grid, generator=g)
+    if channels_last:
+        logits = logits.contiguous(memory_format=torch.channels_last)
+    tensor = upsampled_labels(logits, size, impl="tensor")
+    compiled = upsampled_labels(logits, size, impl="compiled")
+    assert compiled.dtype == torch.int64 and torch.equal(compiled, tensor)
+    small = upsampled_labels(logits, size, impl="compiled", dtype=torch.uint8)
+    assert small.dtype == torch.uint8 and torch.equal(small.long(), tensor)
+
+
+def test_ties_take_the_first_class_in_both() -> None:
+    logits = torch.zeros(1, 5, 4, 4)
+    logits[0, 3, :, 2:] = 1.0  # class 3 on the right half, a 5-way tie (class 0) on the left
+    for impl in ("tensor", "compiled"):
+        got = upsampled_labels(logits, (32, 32), impl=impl)
+        assert torch.equal(got, _reference(logits, (32, 32))), impl
+        assert int(got[0, 0, 0]) == 0 and int(got[0, 0, -1]) == 3
+
+
+def test_compiled_loop_refuses_what_it_cannot_do() -> None:
+    logits = torch.randn(1, 3, 4, 4)
+    with pytest.raises(ValueError, match="impl must be one of"):
+        upsampled_labels(logits, (8, 8), impl="fast")
+    for bad, size in [(logits.double(), (8, 8)), (logits, (2, 2)), (torch.randn(1, 300, 4, 4), (8, 8)),
+                      (logits.clone().requires_grad_(), (8, 8))]:
+        with pytest.raises(ValueError, match="compiled label map"):
+            upsampled_labels(bad, size, impl="compiled")
+        assert torch.equal(upsampled_labels(bad, size), _reference(bad.detach(), size))  # auto: the tensor version
 
 
 def test_boundary_pixels_are_really_interpolated() -> None:

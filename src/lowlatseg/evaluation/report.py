@@ -452,10 +452,10 @@ def run_split_bench(*, size: str = "360x480", weights: str | None = None, repeat
 
         def whole() -> torch.Tensor:
             f = model.low(x)
-            return upsampled_labels(model.head(model.high(f), f), spec)
+            return upsampled_labels(model.head(model.high(f), f), spec, dtype=torch.uint8)
 
         parts = {"low": lambda: model.low(x), "high": lambda: model.high(f_low),
-                 "head": lambda: upsampled_labels(model.head(f_high, f_low), spec), "whole": whole}
+                 "head": lambda: upsampled_labels(model.head(f_high, f_low), spec, dtype=torch.uint8), "whole": whole}
         for fn in parts.values():
             fn()
         times: dict[str, list[float]] = {k: [] for k in parts}

@@ -17,14 +17,22 @@ For llnet-m's 11 x 45 x 60 logits to 360 x 480 this took 3.7 ms against 4.5 ms f
 upsampling and argmax on one core (2.2 against 2.4 ms on two), on the path of every frame;
 with the classes innermost (session 5) 2.1 ms against 3.3 for the reference on one core. Results can differ from the reference
 only where two classes' interpolated logits tie to within float rounding.
+
+Outside autograd, on float32 CPU logits, the same arithmetic runs as one compiled loop
+(:mod:`lowlatseg.nn.labels_kernel`, session 9), bit-identical to the tensor version above and
+several times faster (docs/runtime.md); ``impl`` selects one explicitly.
 """
 
 from __future__ import annotations
+
+from functools import lru_cache
 
 import torch
 import torch.nn.functional as F
 
 from lowlatseg.nn.splitnet import to_labels
+
+IMPLEMENTATIONS = ("auto", "compiled", "tensor")
 
 
 def _source_axis(n_in: int, n_out: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -53,14 +61,65 @@ def _runs(i0: torch.Tensor, n_in: int) -> torch.Tensor:
     return starts[:, None] + torch.minimum(r[None, :], counts[:, None] - 1)
 
 
-def upsampled_labels(logits: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """logits: B x C x h x w (feature grid) -> B x H x W int64 labels at ``size`` = (H, W)."""
+@lru_cache(maxsize=16)
+def _cached_axis(n_in: int, n_out: int) -> tuple[torch.Tensor, torch.Tensor]:
+    return _source_axis(n_in, n_out)
+
+
+def load_compiled() -> None:
+    """Loads the compiled loop now (Numba's import and its cached machine code; compiled the
+    first time on a machine) instead of inside the first frame. The runtime calls it when built."""
+    from lowlatseg.nn import labels_kernel  # noqa: F401
+
+
+def _compiled_applies(logits: torch.Tensor, size: tuple[int, int]) -> bool:
+    """Float32 CPU logits that need no gradient, at most 256 classes, and an upsampling."""
+    b, c, h, w = logits.shape
+    return (logits.dtype == torch.float32 and logits.device.type == "cpu" and c <= 256
+            and not (torch.is_grad_enabled() and logits.requires_grad) and size[0] >= h and size[1] >= w)
+
+
+def upsampled_labels(logits: torch.Tensor, size: tuple[int, int], *, dtype: torch.dtype = torch.int64,
+                     impl: str = "auto") -> torch.Tensor:
+    """logits: B x C x h x w (feature grid) -> B x H x W labels at ``size`` = (H, W), as ``dtype``
+    (int64, or uint8 for up to 256 classes: what the runtime returns).
+
+    ``impl``: ``auto`` (the compiled loop where it applies: float32 CPU logits without gradient,
+    at most 256 classes, an upsampling; the tensor version otherwise), ``compiled`` (an error
+    where it does not apply) or ``tensor``. Both give the same labels, bit for bit."""
+    if impl not in IMPLEMENTATIONS:
+        raise ValueError(f"impl must be one of {', '.join(IMPLEMENTATIONS)}, got {impl!r}")
+    compiled = _compiled_applies(logits, size)
+    if impl == "compiled" and not compiled:
+        raise ValueError("the compiled label map needs float32 CPU logits without gradient, at most 256 classes "
+                         "and an output at least as large as the grid; use impl='auto'")
+    if compiled and impl != "tensor":
+        return _labels_compiled(logits, size).to(dtype)
+    return _labels_tensor(logits, size).to(dtype)
+
+
+def _labels_compiled(logits: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """B x H x W uint8 by :func:`~lowlatseg.nn.labels_kernel.labels_nhwc`; no copy of
+    channels-last logits (the runtime's)."""
+    from lowlatseg.nn.labels_kernel import labels_nhwc  # Numba: imported (and compiled) on first use
+
+    b, c, h, w = logits.shape
+    y0, ly = _cached_axis(h, size[0])
+    x0, lx = _cached_axis(w, size[1])
+    out = torch.empty(b, *size, dtype=torch.uint8)
+    nhwc = logits.detach().permute(0, 2, 3, 1).contiguous()
+    labels_nhwc(nhwc.numpy(), y0.numpy(), ly.numpy(), x0.numpy(), lx.numpy(), out.numpy())
+    return out
+
+
+def _labels_tensor(logits: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """The tensor version: B x H x W int64."""
     b, c, h, w = logits.shape
     big_h, big_w = size
     if big_h < h or big_w < w:  # downsampling: no cell structure to exploit
         return to_labels(F.interpolate(logits, size=size, mode="bilinear", align_corners=False))
-    y0, ly = _source_axis(h, big_h)
-    x0, lx = _source_axis(w, big_w)
+    y0, ly = _cached_axis(h, big_h)
+    x0, lx = _cached_axis(w, big_w)
     grid = to_labels(logits)  # B x h x w
     down = _shift(grid, 1)
     agree = (grid == down) & (grid == _shift(grid, 2)) & (grid == _shift(down, 2))  # a cell's 4 corners

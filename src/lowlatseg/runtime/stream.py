@@ -29,7 +29,7 @@ from torch import nn
 
 from lowlatseg.errors import WorkerError
 from lowlatseg.nn.inference import for_inference
-from lowlatseg.nn.labels import upsampled_labels
+from lowlatseg.nn.labels import load_compiled, upsampled_labels
 from lowlatseg.nn.splitnet import SplitSegNet
 from lowlatseg.propagation.methods import Current, KeyState, Propagator
 from lowlatseg.propagation.produce import make_key, propagated_logits
@@ -69,6 +69,7 @@ class StreamRuntime:
         self.size = size
         self.threads = threads
         self.state = StreamState()
+        load_compiled()  # the label map's compiled loop: loaded now, not inside the first frame
         steady()
 
     @property
@@ -152,7 +153,7 @@ class StreamRuntime:
             logits = propagated_logits(model, self.method, st.key, cur, fuse=True)
             source = st.key.index
         # = argmax of the head's bilinear upsampling to hw, computed mostly on the feature grid
-        labels = upsampled_labels(logits, hw)[0].to(torch.uint8).numpy()
+        labels = upsampled_labels(logits, hw, dtype=torch.uint8)[0].numpy()
         compute_ms = (time.perf_counter() - t0) * 1000
         if choose and source != i:
             # the new keyframe's high goes to the executor only now: this frame was answered with
