@@ -102,3 +102,68 @@ def tiny_net_logits() -> torch.Tensor:
     with torch.inference_mode():
         f_low = net.low(x)
         return net.head(net.high(f_low), f_low)
+
+
+def _near_ties(seed: int) -> torch.Tensor:
+    """Classes 0 and 1 one float32 step apart in relative size (class 1 = class 0 x (1 + 2**-22)):
+    their order flips with the sign of class 0, so most cells are boundary cells, and which one
+    wins an interpolated pixel depends on the last bit of the float32 arithmetic."""
+    g = torch.Generator().manual_seed(seed)
+    base = torch.randn(2, 1, 12, 16, generator=g)
+    third = torch.randn(2, 1, 12, 16, generator=g) - 1.5
+    return torch.cat([base, base * (1 + 2.0**-22), third], dim=1)
+
+
+def test_compiled_loop_rounds_like_the_tensor_version() -> None:
+    """On near-ties the label depends on float32 rounding: a loop computing in float64, or
+    fusing multiply and add, gives other labels here (checked by hand with such variants)."""
+    for seed in range(3):
+        logits = _near_ties(seed)
+        assert torch.equal(upsampled_labels(logits, (96, 128), impl="compiled"),
+                           upsampled_labels(logits, (96, 128), impl="tensor"))
+
+
+def test_interpolated_ties_take_the_first_class() -> None:
+    """Classes 0 and 1 equal everywhere, class 2 winning some corners: every interpolated pixel
+    where 0 and 1 beat 2 is an exact tie between them and must get class 0."""
+    g = torch.Generator().manual_seed(3)
+    shared = torch.randn(1, 1, 6, 6, generator=g)
+    logits = torch.cat([shared, shared, torch.randn(1, 1, 6, 6, generator=g)], dim=1)
+    for impl in ("tensor", "compiled"):
+        got = upsampled_labels(logits, (48, 48), impl=impl)
+        assert torch.equal(got, _reference(logits, (48, 48))), impl
+        assert not (got == 1).any() and (got == 0).any() and (got == 2).any()
+
+
+def test_infinities_and_nan_as_the_tensor_version() -> None:
+    """A NaN logit wins (torch.max's rule) and 0 * inf makes NaN in the interpolation: the
+    compiled loop follows the tensor version there too."""
+    logits = _smooth_logits(2, 5, 8, 10, seed=4)
+    logits[0, :, 3] = float("-inf")  # a whole grid row of -inf: NaN where its weight is 0
+    logits[1, 2, 5, 5] = float("nan")
+    logits[1, 4, 1, 1:4] = float("inf")
+    for size in [(64, 80), (8, 80), (61, 79)]:
+        assert torch.equal(upsampled_labels(logits, size, impl="compiled"), upsampled_labels(logits, size, impl="tensor"))
+
+
+def test_auto_runs_the_compiled_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    from lowlatseg.nn import labels_kernel
+
+    calls = []
+    real = labels_kernel.labels_nhwc
+    monkeypatch.setattr(labels_kernel, "labels_nhwc", lambda *a: (calls.append(1), real(*a))[1])
+    logits = _smooth_logits(1, 11, 45, 60, seed=5)
+    with torch.inference_mode():
+        upsampled_labels(logits, (360, 480), dtype=torch.uint8)  # what the runtime asks for
+    upsampled_labels(logits, (360, 480), impl="compiled")
+    assert len(calls) == 2
+    upsampled_labels(logits, (360, 480), impl="tensor")
+    upsampled_labels(logits, (30, 40))  # downsampling: the tensor version
+    assert len(calls) == 2
+
+
+def test_uint8_labels_refuse_more_than_256_classes() -> None:
+    with pytest.raises(ValueError, match="at most 256 classes"):
+        upsampled_labels(torch.randn(1, 300, 4, 4), (8, 8), dtype=torch.uint8)
+    with pytest.raises(ValueError, match="compiled label map"):
+        upsampled_labels(torch.randn(1, 0, 4, 4), (8, 8), impl="compiled")

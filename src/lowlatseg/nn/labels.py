@@ -75,7 +75,7 @@ def load_compiled() -> None:
 def _compiled_applies(logits: torch.Tensor, size: tuple[int, int]) -> bool:
     """Float32 CPU logits that need no gradient, at most 256 classes, and an upsampling."""
     b, c, h, w = logits.shape
-    return (logits.dtype == torch.float32 and logits.device.type == "cpu" and c <= 256
+    return (logits.dtype == torch.float32 and logits.device.type == "cpu" and 1 <= c <= 256
             and not (torch.is_grad_enabled() and logits.requires_grad) and size[0] >= h and size[1] >= w)
 
 
@@ -86,12 +86,15 @@ def upsampled_labels(logits: torch.Tensor, size: tuple[int, int], *, dtype: torc
 
     ``impl``: ``auto`` (the compiled loop where it applies: float32 CPU logits without gradient,
     at most 256 classes, an upsampling; the tensor version otherwise), ``compiled`` (an error
-    where it does not apply) or ``tensor``. Both give the same labels, bit for bit."""
+    where it does not apply) or ``tensor``. Both give the same labels, bit for bit (infinities
+    and NaN included: a NaN logit wins, as in ``torch.max``)."""
     if impl not in IMPLEMENTATIONS:
         raise ValueError(f"impl must be one of {', '.join(IMPLEMENTATIONS)}, got {impl!r}")
+    if dtype == torch.uint8 and logits.shape[1] > 256:
+        raise ValueError(f"uint8 labels hold at most 256 classes, got {logits.shape[1]}; use dtype=torch.int64")
     compiled = _compiled_applies(logits, size)
     if impl == "compiled" and not compiled:
-        raise ValueError("the compiled label map needs float32 CPU logits without gradient, at most 256 classes "
+        raise ValueError("the compiled label map needs float32 CPU logits without gradient, 1 to 256 classes "
                          "and an output at least as large as the grid; use impl='auto'")
     if compiled and impl != "tensor":
         return _labels_compiled(logits, size).to(dtype)

@@ -7,8 +7,9 @@ instead of a dozen tensor operations, each with its own pass over memory and its
 * the argmax of every grid cell, and whether the four corners of each cell agree, on the grid;
 * every output pixel of an agreeing cell gets that label; every other one gets the argmax of
   its bilinearly interpolated logits, computed with PyTorch's source indices and weights and
-  in the tensor version's order of float32 operations (no fused multiply-add), so the labels
-  are bit-identical to it (tests/test_labels.py).
+  in the tensor version's order of float32 operations (no fused multiply-add) and with its
+  argmax (first maximum on ties, NaN larger than any number), so the labels are bit-identical to
+  it, infinities and NaN included (tests/test_labels.py).
 
 Logits are read classes innermost (``B x h x w x C``: the head's channels-last output, so no
 copy); labels are written as uint8. Measured on the 2-core machine (11 x 45 x 60 to 360 x 480,
@@ -28,7 +29,8 @@ _SIGNATURE = "void(float32[:, :, :, ::1], int64[::1], float32[::1], int64[::1], 
 def labels_nhwc(logits: np.ndarray, y0: np.ndarray, ly: np.ndarray, x0: np.ndarray, lx: np.ndarray, out: np.ndarray) -> None:
     """``logits``: B x h x w x C float32; ``y0``/``ly`` (length H) and ``x0``/``lx`` (length W):
     each output row's / column's first source index and the weight of the next one (clamped to
-    the last index); ``out``: B x H x W uint8, overwritten. C <= 256; first maximum on ties."""
+    the last index); ``out``: B x H x W uint8, overwritten. 1 <= C <= 256; first maximum on
+    ties; a NaN counts as larger than any number (the first NaN wins), like ``torch.max``."""
     b_n, h, w, c_n = logits.shape
     big_h, big_w = out.shape[1], out.shape[2]
     one = np.float32(1.0)
@@ -40,7 +42,7 @@ def labels_nhwc(logits: np.ndarray, y0: np.ndarray, ly: np.ndarray, x0: np.ndarr
                 v = logits[b, i, j]
                 best, arg = v[0], 0
                 for c in range(1, c_n):
-                    if v[c] > best:
+                    if v[c] > best or (v[c] != v[c] and best == best):  # NaN is the maximum, as in torch
                         best, arg = v[c], c
                 grid[i, j] = arg
         for i in range(h):
@@ -66,6 +68,6 @@ def labels_nhwc(logits: np.ndarray, y0: np.ndarray, ly: np.ndarray, x0: np.ndarr
                     top = (one - wx) * a[c] + wx * bb[c]
                     bottom = (one - wx) * cc[c] + wx * d[c]
                     v = (one - wy) * top + wy * bottom
-                    if c == 0 or v > best:
+                    if c == 0 or v > best or (v != v and best == best):
                         best, arg = v, c
                 out[b, yy, xx] = arg
