@@ -348,7 +348,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--no-scheduled", action="store_true", help="skip the adaptive-scheduled and low-latency rows")
     ev.add_argument("--delay-frames", type=int, default=DEFAULT_DELAY_FRAMES,
                     help=f"low-latency row: frames before a keyframe's features are ready (default {DEFAULT_DELAY_FRAMES}: measured live "
-                         "on the 15 Hz CamVid clip with 2 cores; `lowlatseg bench` reports it for your stream)")
+                         "on the 15 Hz CamVid clip with 2 cores; `eval tradeoff` and `lowlatseg bench` report it for your machine)")
     ev.set_defaults(func=cmd_eval_video)
 
     ea = e.add_parser("agreement", help="the propagation methods on unlabelled video, scored against the per-frame network")

@@ -2,13 +2,17 @@
 so the CLI can show them in ``--help`` without loading PyTorch)."""
 
 # Frames from choosing a keyframe to the first frame its features answer, used to score the
-# low-latency mode deterministically (``eval video``, ``eval tradeoff``). Measured live with
-# ``run_live`` on the 2-core CPU, CamVid val clip at its 15 Hz: with a keyframe's high in
-# slices between frames (session 6), 29 of 30 keyframes were ready 1 frame late, one 2 frames
-# (with the earlier parallel worker on one core, every one of 39 was 2 frames late). On a 25
-# fps stream it is 2 frames, fed as fast as possible at most 6 (``MAX_DELAY_FRAMES``);
-# ``lowlatseg bench`` reports it per stream (``keyframe_delay_frames``).
-DEFAULT_DELAY_FRAMES = 1
+# low-latency mode deterministically (``eval video``, ``eval tradeoff``). Measured live
+# (``eval tradeoff``'s ``live_keyframe_delay_frames``) on the 2-core CPU, CamVid val clip at its
+# 15 Hz, with a keyframe's high in slices between frames: on the host of session 6, 144 of 146
+# keyframes were ready 1 frame late; on the slower hosts of sessions 8 and 9, where high (45-52
+# ms on two cores) no longer fits in the 66.7 ms between two frames beside a frame's own work,
+# most came 2 frames late (78 of 117 and 88 of 115; 1 frame: 28 and 16; 3 or more: 11 and 11).
+# Since session 9 the default is 2: what the machines we run on now deliver, the less
+# flattering of the two. (With the parallel worker of sessions 2-5 every one of 39 was 2 frames
+# late.) On a 25 fps stream it is 2-3 frames, fed as fast as possible at most 6
+# (``MAX_DELAY_FRAMES``); ``lowlatseg bench`` reports it per stream (``keyframe_delay_frames``).
+DEFAULT_DELAY_FRAMES = 2
 
 # Where live low-latency runs a keyframe's high (runtime/executors.py): between frames with
 # every core, on the stream's compute thread ("sliced", the default), or on a worker thread with
