@@ -17,8 +17,9 @@ from pathlib import Path
 from lowlatseg.errors import UserError, WorkerError
 from lowlatseg.evaluation.defaults import DEFAULT_DELAY_FRAMES, MAX_DELAY_FRAMES, WORKERS
 
-MAX_DELAY_HELP = (f"low-latency, sliced worker: when frames come faster than they are answered, a keyframe's features are "
-                  f"ready at most N frames after it (default {MAX_DELAY_FRAMES}; larger: lower latency, staler features)")
+MAX_DELAY_HELP = (f"low-latency, sliced worker: when frames leave a little time between them, a keyframe's features are "
+                  f"ready at most N frames after it (default {MAX_DELAY_FRAMES}; larger: lower latency, staler features); "
+                  "frames that come back to back split the cores instead, and the features come when high is done")
 
 DEFAULT_CAMVID = "../shared/data/camvid"
 

@@ -73,7 +73,7 @@ def load_compiled() -> None:
 
 
 def _compiled_applies(logits: torch.Tensor, size: tuple[int, int]) -> bool:
-    """Float32 CPU logits that need no gradient, at most 256 classes, and an upsampling."""
+    """Float32 CPU logits that need no gradient, 1 to 256 classes, and an upsampling."""
     b, c, h, w = logits.shape
     return (logits.dtype == torch.float32 and logits.device.type == "cpu" and 1 <= c <= 256
             and not (torch.is_grad_enabled() and logits.requires_grad) and size[0] >= h and size[1] >= w)
