@@ -172,3 +172,29 @@ def test_bench_records_the_worker(small_video: Path, tiny_weights: Path, tiny_pr
     assert (res["worker"], res["max_delay"]) == ("parallel", None) and len(res["rows"]) == 4
     with pytest.raises(SystemExit):
         main([*args, "--max-delay", "0"])  # argparse: one sentence, exit 2
+
+
+def test_run_live_reports_late_wakeups_apart_and_counts_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A feeding loop woken late (here: every sleep 20 ms longer than asked) delays the frame, so
+    the latency includes it, and ``feed_overshoot_ms`` says how much; at --fps 0 nothing waits."""
+    import time as _time
+
+    from lowlatseg.evaluation import latency
+
+    class Instant:  # a runtime that answers at once
+        def reset(self) -> None: ...
+
+        def step(self, frame: np.ndarray) -> object:
+            class R:
+                is_keyframe, keyframe_index, index = True, 0, 0
+            return R()
+
+    frames = [np.zeros((4, 4, 3), np.uint8)] * 6
+    real_sleep = _time.sleep
+    monkeypatch.setattr(latency.time, "sleep", lambda s: real_sleep(s + 0.02))
+    res = latency.run_live(Instant(), frames, fps=20.0, warmup=1)  # type: ignore[arg-type]
+    fo = res["feed_overshoot_ms"]
+    assert fo["frames"] >= 4 and fo["over_1ms"] == fo["frames"] and 20.0 <= fo["mean"] <= fo["max"]
+    assert res["latency_ms"]["p50"] >= 20.0  # the lateness is part of the latency
+    monkeypatch.setattr(latency.time, "sleep", real_sleep)
+    assert latency.run_live(Instant(), frames, fps=0.0, warmup=1)["feed_overshoot_ms"] is None  # type: ignore[arg-type]

@@ -4,8 +4,10 @@ Frame i *arrives* at ``t0 + i / fps`` (``fps = 0``: when the runtime is ready fo
 fast as possible). A runtime that is slower than the stream falls behind and its frames wait:
 latency = time the labels are ready - time the frame arrived, so waiting counts, exactly as for
 a live camera. Frames are never dropped. Decoding and resizing happen before the clock starts
-(a camera hands over decoded frames); everything from ``step(frame)`` on is timed. Every mode
-runs in the same process on the same frames, one after the other.
+(a camera hands over decoded frames); everything from the frame's arrival on is timed, including
+how late the OS wakes the feeding loop for a frame it waited for (``feed_overshoot_ms``, also
+reported apart: on a busy or virtual machine it reached 10-19 ms). Every mode runs in the same
+process on the same frames, one after the other.
 """
 
 from __future__ import annotations
@@ -62,7 +64,7 @@ def run_live(runtime: StreamRuntime, frames: Sequence[np.ndarray], *, fps: float
     allocators, kernels and the worker and establish the first keyframe (as in a stream that has
     been running). They are fed as fast as possible and reported apart (``warmup_latency_ms``);
     the statistics cover the rest."""
-    lat, keys, labels_from, indices, warm = [], [], [], [], []
+    lat, keys, labels_from, indices, warm, overshoot = [], [], [], [], [], []
     runtime.reset()
     measured = frames[warmup:]
     with torch.inference_mode():
@@ -77,6 +79,9 @@ def run_live(runtime: StreamRuntime, frames: Sequence[np.ndarray], *, fps: float
             now = time.perf_counter()
             if now < arrival:
                 time.sleep(arrival - now)
+                # the feeding loop's own lateness: the OS woke it after the frame's arrival time
+                # (counted in the latency, as a camera read returning late would be; reported apart)
+                overshoot.append((time.perf_counter() - arrival) * 1000)
             r = runtime.step(f)
             done = time.perf_counter()
             t_first_arrival = arrival if t_first_arrival is None else t_first_arrival
@@ -103,6 +108,11 @@ def run_live(runtime: StreamRuntime, frames: Sequence[np.ndarray], *, fps: float
         "frames": len(measured),
         "warmup_frames": warmup,
         "warmup_latency_ms": summarize(warm) if warm else None,
+        # frames the loop waited for (live rate, runtime ready early): how late the OS woke it
+        # for them; None when it never waited (--fps 0, or a runtime always behind the stream)
+        "feed_overshoot_ms": {"frames": len(overshoot), "mean": round(float(np.mean(overshoot)), 2),
+                              "max": round(float(max(overshoot)), 2),
+                              "over_1ms": sum(v > 1.0 for v in overshoot)} if overshoot else None,
         "latencies_ms": [round(v, 2) for v in lat],
     }
 

@@ -371,6 +371,8 @@ def run_latency_bench(
         print(f"{r['mode']:<12} {L['mean']:>8.1f} {L['p50']:>8.1f} {L['p95']:>8.1f} {L['max']:>8.1f} "
               f"{r['fps'] or 0:>7.1f} {r['keyframe_fraction']:>9.2f}{rel}  drift {r['drift_ms']:+.1f} ms, rss {r['rss_mb']:.0f} MiB"
               + (f", warm-up max {r['warmup_latency_ms']['max']:.0f} ms" if r["warmup_latency_ms"] else "")
+              + (f", fed up to {r['feed_overshoot_ms']['max']:.1f} ms late ({r['feed_overshoot_ms']['over_1ms']} frames > 1 ms)"
+                 if r.get("feed_overshoot_ms") and r["feed_overshoot_ms"]["over_1ms"] else "")
               + (f", keyframe features {r['keyframe_delay_frames']['mean']:.1f} frames late (max {r['keyframe_delay_frames']['max']})"
                  if r["keyframe_delay_frames"] and r["keyframe_delay_frames"]["max"] > 0 else ""))
     print(f"{video}, {out['resolution']}, {threads} threads, stream at {'as fast as possible' if rate == 0 else f'{rate:g} fps'}, "
