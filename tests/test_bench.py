@@ -198,3 +198,28 @@ def test_run_live_reports_late_wakeups_apart_and_counts_them(monkeypatch: pytest
     assert res["latency_ms"]["p50"] >= 20.0  # the lateness is part of the latency
     monkeypatch.setattr(latency.time, "sleep", real_sleep)
     assert latency.run_live(Instant(), frames, fps=0.0, warmup=1)["feed_overshoot_ms"] is None  # type: ignore[arg-type]
+
+
+def test_run_live_sees_memory_growing_during_the_stream(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``rss_growth_mb`` is read during the stream: a runtime that keeps 2 MiB per frame shows it,
+    one that keeps nothing does not."""
+    from lowlatseg.evaluation import latency
+
+    class Runtime:
+        def __init__(self, leak: bool) -> None:
+            self.leak, self.kept = leak, []  # type: ignore[var-annotated]
+
+        def reset(self) -> None: ...
+
+        def step(self, frame: np.ndarray) -> object:
+            if self.leak:
+                self.kept.append(np.ones(2**19, np.float32))  # 2 MiB, written: resident
+            class R:
+                is_keyframe, keyframe_index, index = False, 0, 0
+            return R()
+
+    monkeypatch.setattr(latency, "RSS_EVERY", 5)
+    frames = [np.zeros((4, 4, 3), np.uint8)] * 42
+    leaky = latency.run_live(Runtime(True), frames, fps=0.0, warmup=2)  # type: ignore[arg-type]
+    assert leaky["rss_growth_mb"] >= 60  # 40 measured frames x 2 MiB = 80 MiB
+    assert latency.run_live(Runtime(False), frames, fps=0.0, warmup=2)["rss_growth_mb"] < 10  # type: ignore[arg-type]

@@ -44,6 +44,7 @@ def summarize(latencies_ms: Sequence[float]) -> dict[str, float]:
 # keyframe cycles (one core for the main path, then two) take that path for the first time.
 # With 5 warm-up frames, those cycles reached 32-44 ms in our runs, the rest of the stream 22-29 ms.
 WARMUP_FRAMES = 25
+RSS_EVERY = 50  # measured frames between two readings of resident memory (about 20 us each)
 
 
 def keyframe_delays(indices: Sequence[int], is_keyframe: Sequence[bool], labels_from: Sequence[int]) -> list[int]:
@@ -72,6 +73,7 @@ def run_live(runtime: StreamRuntime, frames: Sequence[np.ndarray], *, fps: float
             t = time.perf_counter()
             runtime.step(f)
             warm.append((time.perf_counter() - t) * 1000)
+        rss = [_rss_mb()]  # resident memory after the warm-up, then every RSS_EVERY measured frames
         t_start = time.perf_counter() + 0.01
         t_first_arrival, t_last_done = None, 0.0
         for i, f in enumerate(measured):
@@ -92,13 +94,17 @@ def run_live(runtime: StreamRuntime, frames: Sequence[np.ndarray], *, fps: float
             indices.append(r.index)
             if on_frame:
                 on_frame(1)
+            if (i + 1) % RSS_EVERY == 0:
+                rss.append(_rss_mb())
     runtime.reset()
     delays = keyframe_delays(indices, keys, labels_from)
     span = t_last_done - (t_first_arrival or t_last_done)
     q = max(1, len(lat) // 4)
     return {
         "drift_ms": round(float(np.mean(lat[-q:]) - np.mean(lat[:q])), 2),  # last quarter's mean - first quarter's
-        "rss_mb": _rss_mb(),
+        "rss_mb": _rss_mb(),  # at the end, after reset()
+        # resident memory through the stream: after the warm-up, and its largest rise above that
+        "rss_start_mb": rss[0], "rss_growth_mb": round(max(rss) - rss[0], 1),
         "latency_ms": summarize(lat),
         "fps": round(len(measured) / span, 2) if span > 0 else None,
         "keyframe_fraction": round(sum(keys) / len(keys), 4),

@@ -369,7 +369,8 @@ def run_latency_bench(
         L = r["latency_ms"]
         rel = f"  {L['mean'] / ref * 100:.0f}% / {L['max'] / ref * 100:.0f}%" if ref else ""
         print(f"{r['mode']:<12} {L['mean']:>8.1f} {L['p50']:>8.1f} {L['p95']:>8.1f} {L['max']:>8.1f} "
-              f"{r['fps'] or 0:>7.1f} {r['keyframe_fraction']:>9.2f}{rel}  drift {r['drift_ms']:+.1f} ms, rss {r['rss_mb']:.0f} MiB"
+              f"{r['fps'] or 0:>7.1f} {r['keyframe_fraction']:>9.2f}{rel}  drift {r['drift_ms']:+.1f} ms, rss {r['rss_mb']:.0f} MiB "
+              f"(+{r['rss_growth_mb']:.0f} during the stream)"
               + (f", warm-up max {r['warmup_latency_ms']['max']:.0f} ms" if r["warmup_latency_ms"] else "")
               + (f", fed up to {r['feed_overshoot_ms']['max']:.1f} ms late ({r['feed_overshoot_ms']['over_1ms']} frames > 1 ms)"
                  if r.get("feed_overshoot_ms") and r["feed_overshoot_ms"]["over_1ms"] else "")
