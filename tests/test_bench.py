@@ -223,3 +223,35 @@ def test_run_live_sees_memory_growing_during_the_stream(monkeypatch: pytest.Monk
     leaky = latency.run_live(Runtime(True), frames, fps=0.0, warmup=2)  # type: ignore[arg-type]
     assert leaky["rss_growth_mb"] >= 60  # 40 measured frames x 2 MiB = 80 MiB
     assert latency.run_live(Runtime(False), frames, fps=0.0, warmup=2)["rss_growth_mb"] < 10  # type: ignore[arg-type]
+
+
+def test_bench_rounds_interleave_the_modes(small_video: Path, tiny_weights: Path, tiny_prop: Path, tiny_sched: Path,
+                                           tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--rounds 2``: the modes take turns on two consecutive parts of the frames (the second
+    round in reverse order), each part a stream with its own warm-up, and every row covers both."""
+    import lowlatseg.runtime.build as build
+
+    order: list[str] = []
+    real = build.build_runtime
+
+    def spy(mode: str, *args: object, **kw: object) -> object:
+        order.append(mode)
+        return real(mode, *args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(build, "build_runtime", spy)
+    out = tmp_path / "b.json"
+    assert main(["bench", "--video", str(small_video), "--size", "48x64", "--fps", "0", "--weights", str(tiny_weights),
+                 "--propagation", str(tiny_prop), "--scheduler", str(tiny_sched), "--threads", "1", "--json", str(out),
+                 "--warmup", "2", "--rounds", "2", "--quiet"]) == 0
+    modes = ["per-frame", "fixed", "adaptive", "low-latency"]
+    assert order == modes + modes[::-1]
+    res = json.loads(out.read_text())
+    assert res["rounds"] == 2 and res["frames"] == 12
+    for r in res["rows"]:
+        assert r["frames"] == 2 * (6 - 2) and r["streams"] == 2 and r["warmup_frames"] == 2  # 12 frames = 2 parts of 6
+
+
+def test_bench_rounds_that_leave_nothing_to_measure_fail_clearly(small_video: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "--video", str(small_video), "--fps", "0", "--warmup", "5", "--rounds", "3", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "--rounds 3" in err and "warm-up" in err

@@ -251,7 +251,7 @@ def cmd_bench_latency(a: argparse.Namespace) -> int:
                       budget=a.budget, weights=a.weights, propagation=a.propagation, scheduler=a.scheduler, threads=a.threads,
                       max_frames=a.max_frames, repeat=a.repeat, warmup=a.warmup, json_path=Path(a.json) if a.json else None,
                       plot_path=Path(a.plot) if a.plot else None, progress=not a.quiet, worker=a.worker,
-                      max_delay=a.max_delay)
+                      max_delay=a.max_delay, rounds=a.rounds)
     return 0
 
 
@@ -436,6 +436,10 @@ def build_parser() -> argparse.ArgumentParser:
     bp.add_argument("--max-delay", type=_positive_int, default=MAX_DELAY_FRAMES, help=MAX_DELAY_HELP)
     bp.add_argument("--max-frames", type=_nonneg_int, default=0)
     bp.add_argument("--repeat", type=_positive_int, default=1, help="play the clip N times (forwards, backwards, ...) for a long stream")
+    bp.add_argument("--rounds", type=_positive_int, default=1,
+                    help="cut the frames into N consecutive parts and let the modes take turns on them (order "
+                         "alternating), each part a stream with its own warm-up: on a machine whose speed drifts, the "
+                         "modes share its slow and fast phases (default 1: each mode one stream, one after the other)")
     bp.add_argument("--warmup", type=_nonneg_int,
                     help="frames run before the clock starts, reported apart (default: one second of a 25 fps stream)")
     bp.add_argument("--json")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import dataclass
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -59,12 +60,28 @@ def keyframe_delays(indices: Sequence[int], is_keyframe: Sequence[bool], labels_
     return [first_use[i] - i for i, k in zip(indices, is_keyframe) if k and i in first_use]
 
 
-def run_live(runtime: StreamRuntime, frames: Sequence[np.ndarray], *, fps: float, warmup: int = WARMUP_FRAMES,
-             on_frame: Callable[[int], None] | None = None) -> dict[str, Any]:
-    """Feeds ``frames`` to ``runtime`` as a live stream; the first ``warmup`` frames warm up
+@dataclass
+class LiveRun:
+    """What one stream fed by :func:`feed_live` recorded, frame by frame (measured frames only,
+    except ``warm``)."""
+
+    latencies_ms: list[float]
+    is_keyframe: list[bool]
+    labels_from: list[int]  # each frame's FrameResult.keyframe_index
+    indices: list[int]  # each frame's FrameResult.index
+    warm_ms: list[float]  # the warm-up frames' latencies
+    overshoot_ms: list[float]  # how late the OS woke the feeding loop, for each frame it waited for
+    rss_mb: list[float]  # resident memory after the warm-up, then every RSS_EVERY measured frames
+    rss_end_mb: float  # after the runtime's reset() at the end
+    span_s: float  # first measured frame's arrival to the last frame's labels
+    warmup: int
+
+
+def feed_live(runtime: StreamRuntime, frames: Sequence[np.ndarray], *, fps: float, warmup: int = WARMUP_FRAMES,
+              on_frame: Callable[[int], None] | None = None) -> LiveRun:
+    """Feeds ``frames`` to ``runtime`` as one live stream; the first ``warmup`` frames warm up
     allocators, kernels and the worker and establish the first keyframe (as in a stream that has
-    been running). They are fed as fast as possible and reported apart (``warmup_latency_ms``);
-    the statistics cover the rest."""
+    been running). They are fed as fast as possible and kept apart (``warm_ms``)."""
     lat, keys, labels_from, indices, warm, overshoot = [], [], [], [], [], []
     runtime.reset()
     measured = frames[warmup:]
@@ -73,7 +90,7 @@ def run_live(runtime: StreamRuntime, frames: Sequence[np.ndarray], *, fps: float
             t = time.perf_counter()
             runtime.step(f)
             warm.append((time.perf_counter() - t) * 1000)
-        rss = [_rss_mb()]  # resident memory after the warm-up, then every RSS_EVERY measured frames
+        rss = [_rss_mb()]
         t_start = time.perf_counter() + 0.01
         t_first_arrival, t_last_done = None, 0.0
         for i, f in enumerate(measured):
@@ -97,22 +114,36 @@ def run_live(runtime: StreamRuntime, frames: Sequence[np.ndarray], *, fps: float
             if (i + 1) % RSS_EVERY == 0:
                 rss.append(_rss_mb())
     runtime.reset()
-    delays = keyframe_delays(indices, keys, labels_from)
-    span = t_last_done - (t_first_arrival or t_last_done)
+    return LiveRun(lat, keys, labels_from, indices, warm, overshoot, rss, _rss_mb(),
+                   t_last_done - (t_first_arrival or t_last_done), warmup)
+
+
+def live_summary(runs: Sequence[LiveRun]) -> dict[str, Any]:
+    """The benchmark's row for one mode from one or more streams (``lowlatseg bench --rounds``:
+    one per round, in time order): every statistic over all their measured frames together."""
+    lat = [v for r in runs for v in r.latencies_ms]
+    keys = [k for r in runs for k in r.is_keyframe]
+    warm = [v for r in runs for v in r.warm_ms]
+    overshoot = [v for r in runs for v in r.overshoot_ms]
+    # keyframe delays within each stream (frame indices restart with every stream)
+    delays = [d for r in runs for d in keyframe_delays(r.indices, r.is_keyframe, r.labels_from)]
+    span = sum(r.span_s for r in runs)
     q = max(1, len(lat) // 4)
     return {
         "drift_ms": round(float(np.mean(lat[-q:]) - np.mean(lat[:q])), 2),  # last quarter's mean - first quarter's
-        "rss_mb": _rss_mb(),  # at the end, after reset()
-        # resident memory through the stream: after the warm-up, and its largest rise above that
-        "rss_start_mb": rss[0], "rss_growth_mb": round(max(rss) - rss[0], 1),
+        "rss_mb": runs[-1].rss_end_mb,  # at the end, after reset()
+        # resident memory through the stream(s): after the (first) warm-up, and the largest rise
+        # within a stream above its own start
+        "rss_start_mb": runs[0].rss_mb[0], "rss_growth_mb": round(max(max(r.rss_mb) - r.rss_mb[0] for r in runs), 1),
         "latency_ms": summarize(lat),
-        "fps": round(len(measured) / span, 2) if span > 0 else None,
+        "fps": round(len(lat) / span, 2) if span > 0 else None,
         "keyframe_fraction": round(sum(keys) / len(keys), 4),
         # frames from choosing a keyframe to the first frame answered from it (0: inline)
         "keyframe_delay_frames": {"mean": round(float(np.mean(delays)), 2), "max": int(max(delays)),
                                   "counts": {str(d): delays.count(d) for d in sorted(set(delays))}} if delays else None,
-        "frames": len(measured),
-        "warmup_frames": warmup,
+        "frames": len(lat),
+        "warmup_frames": runs[0].warmup,  # per stream
+        "streams": len(runs),
         "warmup_latency_ms": summarize(warm) if warm else None,
         # frames the loop waited for (live rate, runtime ready early): how late the OS woke it
         # for them; None when it never waited (--fps 0, or a runtime always behind the stream)
@@ -121,6 +152,14 @@ def run_live(runtime: StreamRuntime, frames: Sequence[np.ndarray], *, fps: float
                               "over_1ms": sum(v > 1.0 for v in overshoot)} if overshoot else None,
         "latencies_ms": [round(v, 2) for v in lat],
     }
+
+
+def run_live(runtime: StreamRuntime, frames: Sequence[np.ndarray], *, fps: float, warmup: int = WARMUP_FRAMES,
+             on_frame: Callable[[int], None] | None = None) -> dict[str, Any]:
+    """Feeds ``frames`` to ``runtime`` as one live stream (:func:`feed_live`) and summarises it
+    (:func:`live_summary`): the statistics cover the frames after the warm-up, which are reported
+    apart (``warmup_latency_ms``)."""
+    return live_summary([feed_live(runtime, frames, fps=fps, warmup=warmup, on_frame=on_frame)])
 
 
 def plot_latency(rows: Sequence[dict[str, Any]], path: Path, *, title: str) -> None:

@@ -310,16 +310,29 @@ def _decode(video: str, size: str, max_frames: int) -> tuple[list[Any], tuple[in
     return frames, hw, fps
 
 
+def _bounds(n: int, parts: int) -> list[tuple[int, int]]:
+    """``parts`` consecutive (start, end) ranges covering 0..n, as equal as possible."""
+    cuts = [round(i * n / parts) for i in range(parts + 1)]
+    return list(zip(cuts[:-1], cuts[1:]))
+
+
 def run_latency_bench(
     *, video: str, size: str = "360x480", fps: float | None = None, modes: tuple[str, ...] = ("per-frame", "fixed", "adaptive", "low-latency"),
     interval: int = 5, threshold: float | None = None, budget: float | None = None, weights: str | None = None,
     propagation: str | None = None, scheduler: str | None = None, threads: int = 2, max_frames: int = 0, warmup: int | None = None, repeat: int = 1,
     json_path: Path | None = None, plot_path: Path | None = None, progress: bool = True, keep_latencies: bool = False,
-    worker: str = "sliced", max_delay: int = MAX_DELAY_FRAMES,
+    worker: str = "sliced", max_delay: int = MAX_DELAY_FRAMES, rounds: int = 1,
 ) -> dict[str, Any]:
     """``lowlatseg bench``: every mode on the same frames, fed as a live stream; ``plot_path``:
-    each mode's latency frame by frame and its tail, as a PNG."""
-    from lowlatseg.evaluation.latency import plot_latency, run_live
+    each mode's latency frame by frame and its tail, as a PNG.
+
+    ``rounds``: the frames are cut into this many consecutive parts, and every mode runs on
+    each part in turn (round 1: the modes in order, round 2: in reverse order, ...), each part a
+    stream of its own with its own warm-up and a newly built runtime. On a machine whose speed
+    drifts, the modes then share its fast and slow phases, so their ratios compare like with
+    like; with 1 (the default) each mode is one long stream, run one after the other, which is
+    what drift and memory growth need."""
+    from lowlatseg.evaluation.latency import feed_live, live_summary, plot_latency
     from lowlatseg.runtime.build import build_runtime
 
     check_interval(interval)
@@ -337,31 +350,40 @@ def run_latency_bench(
         raise UserError(f"--warmup {warmup} is not valid; give a number of frames >= 0")
     if len(frames) <= warmup:
         raise UserError(f"{video} has {len(frames)} frames; the benchmark needs more than the {warmup} warm-up frames: lower --warmup, or play the clip several times with --repeat")
+    if rounds < 1:
+        raise UserError(f"--rounds {rounds} is not valid; give a number of rounds >= 1")
+    parts = [frames[a:b] for a, b in _bounds(len(frames), rounds)]
+    if min(len(p) for p in parts) <= warmup:
+        raise UserError(f"--rounds {rounds} cuts the {len(frames)} frames into parts of {min(len(p) for p in parts)}, "
+                        f"which leaves nothing after the {warmup} warm-up frames of each part: use fewer rounds, or a "
+                        "longer stream with --repeat")
     if fps is None and not video_fps:
         raise UserError(f"{video} does not say its frame rate; pass --fps (0 for as fast as possible)")
     rate = video_fps if fps is None else fps
     model = load_model(weights)
-    rows = []
+    runs: dict[str, list[Any]] = {m: [] for m in modes}
     bar = tqdm(total=len(frames) * len(modes), desc="bench", unit="frame", disable=not progress)
-    for mode in modes:
-        torch.set_num_threads(threads)
-        rt = build_runtime(mode, model, propagation=propagation, scheduler=scheduler, threshold=threshold,
-                           budget=budget, interval=interval if mode in ("fixed",) else None, size=hw, threads=threads,
-                           worker=worker, max_delay=max_delay)
-        with rt:
-            res = run_live(rt, frames, fps=rate, warmup=warmup, on_frame=bar.update)
-        rows.append({"mode": mode, "threads": torch.get_num_threads(), **res})
+    for k, part in enumerate(parts):
+        for mode in modes if k % 2 == 0 else modes[::-1]:
+            torch.set_num_threads(threads)
+            rt = build_runtime(mode, model, propagation=propagation, scheduler=scheduler, threshold=threshold,
+                               budget=budget, interval=interval if mode in ("fixed",) else None, size=hw, threads=threads,
+                               worker=worker, max_delay=max_delay)
+            with rt:
+                runs[mode].append(feed_live(rt, part, fps=rate, warmup=warmup, on_frame=bar.update))
     bar.close()
+    rows = [{"mode": mode, "threads": threads, **live_summary(runs[mode])} for mode in modes]
     if plot_path is not None:
         plot_latency(rows, plot_path, title=f"{Path(video).name}, {hw[0]}x{hw[1]}, {threads} threads, "
-                     f"{'as fast as possible' if rate == 0 else f'{rate:g} fps'}, {len(frames) - warmup} measured frames")
+                     f"{'as fast as possible' if rate == 0 else f'{rate:g} fps'}, {rows[0]['frames']} measured frames"
+                     + (f" in {rounds} interleaved rounds" if rounds > 1 else ""))
     if not keep_latencies:
         for r in rows:
             r.pop("latencies_ms")
     torch.set_num_threads(threads)
     out = {"video": str(video), "resolution": f"{hw[0]}x{hw[1]}", "threads": threads, "fps_input": rate, "worker": worker,
            "max_delay": max_delay if worker == "sliced" else None,
-           "frames": len(frames), "repeat": repeat, "interval": interval, "weights": str(weights or DEFAULT_WEIGHTS), "rows": rows}
+           "frames": len(frames), "repeat": repeat, "rounds": rounds, "interval": interval, "weights": str(weights or DEFAULT_WEIGHTS), "rows": rows}
     ref = rows[0]["latency_ms"]["mean"] if rows and rows[0]["mode"] == "per-frame" else None
     head = f"{'mode':<12} {'mean':>8} {'p50':>8} {'p95':>8} {'max':>8} {'fps':>7} {'keyframes':>9}  (ms; % of per-frame mean)"
     print(head + "\n" + "-" * len(head))
@@ -377,7 +399,9 @@ def run_latency_bench(
               + (f", keyframe features {r['keyframe_delay_frames']['mean']:.1f} frames late (max {r['keyframe_delay_frames']['max']})"
                  if r["keyframe_delay_frames"] and r["keyframe_delay_frames"]["max"] > 0 else ""))
     print(f"{video}, {out['resolution']}, {threads} threads, stream at {'as fast as possible' if rate == 0 else f'{rate:g} fps'}, "
-          f"first {warmup} frames not measured (warm-up)")
+          f"first {warmup} frames not measured (warm-up)"
+          + (f"; {rounds} rounds: the modes took turns on {rounds} consecutive parts of the frames, "
+             f"each part a stream with its own warm-up" if rounds > 1 else ""))
     if json_path is not None:
         write_json(out, json_path)
     return out
