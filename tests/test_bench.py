@@ -195,6 +195,7 @@ def test_run_live_reports_late_wakeups_apart_and_counts_them(monkeypatch: pytest
     res = latency.run_live(Instant(), frames, fps=20.0, warmup=1)  # type: ignore[arg-type]
     fo = res["feed_overshoot_ms"]
     assert fo["frames"] >= 4 and fo["over_1ms"] == fo["frames"] and 20.0 <= fo["mean"] <= fo["max"]
+    assert fo["mean"] < 45.0  # the lateness, not the whole 50 ms sleep
     assert res["latency_ms"]["p50"] >= 20.0  # the lateness is part of the latency
     monkeypatch.setattr(latency.time, "sleep", real_sleep)
     assert latency.run_live(Instant(), frames, fps=0.0, warmup=1)["feed_overshoot_ms"] is None  # type: ignore[arg-type]
@@ -239,6 +240,16 @@ def test_bench_rounds_interleave_the_modes(small_video: Path, tiny_weights: Path
         return real(mode, *args, **kw)  # type: ignore[arg-type]
 
     monkeypatch.setattr(build, "build_runtime", spy)
+    import lowlatseg.evaluation.latency as latency
+
+    parts: dict[str, list[list[int]]] = {}
+    real_feed = latency.feed_live
+
+    def feed_spy(rt: object, frames: list[np.ndarray], **kw: object) -> object:
+        parts.setdefault(rt.mode, []).append([int(f.sum()) for f in frames])  # type: ignore[attr-defined]
+        return real_feed(rt, frames, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(latency, "feed_live", feed_spy)
     out = tmp_path / "b.json"
     assert main(["bench", "--video", str(small_video), "--size", "48x64", "--fps", "0", "--weights", str(tiny_weights),
                  "--propagation", str(tiny_prop), "--scheduler", str(tiny_sched), "--threads", "1", "--json", str(out),
@@ -249,9 +260,38 @@ def test_bench_rounds_interleave_the_modes(small_video: Path, tiny_weights: Path
     assert res["rounds"] == 2 and res["frames"] == 12
     for r in res["rows"]:
         assert r["frames"] == 2 * (6 - 2) and r["streams"] == 2 and r["warmup_frames"] == 2  # 12 frames = 2 parts of 6
+        assert len(r["per_stream"]) == 2
+    # every mode got the same two parts: consecutive, disjoint, the whole stream between them
+    assert all(len(p) == 2 and len(p[0]) == 6 and len(p[1]) == 6 for p in parts.values())
+    assert len({tuple(map(tuple, p)) for p in parts.values()}) == 1
+    first, second = next(iter(parts.values()))
+    assert first != second
 
 
 def test_bench_rounds_that_leave_nothing_to_measure_fail_clearly(small_video: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["bench", "--video", str(small_video), "--fps", "0", "--warmup", "5", "--rounds", "3", "--quiet"]) == 2
     err = capsys.readouterr().err
     assert "--rounds 3" in err and "warm-up" in err
+
+
+def test_live_summary_pools_streams_but_keeps_per_stream_quantities_apart() -> None:
+    """Two streams of one mode: latency and fps over both; keyframe delays, drift and memory rise
+    within each (frame numbers restart with each stream)."""
+    from lowlatseg.evaluation.latency import LiveRun, live_summary
+
+    a = LiveRun(latencies_ms=[10.0, 10.0, 10.0, 10.0], is_keyframe=[True, False, False, False],
+                labels_from=[0, 0, 0, 0], indices=[0, 1, 2, 3], warm_ms=[50.0], overshoot_ms=[],
+                rss_mb=[100.0, 130.0, 110.0], rss_end_mb=110.0, span_s=0.04, warmup=1)
+    # the keyframe chosen at frame 1 is first used at frame 3: 2 frames late
+    b = LiveRun(latencies_ms=[20.0, 20.0, 20.0, 40.0], is_keyframe=[False, True, False, False],
+                labels_from=[9, 9, 9, 1], indices=[0, 1, 2, 3], warm_ms=[60.0], overshoot_ms=[],
+                rss_mb=[200.0, 205.0], rss_end_mb=205.0, span_s=0.06, warmup=1)
+    row = live_summary([a, b])
+    assert row["frames"] == 8 and row["streams"] == 2 and row["fps"] == pytest.approx(8 / 0.10)
+    assert row["latency_ms"]["mean"] == pytest.approx(17.5) and row["latency_ms"]["max"] == 40.0
+    assert row["keyframe_fraction"] == 0.25
+    assert row["keyframe_delay_frames"]["counts"] == {"0": 1, "2": 1}  # not mixed across the streams
+    assert row["drift_ms"] == pytest.approx((0.0 + 20.0) / 2)  # per stream, not 40 - 10 across them
+    assert row["rss_growth_mb"] == 30.0 and row["rss_start_mb"] == 100.0 and row["rss_mb"] == 205.0
+    assert row["per_stream"] == [{"mean": 10.0, "max": 10.0}, {"mean": 25.0, "max": 40.0}]
+    assert live_summary([a])["per_stream"] is None

@@ -7,7 +7,8 @@ a live camera. Frames are never dropped. Decoding and resizing happen before the
 (a camera hands over decoded frames); everything from the frame's arrival on is timed, including
 how late the OS wakes the feeding loop for a frame it waited for (``feed_overshoot_ms``, also
 reported apart: on a busy or virtual machine it reached 10-19 ms). Every mode runs in the same
-process on the same frames, one after the other.
+process on the same frames: one after the other, or taking turns on consecutive parts of them
+(``lowlatseg bench --rounds``).
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ class LiveRun:
     indices: list[int]  # each frame's FrameResult.index
     warm_ms: list[float]  # the warm-up frames' latencies
     overshoot_ms: list[float]  # how late the OS woke the feeding loop, for each frame it waited for
-    rss_mb: list[float]  # resident memory after the warm-up, then every RSS_EVERY measured frames
+    rss_mb: list[float]  # resident memory after the warm-up, every RSS_EVERY measured frames and after the last
     rss_end_mb: float  # after the runtime's reset() at the end
     span_s: float  # first measured frame's arrival to the last frame's labels
     warmup: int
@@ -111,16 +112,29 @@ def feed_live(runtime: StreamRuntime, frames: Sequence[np.ndarray], *, fps: floa
             indices.append(r.index)
             if on_frame:
                 on_frame(1)
-            if (i + 1) % RSS_EVERY == 0:
+            if (i + 1) % RSS_EVERY == 0 or i + 1 == len(measured):  # and after the last frame
                 rss.append(_rss_mb())
     runtime.reset()
     return LiveRun(lat, keys, labels_from, indices, warm, overshoot, rss, _rss_mb(),
                    t_last_done - (t_first_arrival or t_last_done), warmup)
 
 
+def _drift(lat: Sequence[float]) -> float:
+    """The last quarter's mean latency minus the first quarter's (ms)."""
+    q = max(1, len(lat) // 4)
+    return float(np.mean(lat[-q:]) - np.mean(lat[:q]))
+
+
 def live_summary(runs: Sequence[LiveRun]) -> dict[str, Any]:
     """The benchmark's row for one mode from one or more streams (``lowlatseg bench --rounds``:
-    one per round, in time order): every statistic over all their measured frames together."""
+    one per round, in time order). Latency, fps, keyframe share and warm-up are over all their
+    measured frames together; what only makes sense within one stream is computed per stream:
+    keyframe delays (frame numbers restart), ``drift_ms`` (the mean over the streams of each
+    one's last quarter minus its first quarter) and ``rss_growth_mb`` (the largest rise of
+    resident memory within a stream above that stream's start; resident memory is the whole
+    process's, so across streams it also holds what other modes' runtimes left behind).
+    ``rss_mb``: at the end of the last stream. With several streams, ``per_stream`` gives each
+    one's mean and max latency."""
     lat = [v for r in runs for v in r.latencies_ms]
     keys = [k for r in runs for k in r.is_keyframe]
     warm = [v for r in runs for v in r.warm_ms]
@@ -128,12 +142,9 @@ def live_summary(runs: Sequence[LiveRun]) -> dict[str, Any]:
     # keyframe delays within each stream (frame indices restart with every stream)
     delays = [d for r in runs for d in keyframe_delays(r.indices, r.is_keyframe, r.labels_from)]
     span = sum(r.span_s for r in runs)
-    q = max(1, len(lat) // 4)
     return {
-        "drift_ms": round(float(np.mean(lat[-q:]) - np.mean(lat[:q])), 2),  # last quarter's mean - first quarter's
+        "drift_ms": round(float(np.mean([_drift(r.latencies_ms) for r in runs])), 2),
         "rss_mb": runs[-1].rss_end_mb,  # at the end, after reset()
-        # resident memory through the stream(s): after the (first) warm-up, and the largest rise
-        # within a stream above its own start
         "rss_start_mb": runs[0].rss_mb[0], "rss_growth_mb": round(max(max(r.rss_mb) - r.rss_mb[0] for r in runs), 1),
         "latency_ms": summarize(lat),
         "fps": round(len(lat) / span, 2) if span > 0 else None,
@@ -144,6 +155,8 @@ def live_summary(runs: Sequence[LiveRun]) -> dict[str, Any]:
         "frames": len(lat),
         "warmup_frames": runs[0].warmup,  # per stream
         "streams": len(runs),
+        "per_stream": [{"mean": round(float(np.mean(r.latencies_ms)), 2), "max": round(float(max(r.latencies_ms)), 2)}
+                       for r in runs] if len(runs) > 1 else None,
         "warmup_latency_ms": summarize(warm) if warm else None,
         # frames the loop waited for (live rate, runtime ready early): how late the OS woke it
         # for them; None when it never waited (--fps 0, or a runtime always behind the stream)

@@ -362,7 +362,7 @@ def run_latency_bench(
     rate = video_fps if fps is None else fps
     model = load_model(weights)
     runs: dict[str, list[Any]] = {m: [] for m in modes}
-    bar = tqdm(total=len(frames) * len(modes), desc="bench", unit="frame", disable=not progress)
+    bar = tqdm(total=sum(len(p) - warmup for p in parts) * len(modes), desc="bench", unit="frame", disable=not progress)
     for k, part in enumerate(parts):
         for mode in modes if k % 2 == 0 else modes[::-1]:
             torch.set_num_threads(threads)
