@@ -332,7 +332,7 @@ def run_latency_bench(
     drifts, the modes then share its fast and slow phases, so their ratios compare like with
     like; with 1 (the default) each mode is one long stream, run one after the other, which is
     what drift and memory growth need."""
-    from lowlatseg.evaluation.latency import feed_live, live_summary, plot_latency
+    from lowlatseg.evaluation.latency import LiveRun, feed_live, live_summary, plot_latency
     from lowlatseg.runtime.build import build_runtime
 
     check_interval(interval)
@@ -361,7 +361,7 @@ def run_latency_bench(
         raise UserError(f"{video} does not say its frame rate; pass --fps (0 for as fast as possible)")
     rate = video_fps if fps is None else fps
     model = load_model(weights)
-    runs: dict[str, list[Any]] = {m: [] for m in modes}
+    runs: dict[str, list[LiveRun]] = {m: [] for m in modes}
     bar = tqdm(total=sum(len(p) - warmup for p in parts) * len(modes), desc="bench", unit="frame", disable=not progress)
     for k, part in enumerate(parts):
         for mode in modes if k % 2 == 0 else modes[::-1]:
@@ -392,7 +392,7 @@ def run_latency_bench(
         rel = f"  {L['mean'] / ref * 100:.0f}% / {L['max'] / ref * 100:.0f}%" if ref else ""
         print(f"{r['mode']:<12} {L['mean']:>8.1f} {L['p50']:>8.1f} {L['p95']:>8.1f} {L['max']:>8.1f} "
               f"{r['fps'] or 0:>7.1f} {r['keyframe_fraction']:>9.2f}{rel}  drift {r['drift_ms']:+.1f} ms, rss {r['rss_mb']:.0f} MiB "
-              f"(+{r['rss_growth_mb']:.0f} during the stream)"
+              f"(+{r['rss_growth_mb']:.0f} while streaming)"
               + (f", warm-up max {r['warmup_latency_ms']['max']:.0f} ms" if r["warmup_latency_ms"] else "")
               + (f", fed up to {r['feed_overshoot_ms']['max']:.1f} ms late ({r['feed_overshoot_ms']['over_1ms']} frames > 1 ms)"
                  if r.get("feed_overshoot_ms") and r["feed_overshoot_ms"]["over_1ms"] else "")
