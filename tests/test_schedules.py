@@ -90,6 +90,51 @@ def test_least_deviation_schedule_is_the_brute_force_optimum(table_and_data) -> 
         assert total(best) < max(total(s) for s in valid)  # the choice matters: the test can fail
 
 
+def test_phase_schedules_are_the_fixed_interval_shifted() -> None:
+    assert sc.phase_schedule(12, 4, 0) == sc.fixed_schedule(12, 4)
+    assert sorted(set(sc.phase_schedule(12, 4, 3))) == [0, 3, 7, 11]
+    assert sc.schedule_of(6, [4, 0, 2]) == [0, 0, 2, 2, 4, 4]
+    for bad in ([1, 3], [0, 6]):  # frame 0 missing, a keyframe past the clip
+        with pytest.raises(ValueError, match="keyframes must include frame 0"):
+            sc.schedule_of(6, bad)
+    with pytest.raises(ValueError, match="phase must be in 0..3"):
+        sc.phase_schedule(12, 4, 4)
+
+
+def test_jittered_schedules_keep_the_count_the_spacing_and_the_seed() -> None:
+    frames, interval, max_gap = 41, 5, 8
+    fixed_keys = sorted(set(sc.fixed_schedule(frames, interval)))
+    draws = sc.jittered_schedules(frames, interval, samples=300, max_gap=max_gap, seed=3)
+    assert len(draws) == 300
+    for s in draws:
+        keys = sorted(set(s))
+        assert len(keys) == len(fixed_keys) and keys[0] == 0
+        assert all(abs(a - b) <= interval // 2 for a, b in zip(keys, fixed_keys))  # each moved by at most 2
+        assert all(s[t] <= t and t - s[t] <= max_gap for t in range(frames))
+    assert len({tuple(s) for s in draws}) > 50  # random, not one schedule repeated
+    assert draws == sc.jittered_schedules(frames, interval, samples=300, max_gap=max_gap, seed=3)
+    assert draws != sc.jittered_schedules(frames, interval, samples=300, max_gap=max_gap, seed=4)
+    assert sc.jittered_schedules(frames, interval, samples=5, max_gap=max_gap, jitter=0) == [sc.fixed_schedule(frames, interval)] * 5
+    # gaps of at most 5 leave room only for fixed itself: nothing else comes back
+    assert sc.jittered_schedules(frames, interval, samples=5, max_gap=interval - 1, seed=0) in ([], [sc.fixed_schedule(frames, interval)] * 5)
+
+
+def test_chance_percentile_counts_below_and_half_the_ties() -> None:
+    luck = sc.Chance(interval=5, phases=[(0, 60.0, 3)], jitter=2, scores=np.array([59.0, 60.0, 60.0, 61.0]))
+    assert luck.percentile(60.0) == pytest.approx(50.0)  # one below, two ties
+    assert luck.percentile(58.0) == 0.0 and luck.percentile(62.0) == 100.0
+    assert luck.percentile(60.5) == pytest.approx(75.0)
+
+
+def test_chance_scores_phases_and_draws_on_the_table(table_and_data) -> None:
+    table = table_and_data[0]
+    luck = sc.chance(table, 3, samples=50, seed=0)
+    assert [p for p, _, _ in luck.phases] == [0, 1, 2]
+    assert luck.phases[0][1] == pytest.approx(sc.score(table, sc.fixed_schedule(N, 3)))
+    expected = [sc.score(table, s) for s in sc.jittered_schedules(N, 3, samples=50, max_gap=table.max_gap, seed=0)]
+    assert luck.scores.tolist() == pytest.approx(expected)
+
+
 def test_eval_scheduling_command(tiny_camvid: Path, tiny_weights: Path, tiny_prop: Path, tiny_sched: Path, tmp_path: Path,
                                  capsys: pytest.CaptureFixture[str]) -> None:
     js = tmp_path / "s.json"
@@ -100,6 +145,16 @@ def test_eval_scheduling_command(tiny_camvid: Path, tiny_weights: Path, tiny_pro
     assert [r["policy"] for r in rows] == ["fixed", "predicted-instant", "predicted-accumulated", "oracle-instant",
                                            "oracle-accumulated", "oracle-least-deviation", "ground-truth-best"]
     assert rows[0]["keyframes"] == 2 and rows[-1]["keyframes"] == 2
+    out = json.loads(js.read_text())
+    (luck,) = out["chance"]
+    assert luck["interval"] == 2 and [p["phase"] for p in luck["fixed_phases"]] == [0, 1]
+    assert luck["fixed_phases"][0]["miou"] == rows[0]["miou"]
+    assert luck["samples"] > 0 and luck["miou_p5"] <= luck["miou_p50"] <= luck["miou_p95"]
+    assert 0.0 <= luck["share_above_fixed"] <= 1.0
+    assert all(0.0 <= r["chance_percentile"] <= 100.0 for r in rows)
+    assert main([*args, "--intervals", "2", "--max-gap", "3", "--chance-samples", "0", "--json", str(js)]) == 0
+    out = json.loads(js.read_text())
+    assert "chance" not in out and not any("chance_percentile" in r for r in out["rows"])
     assert main([*args, "--intervals", "5", "--max-gap", "3"]) == 2
     assert "--max-gap 3 must be at least the largest interval" in capsys.readouterr().err
 

@@ -202,7 +202,7 @@ def cmd_eval_scheduling(a: argparse.Namespace) -> int:
     _set_threads(a.threads)
     run_scheduling_eval(data=a.data, split=a.split, intervals=tuple(a.intervals), max_gap=a.max_gap, weights=a.weights,
                         propagation=a.propagation, scheduler=a.scheduler, json_path=Path(a.json) if a.json else None,
-                        progress=not a.quiet, max_frames=a.max_frames)
+                        progress=not a.quiet, max_frames=a.max_frames, chance_samples=a.chance_samples)
     return 0
 
 
@@ -386,6 +386,9 @@ def build_parser() -> argparse.ArgumentParser:
     es.add_argument("--intervals", type=_positive_int, nargs="+", default=[2, 3, 5, 8])
     es.add_argument("--max-gap", type=_positive_int, default=12, help="longest keyframe gap considered (a keyframe is forced after it)")
     es.add_argument("--scheduler", help="scheduler weights (default: bundled)")
+    es.add_argument("--chance-samples", type=_nonneg_int, default=2000,
+                    help="fixed schedules with each keyframe moved at random by up to half the interval, scored as the "
+                         "yardstick of what chance gives at the same rate (seed 0; 0: none)")
     _add_propagation_eval_args(es)
     es.set_defaults(func=cmd_eval_scheduling)
 

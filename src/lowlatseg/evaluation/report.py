@@ -7,7 +7,7 @@ import math
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -19,6 +19,9 @@ from lowlatseg.scheduling.policies import RULES, check_interval
 from lowlatseg.evaluation.defaults import DEFAULT_DELAY_FRAMES, MAX_DELAY_FRAMES
 from lowlatseg.evaluation.image import evaluate_images
 from lowlatseg.evaluation.latency import WARMUP_FRAMES
+
+if TYPE_CHECKING:
+    from lowlatseg.evaluation.schedules import Chance
 
 
 def _check_parent(path: Path) -> None:
@@ -188,10 +191,12 @@ def run_video_eval(
 def run_scheduling_eval(
     *, data: str, split: str, intervals: tuple[int, ...] = (2, 3, 5, 8), max_gap: int = 12, weights: str | None = None,
     propagation: str | None = None, scheduler: str | None = None, json_path: Path | None = None, progress: bool = True,
-    max_frames: int = 0,
+    max_frames: int = 0, chance_samples: int = 2000,
 ) -> dict[str, Any]:
     """``lowlatseg eval scheduling``: every keyframe rule at exactly the fixed intervals' keyframe
-    counts, with the true deviation and the ground truth as references (see evaluation/schedules.py)."""
+    counts, with the true deviation and the ground truth as references, and what chance gives at
+    the same rate (``chance_samples`` jittered fixed schedules, seed 0; 0: none) as the yardstick
+    (see evaluation/schedules.py)."""
     from lowlatseg.data.transforms import to_tensor
     from lowlatseg.evaluation import schedules as sc
     from lowlatseg.scheduling.weights import load_scheduler
@@ -210,8 +215,11 @@ def run_scheduling_eval(
     table = sc.pair_table(model, adaptive, predictor, images, labels, num_classes=ds.labels.num_classes,
                           max_gap=max_gap, progress=bar.update)
     bar.close()
-    rows = []
+    rows, chances = [], []
     for interval in intervals:
+        luck = sc.chance(table, interval, samples=chance_samples) if chance_samples else None
+        if luck is not None:
+            chances.append(_chance_json(luck))
         fixed = sc.fixed_schedule(n, interval)
         want = sc.count_keys(fixed)
         schedules = {"fixed": fixed}
@@ -221,8 +229,11 @@ def run_scheduling_eval(
         schedules["oracle-least-deviation"] = sc.best_schedule(table, sc.deviation_cost(table, table.true), want)
         schedules["ground-truth-best"] = sc.best_schedule(table, sc.linear_cost(table, fixed), want)
         for name, keys_of in schedules.items():
-            row: dict[str, Any] = {"interval": interval, "policy": name, "miou": round(sc.score(table, keys_of), 2),
+            miou = sc.score(table, keys_of)
+            row: dict[str, Any] = {"interval": interval, "policy": name, "miou": round(miou, 2),
                                    "keyframes": sc.count_keys(keys_of), "keyframe_indices": sorted(set(keys_of))}
+            if luck is not None and len(luck.scores):
+                row["chance_percentile"] = round(luck.percentile(miou), 1)
             source, _, rule = name.partition("-")
             if source in ("predicted", "oracle") and rule in RULES:  # a rule's number can be swept
                 spread = sc.same_count_range(table, table.predicted if source == "predicted" else table.true, want, rule=rule)
@@ -231,6 +242,8 @@ def run_scheduling_eval(
     h, w = ds[0][0].shape[:2]
     out = {"data": str(data), "split": split, "frames": n, "resolution": f"{h}x{w}", "max_gap": max_gap,
            "shipped_rule": defaults.rule, "weights": str(weights or DEFAULT_WEIGHTS), "rows": rows}
+    if chance_samples:
+        out["chance"] = chances
     names = list(dict.fromkeys(r["policy"] for r in rows))
     head = f"{'interval':>8} {'keys':>5} " + " ".join(f"{p:>22}" for p in names)
     print(head + "\n" + "-" * len(head))
@@ -246,8 +259,32 @@ def run_scheduling_eval(
         spreads = [f"{r['policy']} {r['miou_range_same_count'][0]:.2f}..{r['miou_range_same_count'][1]:.2f}"
                    for r in rows if r["interval"] == interval and r.get("miou_range_same_count")]
         print(f"  1/{interval}: " + ", ".join(spreads))
+    for c in chances:
+        rs = [r for r in rows if r["interval"] == c["interval"] and "chance_percentile" in r]
+        print(f"chance at 1/{c['interval']}: fixed started at each phase "
+              + " ".join(f"{p['miou']:.2f}" for p in c["fixed_phases"])
+              + (f"; {c['samples']} fixed schedules jittered by up to {c['jitter']} frame{'s' * (c['jitter'] != 1)}: p5 {c['miou_p5']:.2f}, "
+                 f"median {c['miou_p50']:.2f}, p95 {c['miou_p95']:.2f}, {100 * c['share_above_fixed']:.0f} % above fixed"
+                 if c["samples"] else "; no jittered schedule fits --max-gap")
+              + ("; percentile among them: " + ", ".join(f"{r['policy']} {r['chance_percentile']:.0f}" for r in rs) if rs else ""))
     if json_path is not None:
         write_json(out, json_path)
+    return out
+
+
+def _chance_json(luck: Chance) -> dict[str, Any]:
+    """:class:`~lowlatseg.evaluation.schedules.Chance` as JSON (fixed's mIoU is phase 0's)."""
+    s = luck.scores
+    fixed = luck.phases[0][1] if luck.phases and luck.phases[0][0] == 0 else float("nan")
+    out: dict[str, Any] = {
+        "interval": luck.interval,
+        "fixed_phases": [{"phase": p, "miou": round(m, 2), "keyframes": k} for p, m, k in luck.phases],
+        "jitter": luck.jitter, "samples": int(len(s)), "seed": 0,
+    }
+    if len(s):
+        out.update({"miou_p5": round(float(np.percentile(s, 5)), 2), "miou_p50": round(float(np.median(s)), 2),
+                    "miou_p95": round(float(np.percentile(s, 95)), 2),
+                    "share_above_fixed": round(float(np.mean(s > fixed + 1e-9)), 3)})
     return out
 
 

@@ -19,6 +19,12 @@ policies can be compared at exactly the same keyframe count:
   (minimising a first-order expansion of the mIoU loss around the fixed schedule): an estimate
   of the headroom, not a policy anyone can run.
 
+And what chance alone does at the same rate (:func:`chance`), the yardstick for a difference
+between two policies on a short clip: the fixed interval started at every phase, and fixed
+schedules whose keyframes are each moved at random by up to half the interval (an uninformed
+scheduler that keeps the rate and the spacing roughly even). A policy whose mIoU sits inside
+that spread is not shown to be better or worse than fixed by this clip.
+
 All rules are sequential (no low-latency delay) and gaps longer than ``max_gap`` are cut by a
 forced keyframe in every policy.
 """
@@ -97,6 +103,83 @@ def score(table: PairTable, keys_of: Sequence[int]) -> float:
 
 def fixed_schedule(frames: int, interval: int) -> list[int]:
     return [t - t % interval for t in range(frames)]
+
+
+def schedule_of(frames: int, keys: Sequence[int]) -> list[int]:
+    """Keyframe frame numbers (frame 0 among them) -> ``keys_of``: each frame's latest keyframe."""
+    ks = sorted(set(keys))
+    if not ks or ks[0] != 0 or ks[-1] >= frames:
+        raise ValueError(f"keyframes must include frame 0 and lie in 0..{frames - 1}, got {ks}")
+    out, j = [], 0
+    for t in range(frames):
+        while j + 1 < len(ks) and ks[j + 1] <= t:
+            j += 1
+        out.append(ks[j])
+    return out
+
+
+def phase_schedule(frames: int, interval: int, phase: int) -> list[int]:
+    """The fixed interval started at ``phase`` (0 <= phase < interval): keyframes 0 and
+    phase, phase + interval, ... (phase 0 is :func:`fixed_schedule`). The count may differ
+    from fixed's by one."""
+    if not 0 <= phase < interval:
+        raise ValueError(f"phase must be in 0..{interval - 1}, got {phase}")
+    return schedule_of(frames, [0, *range(phase or interval, frames, interval)])
+
+
+def jittered_schedules(frames: int, interval: int, *, samples: int, max_gap: int, seed: int = 0,
+                       jitter: int | None = None) -> list[list[int]]:
+    """Up to ``samples`` random schedules with exactly the fixed interval's keyframe count: every
+    keyframe of :func:`fixed_schedule` but frame 0 moved by a uniform integer offset in
+    [-jitter, jitter] (default ``interval // 2``, at least 1), kept inside the clip. Draws where two
+    keyframes meet or a gap exceeds ``max_gap`` are redrawn (at most 200 tries per sample, so
+    fewer may come back). Deterministic for a seed."""
+    j = max(1, interval // 2) if jitter is None else jitter
+    base = np.array(sorted(set(fixed_schedule(frames, interval)))[1:], dtype=np.int64)
+    want = len(base) + 1
+    rng = np.random.default_rng(seed)
+    out: list[list[int]] = []
+    for _ in range(samples * 200):
+        if len(out) == samples:
+            break
+        moved = np.clip(base + rng.integers(-j, j + 1, size=len(base)), 1, frames - 1)
+        keys = [0, *moved.tolist()]
+        if len(set(keys)) != want:
+            continue
+        s = schedule_of(frames, keys)
+        if all(t - s[t] <= max_gap for t in range(frames)):
+            out.append(s)
+    return out
+
+
+@dataclass(frozen=True)
+class Chance:
+    """What chance gives at one fixed interval's rate (see the module doc)."""
+
+    interval: int
+    phases: list[tuple[int, float, int]]  # (phase, mIoU, keyframes) of the fixed interval at every phase
+    jitter: int
+    scores: np.ndarray  # mIoU of each jittered schedule
+
+    def percentile(self, miou: float) -> float:
+        """Share of the jittered schedules scoring below ``miou``, ties counted half, in %."""
+        if not len(self.scores):
+            return float("nan")
+        below = float(np.mean(self.scores < miou - 1e-9))
+        ties = float(np.mean(np.abs(self.scores - miou) <= 1e-9))
+        return 100.0 * (below + ties / 2)
+
+
+def chance(table: PairTable, interval: int, *, samples: int, seed: int = 0) -> Chance:
+    """The fixed interval at every phase and ``samples`` jittered fixed schedules, scored."""
+    phases = []
+    for p in range(interval):
+        s = phase_schedule(table.frames, interval, p)
+        if all(t - s[t] <= table.max_gap for t in range(table.frames)):
+            phases.append((p, score(table, s), count_keys(s)))
+    j = max(1, interval // 2)
+    draws = jittered_schedules(table.frames, interval, samples=samples, max_gap=table.max_gap, seed=seed, jitter=j)
+    return Chance(interval, phases, j, np.array([score(table, s) for s in draws]))
 
 
 def rule_schedule(table: PairTable, deviations: dict[Pair, float], value: float, *, rule: str) -> list[int]:
