@@ -273,5 +273,4 @@ def best_schedule(table: PairTable, cost: dict[Pair, float], n_keys: int) -> lis
         s = arg[(e, j)]
         starts.append(s)
         e, j = s, j - 1
-    starts.sort()
-    return [max(s for s in starts if s <= t) for t in range(n)]
+    return schedule_of(n, starts)
