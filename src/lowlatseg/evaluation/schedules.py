@@ -127,14 +127,19 @@ def phase_schedule(frames: int, interval: int, phase: int) -> list[int]:
     return schedule_of(frames, [0, *range(phase or interval, frames, interval)])
 
 
+def default_jitter(interval: int) -> int:
+    """How far :func:`jittered_schedules` moves each keyframe by default: half the interval, at least 1."""
+    return max(1, interval // 2)
+
+
 def jittered_schedules(frames: int, interval: int, *, samples: int, max_gap: int, seed: int = 0,
                        jitter: int | None = None) -> list[list[int]]:
     """Up to ``samples`` random schedules with exactly the fixed interval's keyframe count: every
     keyframe of :func:`fixed_schedule` but frame 0 moved by a uniform integer offset in
-    [-jitter, jitter] (default ``interval // 2``, at least 1), kept inside the clip. Draws where two
+    [-jitter, jitter] (default :func:`default_jitter`), kept inside the clip. Draws where two
     keyframes meet or a gap exceeds ``max_gap`` are redrawn (at most 200 tries per sample, so
     fewer may come back). Deterministic for a seed."""
-    j = max(1, interval // 2) if jitter is None else jitter
+    j = default_jitter(interval) if jitter is None else jitter
     base = np.array(sorted(set(fixed_schedule(frames, interval)))[1:], dtype=np.int64)
     want = len(base) + 1
     rng = np.random.default_rng(seed)
@@ -177,7 +182,7 @@ def chance(table: PairTable, interval: int, *, samples: int, seed: int = 0) -> C
         s = phase_schedule(table.frames, interval, p)
         if all(t - s[t] <= table.max_gap for t in range(table.frames)):
             phases.append((p, score(table, s), count_keys(s)))
-    j = max(1, interval // 2)
+    j = default_jitter(interval)
     draws = jittered_schedules(table.frames, interval, samples=samples, max_gap=table.max_gap, seed=seed, jitter=j)
     return Chance(interval, phases, j, np.array([score(table, s) for s in draws]))
 
