@@ -100,6 +100,32 @@ class SegmentationDataset:
         return out
 
 
-def camvid(root: str | Path, split: str, *, cache: bool = True) -> SegmentationDataset:
-    """The CamVid split ``root/split.txt`` (11 classes, label 11 = void)."""
-    return SegmentationDataset(read_split(root, split), labels=CAMVID, void_value=11, cache=cache)
+def drive_of(sample: Sample) -> str:
+    """The CamVid drive (sequence) of a frame: the part of its name before the first ``_``."""
+    return sample.name.split("_", 1)[0]
+
+
+def select_drive(samples: list[Sample], drive: str, *, keep: bool, source: str) -> list[Sample]:
+    """The samples of one drive (``keep``) or all the others; an unknown drive is an error."""
+    drives = sorted({drive_of(s) for s in samples})
+    if drive not in drives:
+        raise UserError(f"{source} has no drive {drive!r}; its drives are: {', '.join(drives)}")
+    out = [s for s in samples if (drive_of(s) == drive) == keep]
+    if not out:
+        raise UserError(f"{source} has no frames outside drive {drive!r}; hold out another drive")
+    return out
+
+
+def camvid(root: str | Path, split: str, *, cache: bool = True, drive: str | None = None,
+           without_drive: str | None = None) -> SegmentationDataset:
+    """The CamVid split ``root/split.txt`` (11 classes, label 11 = void).
+
+    ``drive``: only that drive's frames (e.g. a held-out dev-test drive); ``without_drive``:
+    every frame but that drive's (the training split minus the held-out drive).
+    """
+    samples = read_split(root, split)
+    if drive is not None:
+        samples = select_drive(samples, drive, keep=True, source=f"split {split}")
+    if without_drive is not None:
+        samples = select_drive(samples, without_drive, keep=False, source=f"split {split}")
+    return SegmentationDataset(samples, labels=CAMVID, void_value=11, cache=cache)

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from lowlatseg.classes import IGNORE_INDEX
+from lowlatseg.data.photometric import photometric
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,7 @@ class AugmentConfig:
     scale: tuple[float, float] = (0.75, 2.0)  # random rescale range before cropping
     hflip: bool = True
     color: float = 0.3  # strength of brightness / contrast / saturation jitter (0 = off)
+    photometric: bool = False  # dusk / rain / night / camera transforms (data/photometric.py), after the jitter
 
 
 def augment(image: np.ndarray, label: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -42,6 +44,8 @@ def augment(image: np.ndarray, label: np.ndarray, cfg: AugmentConfig, rng: np.ra
         image, label = image[:, ::-1], label[:, ::-1]
     if cfg.color > 0:
         image = color_jitter(image, cfg.color, rng)
+    if cfg.photometric:
+        image = photometric(image, rng)
     return np.ascontiguousarray(image), np.ascontiguousarray(label)
 
 

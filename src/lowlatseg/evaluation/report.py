@@ -59,7 +59,7 @@ def run_image_eval(
     json_path: Path | None = None, progress: bool = True,
 ) -> dict[str, Any]:
     """``lowlatseg eval image``: per-frame network on a labelled split."""
-    from lowlatseg.train.base import open_dataset
+    from lowlatseg.data.datasets import open_dataset
 
     if json_path is not None:
         _check_parent(json_path)

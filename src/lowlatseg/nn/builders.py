@@ -45,10 +45,26 @@ def llnet_tiny(num_classes: int = 11) -> SplitNetConfig:
     )
 
 
+def llnet_e(num_classes: int = 11) -> SplitNetConfig:
+    """``high`` = ImageNet-pretrained EfficientNet-Lite0 blocks 5-15 (stride 8 -> 32) behind a 1x1
+    adapter, with a light top-down decoder; ``low`` = a cheap from-scratch stem trained to reproduce
+    Lite0's stride-8 features, then fine-tuned end to end (``train base --pretrained``)."""
+    return SplitNetConfig(arch="llnet-e", num_classes=num_classes, stem_ch=(24, 48), low_ch=64, low_blocks=1,
+                          backbone="lite0", output_stride=32, high_ch=128, fuse_ch=128)
+
+
+def llnet_e16(num_classes: int = 11) -> SplitNetConfig:
+    """``llnet-e`` at output stride 16 (Lite0's block 11 without its stride): costlier ``high``."""
+    return SplitNetConfig(arch="llnet-e16", num_classes=num_classes, stem_ch=(24, 48), low_ch=64, low_blocks=1,
+                          backbone="lite0", output_stride=16, high_ch=128, fuse_ch=128)
+
+
 VARIANTS: dict[str, Callable[..., SplitNetConfig]] = {
     "llnet-s": llnet_s,
     "llnet-m": llnet_m,
     "llnet-tiny": llnet_tiny,
+    "llnet-e": llnet_e,
+    "llnet-e16": llnet_e16,
 }
 
 

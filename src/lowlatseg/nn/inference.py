@@ -3,7 +3,8 @@
 ``for_inference(module)`` returns a copy in eval mode that computes the same function (to float
 rounding) faster on a CPU:
 
-* every ``conv -> BatchNorm`` pair of a :class:`~lowlatseg.nn.blocks.ConvBNReLU` becomes one
+* every ``conv -> BatchNorm`` pair of a :class:`~lowlatseg.nn.blocks.ConvBNReLU` (and the three
+  pairs of each EfficientNet-Lite :class:`~lowlatseg.nn.efficientnet_lite.MBConv`) becomes one
   convolution with the normalisation folded into its weights and bias (one pass over the
   feature map less per layer);
 * parameters are stored channels-last (NHWC), the layout oneDNN's CPU convolutions run fastest
@@ -26,6 +27,7 @@ from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from lowlatseg.nn.blocks import ConvBNReLU
+from lowlatseg.nn.efficientnet_lite import MBConv
 
 M = TypeVar("M", bound=nn.Module)
 
@@ -43,4 +45,10 @@ def for_inference(module: M) -> M:
             assert isinstance(conv, nn.Conv2d)
             m[0] = fuse_conv_bn_eval(conv, bn)
             m[1] = nn.Identity()
+        elif isinstance(m, MBConv):
+            for conv_name, bn_name in (("_expand_conv", "_bn0"), ("_depthwise_conv", "_bn1"), ("_project_conv", "_bn2")):
+                norm = getattr(m, bn_name, None)
+                if isinstance(norm, nn.BatchNorm2d):
+                    setattr(m, conv_name, fuse_conv_bn_eval(getattr(m, conv_name), norm))
+                    setattr(m, bn_name, nn.Identity())
     return out.to(memory_format=torch.channels_last)  # type: ignore[call-overload, no-any-return]

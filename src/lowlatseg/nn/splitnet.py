@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lowlatseg.nn.blocks import BasicBlock, ConvBNReLU, PyramidPooling, stage
+from lowlatseg.nn.lite_high import LiteHigh
 
 T = TypeVar("T")
 
@@ -52,6 +53,8 @@ class SplitNetConfig:
     s32_blocks: int = 3
     high_ch: int = 128  # channels of f_high (what propagation moves around)
     fuse_ch: int = 128  # width of the head's fusion layer
+    backbone: str = "resnet"  # high: 'resnet' (basic blocks from scratch) or 'lite0' (EfficientNet-Lite0 blocks 5-15)
+    output_stride: int = 32  # lite0 only: 16 keeps block 11 at stride 1 (more accurate, about twice the cost of the last blocks)
 
 
 class Low(nn.Module):
@@ -166,16 +169,22 @@ class SplitSegNet(nn.Module):
         c = config
         self.config = config
         self.low = Low(stem_ch=c.stem_ch, low_ch=c.low_ch, blocks=c.low_blocks)
-        self.high = High(
-            low_ch=c.low_ch,
-            mid_blocks=c.mid_blocks,
-            mid_dilations=c.mid_dilations,
-            s16_ch=c.s16_ch,
-            s16_blocks=c.s16_blocks,
-            s32_ch=c.s32_ch,
-            s32_blocks=c.s32_blocks,
-            high_ch=c.high_ch,
-        )
+        self.high: High | LiteHigh
+        if c.backbone == "lite0":
+            self.high = LiteHigh(low_ch=c.low_ch, high_ch=c.high_ch, output_stride=c.output_stride)
+        elif c.backbone != "resnet":
+            raise ValueError(f"unknown backbone {c.backbone!r}; choose resnet or lite0")
+        else:
+            self.high = High(
+                low_ch=c.low_ch,
+                mid_blocks=c.mid_blocks,
+                mid_dilations=c.mid_dilations,
+                s16_ch=c.s16_ch,
+                s16_blocks=c.s16_blocks,
+                s32_ch=c.s32_ch,
+                s32_blocks=c.s32_blocks,
+                high_ch=c.high_ch,
+            )
         self.head = Head(low_ch=c.low_ch, high_ch=c.high_ch, fuse_ch=c.fuse_ch, num_classes=c.num_classes)
 
     @property

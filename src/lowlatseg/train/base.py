@@ -23,24 +23,17 @@ from tqdm import tqdm
 
 from lowlatseg.checkpoint import RUN_FORMAT, atomic_save, export_weights, load_file, load_model
 from lowlatseg.classes import IGNORE_INDEX
-from lowlatseg.data.camvid import SegmentationDataset, camvid
-from lowlatseg.data.cityscapes import cityscapes
+from lowlatseg.data.camvid import SegmentationDataset
+from lowlatseg.data.datasets import open_dataset
 from lowlatseg.data.transforms import augment, label_tensor, to_tensor
 from lowlatseg.errors import UserError
 from lowlatseg.evaluation.image import evaluate_images
 from lowlatseg.nn.builders import build, variant_config
+from lowlatseg.nn.splitnet import SplitSegNet
 from lowlatseg.nn.grow import grow_from
 from lowlatseg.plots import training_curves
 from lowlatseg.train import distributed
 from lowlatseg.train.config import BaseTrainConfig
-
-
-def open_dataset(kind: str, root: str, split: str) -> SegmentationDataset:
-    if kind == "camvid":
-        return camvid(root, split)
-    if kind == "cityscapes":
-        return cityscapes(root, split)
-    raise UserError(f"unknown dataset format {kind!r}; choose camvid or cityscapes")
 
 
 class AugmentedPairs(Dataset):
@@ -118,8 +111,9 @@ def _train(cfg: BaseTrainConfig, out: Path, di: distributed.DistInfo, *, resume:
         (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
 
     # 2. data: cached uint8 images, augmented crops, a sharded sampler under DDP.
-    train_ds = open_dataset(cfg.dataset, cfg.data, cfg.split)
+    train_ds = open_dataset(cfg.dataset, cfg.data, cfg.split, without_drive=cfg.holdout_drive)
     val_ds = open_dataset(cfg.dataset, cfg.data, cfg.val_split) if cfg.val_split else None
+    dev_ds = open_dataset(cfg.dataset, cfg.data, cfg.split, drive=cfg.holdout_drive) if cfg.holdout_drive else None
     pairs = AugmentedPairs(train_ds, cfg)
     sampler: DistributedSampler | None = (
         DistributedSampler(pairs, num_replicas=di.world_size, rank=di.rank, seed=cfg.seed) if di.enabled else None
@@ -134,6 +128,10 @@ def _train(cfg: BaseTrainConfig, out: Path, di: distributed.DistInfo, *, resume:
     # 3. model, optimiser, schedule (per step).
     net_cfg = variant_config(cfg.arch, num_classes=train_ds.labels.num_classes)
     model = build(net_cfg)
+    if cfg.distill_epochs and not cfg.pretrained:
+        raise UserError("--distill-epochs teaches low the pretrained front end; it needs --pretrained")
+    if state is None and cfg.pretrained:
+        _init_pretrained(model, cfg, pairs, out, progress=progress and di.is_main)
     if state is None and cfg.init:
         grown = grow_from(model, load_model(cfg.init))
         if di.is_main:
@@ -191,6 +189,9 @@ def _train(cfg: BaseTrainConfig, out: Path, di: distributed.DistInfo, *, resume:
             if val_ds is not None:
                 model.eval()
                 entry["val_miou"] = round(evaluate_images(model, val_ds).confusion.miou(), 2)
+            if dev_ds is not None:
+                model.eval()
+                entry["dev_miou"] = round(evaluate_images(model, dev_ds).confusion.miou(), 2)
             history.append(entry)
             with (out / "log.jsonl").open("a") as f:
                 f.write(json.dumps(entry) + "\n")
@@ -209,12 +210,33 @@ def _train(cfg: BaseTrainConfig, out: Path, di: distributed.DistInfo, *, resume:
             msg = f"epoch {epoch + 1}/{cfg.epochs} loss {mean_loss:.4f}"
             if entry["val_miou"] is not None:
                 msg += f" val mIoU {entry['val_miou']:.2f}"
+            if entry.get("dev_miou") is not None:
+                msg += f" dev ({cfg.holdout_drive}) mIoU {entry['dev_miou']:.2f}"
             tqdm.write(msg + f" ({entry['train_seconds']:.0f}s)")
         distributed.barrier(di)
 
     if di.is_main:
         export_weights(model, out / "weights.pt", meta={"epochs": cfg.epochs, "final_val_miou": history[-1]["val_miou"] if history else None})
     return history[-1] if history else {}
+
+
+def _init_pretrained(model: SplitSegNet, cfg: BaseTrainConfig, pairs: Dataset, out: Path, *, progress: bool) -> None:
+    """ImageNet weights into high's pretrained blocks, then (``distill_epochs``) low learns the front end."""
+    from lowlatseg.nn.efficientnet_lite import front_end, load_imagenet
+    from lowlatseg.nn.lite_high import LiteHigh
+    from lowlatseg.train.distill import distill_low
+
+    if not isinstance(model.high, LiteHigh):
+        raise UserError(f"--pretrained needs an architecture with a pretrained backbone (llnet-e, llnet-e16), not {cfg.arch}")
+    net = load_imagenet()
+    n = model.high.load_pretrained(net)
+    if progress:
+        tqdm.write(f"high: {n} tensors of EfficientNet-Lite0 blocks 5-15 from the ImageNet weights")
+    if cfg.distill_epochs > 0:
+        loader = DataLoader(pairs, batch_size=cfg.batch_size, shuffle=True, num_workers=cfg.workers,
+                            generator=torch.Generator().manual_seed(cfg.seed + 1), drop_last=True)
+        distill_low(model, front_end(net), loader, epochs=cfg.distill_epochs, lr=cfg.lr * 2,
+                    weight_decay=cfg.weight_decay, out=out, progress=progress)
 
 
 def _mean_across(values: list[float], di: distributed.DistInfo) -> float:

@@ -18,6 +18,9 @@ class BaseTrainConfig:
     dataset: str = "camvid"  # 'camvid' (SPLIT.txt lists) or 'cityscapes' (official layout)
     split: str = "train"  # training split
     val_split: str | None = "val"  # evaluated after every epoch (never trained on); None: skip
+    holdout_drive: str | None = None  # drive removed from the training split and scored every epoch (dev-test)
+    pretrained: bool = False  # lite0 backbones: start high's blocks from ImageNet weights (the [train] extra)
+    distill_epochs: int = 0  # with pretrained: epochs of low learning the pretrained front end first (train/distill.py)
     epochs: int = 120  # full passes over the training split
     batch_size: int = 8  # per process
     lr: float = 2e-3  # AdamW peak learning rate (after warm-up)

