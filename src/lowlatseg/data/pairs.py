@@ -15,6 +15,7 @@ import numpy as np
 
 from lowlatseg.data.camvid import SegmentationDataset
 from lowlatseg.data.synthetic import MotionConfig, synth_pair
+from lowlatseg.data.video_pairs import VideoPairStream
 
 
 @dataclass
@@ -28,15 +29,19 @@ class PairSampler:
     max_video_gap: int  # frames, at the clip's own rate
     min_gap: int = 1  # 0 allows a frame paired with itself
     flip: bool = True  # random horizontal flip of the pair
+    stream: VideoPairStream | None = None  # many videos, streamed (used instead of ``clips`` when given)
 
     def sample(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """(key image, current image, current label or None for video pairs)."""
         ch, cw = self.crop
-        if self.clips and rng.random() < self.video_fraction:
-            clip = self.clips[int(rng.integers(len(self.clips)))]
-            gap = int(rng.integers(self.min_gap, min(self.max_video_gap, len(clip) - 1) + 1))
-            t = int(rng.integers(gap, len(clip)))
-            a, b = clip[t - gap], clip[t]
+        if (self.clips or self.stream is not None) and rng.random() < self.video_fraction:
+            if self.stream is not None:
+                a, b, _ = self.stream.pair(rng)
+            else:
+                clip = self.clips[int(rng.integers(len(self.clips)))]
+                gap = int(rng.integers(self.min_gap, min(self.max_video_gap, len(clip) - 1) + 1))
+                t = int(rng.integers(gap, len(clip)))
+                a, b = clip[t - gap], clip[t]
             y0 = int(rng.integers(0, a.shape[0] - ch + 1))
             x0 = int(rng.integers(0, a.shape[1] - cw + 1))
             key, cur, label = a[y0 : y0 + ch, x0 : x0 + cw], b[y0 : y0 + ch, x0 : x0 + cw], None

@@ -93,6 +93,12 @@ def _load_prop(weights: str | None, propagation: str | None):
     return model, prop_cfg, adaptive, uniform
 
 
+def _load_guided(propagation: str | None, model: Any) -> Any:
+    from lowlatseg.propagation.weights import load_flow_guided
+
+    return load_flow_guided(propagation, model)
+
+
 def _open_clip(data: str, split: str, weights: str | None, propagation: str | None, max_frames: int):
     """A labelled clip in time order, the base model with its propagation (classes checked), and
     how many frames to use: (ds, n, model, prop_cfg, adaptive, uniform)."""
@@ -173,7 +179,8 @@ def run_video_eval(
     ds, n, model, prop_cfg, adaptive, uniform = _open_clip(data, split, weights, propagation, max_frames)
     frames = ((to_tensor(ds[i][0]).unsqueeze(0), ds[i][1]) for i in range(n))
     bar = tqdm(total=n, desc=f"eval video N={interval}", unit="frame", disable=not progress)
-    res = run_protocol(model, standard_rows(prop_cfg, adaptive, uniform), frames, interval=interval,
+    rows = standard_rows(prop_cfg, adaptive, uniform, flow_guided=_load_guided(propagation, model))
+    res = run_protocol(model, rows, frames, interval=interval,
                        num_classes=ds.labels.num_classes, progress=bar.update)
     bar.close()
     if scheduled:
@@ -314,7 +321,8 @@ def run_agreement_eval(
     total = min(reader.info.frames, max_frames) if max_frames and reader.info.frames else (max_frames or reader.info.frames or None)
     bar = tqdm(total=total, desc=f"agreement N={interval}", unit="frame", disable=not progress)
     try:
-        res = run_protocol(model, standard_rows(prop_cfg, adaptive, uniform), frames(), interval=interval,
+        rows = standard_rows(prop_cfg, adaptive, uniform, flow_guided=_load_guided(propagation, model))
+        res = run_protocol(model, rows, frames(), interval=interval,
                            num_classes=model.config.num_classes, progress=bar.update)
     finally:
         bar.close()

@@ -6,8 +6,10 @@ under test; one confusion matrix accumulates over all produced frames (also one 
 d = 0 is the keyframe itself (the per-frame result for every method).
 
 Rows: ``per-frame``; the paper's baselines without low-level fusion (``clockwork``, ``flow``,
-``uniform``, ``image-difference``) and ``adaptive-nofuse``; ``adaptive`` (with fusion); and,
-so that nobody has to guess, the baselines *with* fusion (``clockwork+fuse`` ...).
+``uniform``, ``image-difference``) and ``adaptive-nofuse``; ``adaptive`` (with fusion); so
+that nobody has to guess, the baselines *with* fusion (``clockwork+fuse`` ...); and, with
+propagation files that have it, ``flow-guided`` (beyond the paper; propagation/flow_guided.py)
+with and without fusion.
 
 ``ms_per_frame`` is the mean compute time of a non-key frame (d > 0): ``low`` on the frame,
 the method's propagation, the head at the evaluated resolution and the argmax, measured inline
@@ -64,7 +66,10 @@ class Row:
     fuse: bool
 
 
-def standard_rows(prop_cfg: PropagationConfig, adaptive: Adaptive, uniform: Uniform, *, with_fused_baselines: bool = True) -> list[Row]:
+def standard_rows(prop_cfg: PropagationConfig, adaptive: Adaptive, uniform: Uniform, *, with_fused_baselines: bool = True,
+                  flow_guided: Propagator | None = None) -> list[Row]:
+    """The paper's rows, the fused baselines, and (when the propagation file has one) the
+    flow-guided method with and without fusion, after them."""
     clock, flow, imgdiff = Clockwork(), FlowWarp(prop_cfg.flow_preset), ImageDifference(prop_cfg)
     rows = [
         Row("per-frame", None, True),
@@ -77,6 +82,8 @@ def standard_rows(prop_cfg: PropagationConfig, adaptive: Adaptive, uniform: Unif
     ]
     if with_fused_baselines:
         rows += [Row(f"{r.name}+fuse", r.method, True) for r in rows[1:5]]
+    if flow_guided is not None:
+        rows += [Row("flow-guided-nofuse", flow_guided, False), Row("flow-guided", flow_guided, True)]
     return rows
 
 

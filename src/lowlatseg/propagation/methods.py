@@ -57,7 +57,9 @@ class PropagationConfig:
     embed_ch: int = 16  # matching embedding of the kernel predictor
     hidden: int = 32  # width of the kernel predictor's CNN
     image_sigma: float = 0.1  # image-difference baseline: colour distance scale (RGB in [0, 1])
-    flow_preset: str = "fast"  # DIS preset of the flow baseline
+    flow_preset: str = "fast"  # DIS preset of the flow baseline (and of flow-guided propagation)
+    guided_kernel_size: int = 5  # flow-guided: taps per side of the correction kernel after the flow warp
+    guided_dilation: int = 1  # flow-guided: tap spacing (reach 2 feature px = 16 image px: flow did the rest)
 
 
 @runtime_checkable

@@ -1,4 +1,5 @@
-"""Propagation weight files: the learned methods (adaptive predictor, uniform kernel), their
+"""Propagation weight files: the learned methods (adaptive predictor, uniform kernel, and the
+flow-guided predictor in files that have one), their
 config, and the fingerprint of the base network they were trained on."""
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from typing import Any
 
 from lowlatseg.checkpoint import atomic_save, fingerprint, load_companion
 from lowlatseg.nn.splitnet import SplitSegNet
+from lowlatseg.propagation.flow_guided import FlowGuided
 from lowlatseg.propagation.methods import Adaptive, PropagationConfig, Uniform
 
 PROP_FORMAT = "lowlatseg/propagation-v1"
@@ -16,12 +18,14 @@ DEFAULT_PROPAGATION = Path(__file__).resolve().parents[1] / "weights" / "propaga
 
 
 def save_propagation(path: Path, *, cfg: PropagationConfig, base: SplitSegNet, adaptive: Adaptive, uniform: Uniform,
-                     extra: dict[str, Any] | None = None) -> None:
+                     flow_guided: FlowGuided | None = None, extra: dict[str, Any] | None = None) -> None:
     obj = {
         "format": PROP_FORMAT, "prop_config": asdict(cfg), "base_arch": base.config.arch,
         "base_fingerprint": fingerprint(base), "low_ch": base.config.low_ch,
         "adaptive": adaptive.state_dict(), "uniform": uniform.state_dict(),
     }
+    if flow_guided is not None:
+        obj["flow_guided"] = flow_guided.state_dict()
     obj.update(extra or {})
     atomic_save(obj, path)
 
@@ -36,4 +40,14 @@ def load_propagation(path: str | Path | None, base: SplitSegNet) -> tuple[Propag
     return cfg, adaptive.eval(), uniform.eval()
 
 
-__all__ = ["fingerprint", "save_propagation", "load_propagation", "DEFAULT_PROPAGATION"]
+def load_flow_guided(path: str | Path | None, base: SplitSegNet) -> FlowGuided | None:
+    """The flow-guided method of a propagation file, or None when the file has none (older files)."""
+    obj = load_companion(path, DEFAULT_PROPAGATION, fmt=PROP_FORMAT, kind="propagation", base=base)
+    if "flow_guided" not in obj:
+        return None
+    method = FlowGuided(PropagationConfig(**obj["prop_config"]), low_ch=base.config.low_ch)
+    method.load_state_dict(obj["flow_guided"], strict=True)
+    return method.eval()
+
+
+__all__ = ["fingerprint", "save_propagation", "load_propagation", "load_flow_guided", "DEFAULT_PROPAGATION"]

@@ -6,8 +6,10 @@ predictor and the uniform kernel are trained on pairs (keyframe, current frame) 
 
 (a) synthetic pairs from labelled CamVid stills (camera motion + moving objects, exact labels;
     :mod:`lowlatseg.data.synthetic`), gaps 1..10 frames at 30 fps;
-(b) real unlabelled video (``--video``), gaps 1..8 frames at 25 fps (~1/3 s), labelled by the
-    per-frame network (the teacher) on the current frame.
+(b) real unlabelled video (``--video`` files or every file of ``--video-dir``), streamed
+    (:mod:`lowlatseg.data.video_pairs`: no video is held in memory whole), gaps 1..10 frames at
+    30 fps scaled by each clip's own rate, labelled by the per-frame network (the teacher) on the
+    current frame: distillation of the per-frame network.
 
 Loss = cross-entropy against the labels + ``feature_weight`` x MSE between the propagated
 F_h and the teacher's own F_h of the current frame (normalised by the teacher's variance).
@@ -23,7 +25,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -36,7 +37,8 @@ from lowlatseg.data.pairs import PairSampler
 from lowlatseg.data.synthetic import MotionConfig
 from lowlatseg.data.transforms import to_tensor
 from lowlatseg.errors import UserError
-from lowlatseg.io.video import VideoReader
+from lowlatseg.data.video_pairs import VideoPairStream, check_videos
+from lowlatseg.propagation.flow_guided import FlowGuided
 from lowlatseg.propagation.methods import Adaptive, Current, KeyState, PropagationConfig, Uniform
 from lowlatseg.propagation.weights import save_propagation
 from lowlatseg.train.runs import start_run, write_config
@@ -47,11 +49,12 @@ class PropTrainConfig:
     base: str | None = None  # base weights (None: the bundled default model)
     data: str = "../shared/data/camvid"  # labelled stills for synthetic pairs
     split: str = "train"
-    videos: tuple[str, ...] = ()  # unlabelled clips for teacher-labelled pairs
+    videos: tuple[str, ...] = ()  # unlabelled clips for teacher-labelled pairs (the CLI fills in --video-dir's)
     steps: int = 800  # optimiser steps
     batch_size: int = 6  # pairs per step
-    video_fraction: float = 0.4  # share of pairs from real video (when videos are given)
-    max_video_gap: int = 8  # frames, at the clip's own rate
+    video_fraction: float = 0.4  # share of pairs from real video (when videos are given); 0: synthetic only
+    max_video_gap: int = 10  # frames at 30 fps (scaled by each clip's rate); video pairs use gaps 1..this
+    flow_guided: bool = True  # also train the flow-guided method (propagation/flow_guided.py)
     lr: float = 2e-3  # AdamW, cosine decay to 0
     feature_weight: float = 0.5  # weight of the feature-distillation term
     crop: tuple[int, int] = (360, 480)  # H, W of training pairs
@@ -60,17 +63,16 @@ class PropTrainConfig:
     motion: MotionConfig = field(default_factory=MotionConfig)
 
 
-def _load_video_frames(path: str, height: int, min_width: int = 0) -> list[np.ndarray]:
-    """Frames resized to ``height`` (aspect kept); at least ``min_width`` wide for training crops."""
-    frames = []
-    with VideoReader(path) as r:
-        for f in r:
-            h, w = f.shape[:2]
-            new_w = int(round(w * height / h))
-            if new_w < min_width:
-                raise UserError(f"{path} is {w}x{h}: at height {height} it is narrower than the {min_width} px training crop; use landscape video")
-            frames.append(cv2.resize(f, (new_w, height), interpolation=cv2.INTER_AREA))
-    return frames
+def video_stream(videos: tuple[str, ...], *, crop: tuple[int, int], max_gap_30: int, fraction: float) -> VideoPairStream | None:
+    """The streamed video pairs of a trainer (None without videos); flags that do not go together are refused."""
+    if not videos:
+        if fraction >= 1.0:
+            raise UserError("--video-fraction 1 asks for video pairs only, but no video was given; pass --video or --video-dir")
+        return None
+    if fraction <= 0.0:
+        raise UserError("--video-fraction 0 uses synthetic pairs only; drop --video/--video-dir, or raise the fraction")
+    return VideoPairStream(check_videos(videos, max_gap_30=max_gap_30), height=crop[0], min_width=crop[1],
+                           max_gap_30=max_gap_30)
 
 
 def train_propagation(cfg: PropTrainConfig, out: Path, *, progress: bool = True) -> dict[str, Any]:
@@ -83,21 +85,22 @@ def train_propagation(cfg: PropTrainConfig, out: Path, *, progress: bool = True)
         p.requires_grad_(False)
     adaptive = Adaptive(cfg.prop, low_ch=base.config.low_ch)
     uniform = Uniform(cfg.prop)
+    guided = FlowGuided(cfg.prop, low_ch=base.config.low_ch) if cfg.flow_guided else None
     params = list(adaptive.parameters()) + list(uniform.parameters())
+    if guided is not None:
+        params += list(guided.parameters())
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps, pct_start=0.05)
 
-    # 2. data: stills (cached) and decoded video clips
+    # 2. data: stills (cached) and streamed real video
     stills = camvid(cfg.data, cfg.split)
     donors = [stills[i] for i in range(0, len(stills), 7)]
-    clips = [_load_video_frames(v, cfg.crop[0], cfg.crop[1]) for v in cfg.videos]
-    clips = [c for c in clips if len(c) > cfg.max_video_gap + 1]
-    if cfg.videos and not clips:
-        raise UserError("none of the --video clips has enough frames for training pairs")
+    stream = video_stream(cfg.videos, crop=cfg.crop, max_gap_30=cfg.max_video_gap, fraction=cfg.video_fraction)
 
-    write_config(cfg, out)  # the inputs loaded: now the run folder
+    write_config(cfg, out)  # the inputs checked: now the run folder
     ch, cw = cfg.crop
-    pairs = PairSampler(stills, donors, clips, cfg.motion, cfg.crop, cfg.video_fraction, cfg.max_video_gap, min_gap=1, flip=True)
+    pairs = PairSampler(stills, donors, [], cfg.motion, cfg.crop, cfg.video_fraction, cfg.max_video_gap, min_gap=1,
+                        flip=True, stream=stream)
     log: list[dict[str, Any]] = []
     bar = tqdm(range(cfg.steps), desc="train propagation", disable=not progress)
     t0 = time.perf_counter()
@@ -122,7 +125,11 @@ def train_propagation(cfg: PropTrainConfig, out: Path, *, progress: bool = True)
         adaptive.train()
         losses = {}
         total = torch.zeros(())
-        for name, method in (("adaptive", adaptive), ("uniform", uniform)):
+        methods: list[tuple[str, Adaptive | Uniform | FlowGuided]] = [("adaptive", adaptive), ("uniform", uniform)]
+        if guided is not None:
+            guided.train()
+            methods.append(("flow-guided", guided))
+        for name, method in methods:
             prop = method.propagate(key, cur)
             logits = base.head(prop, fl_c, (ch, cw))
             ce = F.cross_entropy(logits, y, ignore_index=IGNORE_INDEX)
@@ -134,17 +141,24 @@ def train_propagation(cfg: PropTrainConfig, out: Path, *, progress: bool = True)
         total.backward()
         opt.step()
         sched.step()
-        bar.set_postfix(ce=f"{losses['adaptive'][0]:.3f}", uni=f"{losses['uniform'][0]:.3f}")
+        bar.set_postfix(ce=f"{losses['adaptive'][0]:.3f}", uni=f"{losses['uniform'][0]:.3f}",
+                        **({"guided": f"{losses['flow-guided'][0]:.3f}"} if guided is not None else {}))
         if (step + 1) % 20 == 0 or step + 1 == cfg.steps:
             entry = {"step": step + 1, "adaptive_ce": losses["adaptive"][0], "adaptive_feat": losses["adaptive"][1],
                      "uniform_ce": losses["uniform"][0], "seconds": round(time.perf_counter() - t0, 1)}
+            if guided is not None:
+                entry["flow_guided_ce"], entry["flow_guided_feat"] = losses["flow-guided"]
             log.append(entry)
             with (out / "log.jsonl").open("a") as f:
                 f.write(json.dumps(entry) + "\n")
         if (step + 1) % 100 == 0 or step + 1 == cfg.steps:
             adaptive.eval()
+            if guided is not None:
+                guided.eval()
             save_propagation(out / "propagation.pt", cfg=cfg.prop, base=base, adaptive=adaptive, uniform=uniform,
-                             extra={"train_config": _jsonable(asdict(cfg)), "step": step + 1})
+                             flow_guided=guided, extra={"train_config": _jsonable(asdict(cfg)), "step": step + 1})
+    if stream is not None:
+        stream.close()
     atomic_save({"log": log}, out / "log.pt")
     return log[-1] if log else {}
 

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -28,7 +29,8 @@ from lowlatseg.data.camvid import camvid
 from lowlatseg.data.pairs import PairSampler
 from lowlatseg.data.synthetic import MotionConfig
 from lowlatseg.data.transforms import to_tensor
-from lowlatseg.errors import UserError
+from lowlatseg.io.video import VideoReader
+from lowlatseg.nn.splitnet import SplitSegNet
 from lowlatseg.propagation.methods import Current, KeyState
 from lowlatseg.propagation.weights import load_propagation
 from lowlatseg.scheduling.calibrate import threshold_for_rate
@@ -36,7 +38,7 @@ from lowlatseg.scheduling.policies import check_rule, true_deviation
 from lowlatseg.scheduling.predictor import DeviationConfig, DeviationPredictor
 from lowlatseg.scheduling.weights import save_scheduler
 from lowlatseg.train.runs import start_run, write_config
-from lowlatseg.train.propagation import _load_video_frames
+from lowlatseg.train.propagation import video_stream
 
 
 UNCALIBRATED_THRESHOLD, UNCALIBRATED_BUDGET = 0.1, 0.5  # stored when no video is given to calibrate on
@@ -51,7 +53,8 @@ class SchedTrainConfig:
     videos: tuple[str, ...] = ()
     steps: int = 300
     batch_size: int = 8
-    max_gap: int = 20  # frames between keyframe and current frame (video at its own rate)
+    max_gap: int = 20  # frames between keyframe and current frame (video: at 30 fps, scaled by each clip's rate)
+    calib_frames: int = 150  # frames from the start of each video the threshold and budget are calibrated on
     video_fraction: float = 0.6
     lr: float = 2e-3
     target_rate: float = 0.2  # keyframe rate the default threshold and budget are calibrated for
@@ -59,6 +62,21 @@ class SchedTrainConfig:
     crop: tuple[int, int] = (360, 480)
     seed: int = 0
     motion: MotionConfig = field(default_factory=lambda: MotionConfig(max_gap=20))
+
+
+@torch.no_grad()
+def _clip_f_lows(base: SplitSegNet, path: str, crop: tuple[int, int], frames: int) -> list[torch.Tensor]:
+    """``low`` of the first ``frames`` frames of a video (height crop[0], left crop[1] columns), streamed."""
+    ch, cw = crop
+    out = []
+    with VideoReader(path) as r:
+        for f in r:
+            h, w = f.shape[:2]
+            f = cv2.resize(f, (max(cw, round(w * ch / h)), ch), interpolation=cv2.INTER_AREA)
+            out.append(base.low(to_tensor(np.ascontiguousarray(f[:, :cw])).unsqueeze(0)))
+            if len(out) >= frames:
+                break
+    return out
 
 
 def train_scheduler(cfg: SchedTrainConfig, out: Path, *, progress: bool = True) -> dict[str, Any]:
@@ -75,12 +93,11 @@ def train_scheduler(cfg: SchedTrainConfig, out: Path, *, progress: bool = True) 
     # 2. data
     stills = camvid(cfg.data, cfg.split)
     donors = [stills[i] for i in range(0, len(stills), 7)]
-    clips = [c for c in (_load_video_frames(v, cfg.crop[0], cfg.crop[1]) for v in cfg.videos) if len(c) > 2]
-    if cfg.videos and not clips:
-        raise UserError("none of the --video clips has enough frames")
-    write_config(cfg, out)  # the inputs loaded: now the run folder
+    stream = video_stream(cfg.videos, crop=cfg.crop, max_gap_30=cfg.max_gap, fraction=cfg.video_fraction)
+    write_config(cfg, out)  # the inputs checked: now the run folder
     ch, cw = cfg.crop
-    pairs = PairSampler(stills, donors, clips, cfg.motion, cfg.crop, cfg.video_fraction, cfg.max_gap, min_gap=0, flip=False)
+    pairs = PairSampler(stills, donors, [], cfg.motion, cfg.crop, cfg.video_fraction, cfg.max_gap, min_gap=0, flip=False,
+                        stream=stream)
 
     bar = tqdm(range(cfg.steps), desc="train scheduler", disable=not progress)
     t0 = time.perf_counter()
@@ -111,8 +128,9 @@ def train_scheduler(cfg: SchedTrainConfig, out: Path, *, progress: bool = True) 
     # 3. calibrate the default threshold and budget for the target keyframe rate on the videos; with
     # no video there is no stream to calibrate on: fixed defaults, said so
     pred.eval()
-    with torch.no_grad():
-        f_lows = [[base.low(to_tensor(np.ascontiguousarray(f[:, :cw])).unsqueeze(0)) for f in c] for c in clips]
+    if stream is not None:
+        stream.close()
+    f_lows = [_clip_f_lows(base, v, cfg.crop, cfg.calib_frames) for v in cfg.videos]
     if f_lows:
         threshold = threshold_for_rate(pred, f_lows, cfg.target_rate)
         budget = threshold_for_rate(pred, f_lows, cfg.target_rate, rule="accumulated")
