@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import torch
 
 from lowlatseg.propagation.methods import KeyState
+from lowlatseg.scheduling.scene_cut import Signature
 
 
 @dataclass
@@ -29,3 +30,5 @@ class StreamState:
     deviation_sum: float = 0.0  # the policy's deviations summed over the frames asked since then
     pending: PendingKey | None = None  # a keyframe being computed in the background
     hw: tuple[int, int] | None = None  # network input size, fixed by the stream's first frame
+    previous: Signature | None = None  # the last frame's thumbnail signature, for scene-cut detection
+    cut_waiting: bool = False  # a scene cut came while a keyframe was in flight: the next chance makes one

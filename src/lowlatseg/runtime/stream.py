@@ -38,6 +38,7 @@ from lowlatseg.runtime.frames import FrameResult, network_size, prepare
 from lowlatseg.runtime.state import PendingKey, StreamState
 from lowlatseg.runtime.steady import steady
 from lowlatseg.scheduling.policies import EveryFrame, KeyframePolicy
+from lowlatseg.scheduling.scene_cut import is_cut, signature
 
 MODES = ("per-frame", "fixed", "adaptive", "low-latency")
 
@@ -54,10 +55,14 @@ class StreamRuntime:
         delay_frames: int | None = None,
         size: tuple[int, int] | int | None = (360, 480),
         threads: tuple[int, int] | None = None,
+        scene_cuts: bool = True,
     ) -> None:
         """``threads``: (idle, busy) torch thread counts for the background mode: ``idle`` while no
         keyframe is in flight, ``busy`` (e.g. half) while the worker runs ``high``, so the two never
-        oversubscribe the cores and the main path uses them all the rest of the time."""
+        oversubscribe the cores and the main path uses them all the rest of the time.
+        ``scene_cuts``: a frame that starts another scene than the frame before it is made a
+        keyframe at once, whatever the policy says (scheduling/scene_cut.py); in low-latency mode
+        while a keyframe is in flight, at the first frame after it is swapped in."""
         if delay_frames is not None and delay_frames < 1:
             raise ValueError("delay_frames must be at least 1 (a keyframe chosen at t is usable from t + 1)")
         self.model = for_inference(model)  # BatchNorm folded, channels-last: the same function, faster
@@ -68,6 +73,7 @@ class StreamRuntime:
         self.delay_frames = delay_frames
         self.size = size
         self.threads = threads
+        self.scene_cuts = scene_cuts
         self.state = StreamState()
         load_compiled()  # the label map's compiled loop: loaded now, not inside the first frame
         steady()
@@ -137,12 +143,18 @@ class StreamRuntime:
         self._swap_if_ready(i)
         cur = Current(index=i, image=x, f_low=f_low)
         choose, dev = True, None
-        if st.key is not None and st.pending is None:
+        if self.scene_cuts and not isinstance(self.policy, EveryFrame):
+            sig = signature(x)
+            st.cut_waiting = st.cut_waiting or (st.previous is not None and is_cut(st.previous, sig))
+            st.previous = sig
+        if st.key is not None and st.pending is None and st.cut_waiting:
+            st.cut_waiting = False  # another scene: a keyframe at once, whatever the policy says
+        elif st.key is not None and st.pending is None:
             choose, dev = self.policy.decide(i - st.last_choice, st.deviation_sum, st.key, cur)
             if not choose:
                 st.deviation_sum += dev or 0.0
         elif st.key is not None:
-            choose = False  # one keyframe in flight at a time
+            choose = False  # one keyframe in flight at a time (a cut waits for the next chance)
         if st.key is None or (choose and not self.background):
             st.key = make_key(model, i, x, f_low)
             st.last_choice, st.deviation_sum = i, 0.0
