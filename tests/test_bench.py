@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from lowlatseg.checkpoint import bundled_models
 from lowlatseg.cli import main
 from lowlatseg.evaluation.latency import summarize
 
@@ -91,6 +92,28 @@ def test_tradeoff_plot_and_json(tiny_weights: Path, tiny_prop: Path, tiny_sched:
     fixed = [p for p in res["points"] if p["method"] == "adaptive"]
     assert [p["keyframe_fraction"] for p in fixed] == [pytest.approx(0.5), pytest.approx(2 / 6, abs=1e-4)]
     assert all(np.isfinite(p["latency_ms"]["mean"]) for p in res["points"])
+    # the per-frame ladder: the model at 360x480 and the smaller sizes, and every bundled network
+    ladder = [(p["model"], p["size"]) for p in res["points"] if p["method"] == "per-frame"]
+    assert ladder[:3] == [("llnet-tiny", "360x480"), ("llnet-tiny", "240x320"), ("llnet-tiny", "288x384")]
+    assert len(ladder) == 3 + len(bundled_models())
+    assert all({"model", "size", "method", "miou", "latency_ms"} <= set(p) for p in res["points"])
+    assert all({"mean", "p95", "max"} <= set(p["latency_ms"]) for p in res["points"])
+
+
+@needs_camvid
+def test_tradeoff_ladder_members(tiny_weights: Path, tiny_prop: Path, tiny_sched: Path, tmp_path: Path,
+                                 capsys: pytest.CaptureFixture[str]) -> None:
+    js = tmp_path / "t.json"
+    base = ["eval", "tradeoff", "--data", str(CAMVID), "--split", "val", "--max-frames", "4", "--intervals", "2",
+            "--weights", str(tiny_weights), "--propagation", str(tiny_prop), "--scheduler", str(tiny_sched),
+            "--threads", "1", "--quiet", "--latency-repeat", "1"]
+    assert main([*base, "--ladder", f"{tiny_weights}@120x160", "--json", str(js)]) == 0
+    res = json.loads(js.read_text())
+    ladder = [(p["model"], p["size"]) for p in res["points"] if p["method"] == "per-frame"]
+    assert ladder == [("llnet-tiny", "360x480"), ("llnet-tiny", "120x160")]
+    assert main([*base, "--ladder", str(tiny_prop)]) == 2
+    assert "is not a model file" in capsys.readouterr().err
+    assert main([*base, "--ladder", f"{tiny_weights}@big"]) == 2
 
 
 def test_split_bench(tiny_weights: Path, tmp_path: Path) -> None:

@@ -197,6 +197,18 @@ def test_eval_image_json(tiny_weights: Path, tmp_path: Path, capsys: pytest.Capt
     assert "mIoU" in capsys.readouterr().out
 
 
+@needs_camvid
+def test_eval_image_drive_and_size(tiny_weights: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "e.json"
+    assert main(["eval", "image", "--data", str(CAMVID), "--split", "train", "--drive", "0006R0", "--size", "120x160",
+                 "--weights", str(tiny_weights), "--json", str(out), "--quiet", "--threads", "1"]) == 0
+    res = json.loads(out.read_text())
+    assert res["frames"] == 101 and res["drive"] == "0006R0" and res["resolution"] == "120x160"
+    assert main(["eval", "image", "--data", str(CAMVID), "--split", "train", "--drive", "9999XX",
+                 "--weights", str(tiny_weights), "--quiet"]) == 2
+    assert "its drives are: 0001TP, 0006R0, 0016E5" in capsys.readouterr().err
+
+
 def test_eval_image_bad_split(tiny_weights: Path, tiny_camvid: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tiny_camvid / "broken.txt").write_text("img/S_000.png lab/missing.png\n")
     rc = main(["eval", "image", "--data", str(tiny_camvid), "--split", "broken", "--weights", str(tiny_weights), "--quiet"])

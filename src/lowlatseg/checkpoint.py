@@ -29,6 +29,15 @@ WEIGHTS_FORMAT = "lowlatseg/weights-v1"
 DEFAULT_WEIGHTS = Path(__file__).parent / "weights" / "llnet_m_camvid.pt"
 
 
+LADDER_SIZES = ((240, 320), (288, 384))  # the default model's smaller per-frame operating points (besides 360x480)
+
+
+def bundled_models() -> list[Path]:
+    """The segmentation networks shipped in ``lowlatseg/weights`` (not their companions), default first."""
+    found = sorted(p for p in DEFAULT_WEIGHTS.parent.glob("*.pt") if not p.name.startswith(("propagation_", "scheduler_")))
+    return sorted(found, key=lambda p: p != DEFAULT_WEIGHTS)
+
+
 def atomic_save(obj: Any, path: Path) -> None:
     """Write to a temporary file then rename, so an interruption never leaves a torn file."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+import cv2
 import numpy as np
 import torch
 
@@ -17,8 +18,15 @@ from lowlatseg.nn.splitnet import SplitSegNet, to_labels
 
 
 @torch.inference_mode()
-def predict(model: SplitSegNet, image: np.ndarray) -> torch.Tensor:
-    """H x W x 3 uint8 RGB -> H x W int64 class ids (the per-frame network)."""
+def predict(model: SplitSegNet, image: np.ndarray, size: tuple[int, int] | None = None) -> torch.Tensor:
+    """H x W x 3 uint8 RGB -> H x W int64 class ids (the per-frame network). ``size`` (h, w): the
+    network sees the image resized to it (area); its labels are resized back (nearest)."""
+    h, w = image.shape[:2]
+    if size is not None and tuple(size) != (h, w):
+        small = cv2.resize(image, (size[1], size[0]), interpolation=cv2.INTER_AREA)
+        x = to_tensor(small).unsqueeze(0).to(next(model.parameters()).device)
+        lab = to_labels(model(x))[0].cpu().numpy().astype(np.uint8)
+        return torch.from_numpy(cv2.resize(lab, (w, h), interpolation=cv2.INTER_NEAREST).astype(np.int64))
     x = to_tensor(image).unsqueeze(0).to(next(model.parameters()).device)
     return to_labels(model(x))[0].cpu()
 
@@ -43,14 +51,15 @@ class ImageEvalResult:
 
 
 def evaluate_images(
-    model: SplitSegNet, dataset: SegmentationDataset, *, progress: Iterable[int] | None = None
+    model: SplitSegNet, dataset: SegmentationDataset, *, progress: Iterable[int] | None = None,
+    size: tuple[int, int] | None = None,
 ) -> ImageEvalResult:
-    """One confusion matrix over every frame of the dataset."""
+    """One confusion matrix over every frame of the dataset (``size``: see :func:`predict`)."""
     conf = Confusion(dataset.labels.num_classes)
     indices = progress if progress is not None else range(len(dataset))
     n = 0
     for i in indices:
         image, label = dataset[i]
-        conf.update(predict(model, image), label)
+        conf.update(predict(model, image, size), label)
         n += 1
     return ImageEvalResult(confusion=conf, labels=dataset.labels, frames=n)

@@ -56,30 +56,41 @@ def format_table(rows: list[tuple[str, str]], header: tuple[str, str]) -> str:
 
 def run_image_eval(
     *, data: str, split: str, dataset: str = "camvid", weights: str | None = None,
-    json_path: Path | None = None, progress: bool = True,
+    json_path: Path | None = None, progress: bool = True, drive: str | None = None, size: str | None = None,
 ) -> dict[str, Any]:
-    """``lowlatseg eval image``: per-frame network on a labelled split."""
+    """``lowlatseg eval image``: per-frame network on a labelled split (``drive``: only that
+    drive's frames, e.g. a held-out dev-test drive; ``size`` HxW: the network runs on frames
+    resized to it and its labels are scored at the frames' own size, nearest-neighbour)."""
     from lowlatseg.data.datasets import open_dataset
+    from lowlatseg.runtime import parse_size
 
     if json_path is not None:
         _check_parent(json_path)
-    ds = open_dataset(dataset, data, split)
+    input_size = None
+    if size is not None:
+        parsed = parse_size(size)
+        if not isinstance(parsed, tuple):
+            raise UserError(f"--size {size} must be HxW (e.g. 288x384)")
+        input_size = parsed
+    ds = open_dataset(dataset, data, split, drive=drive)
     model = load_model(weights)
     _check_classes(model, ds)
     bar = tqdm(range(len(ds)), desc=f"eval {split}", unit="frame", disable=not progress)
-    res = evaluate_images(model, ds, progress=bar)
+    res = evaluate_images(model, ds, progress=bar, size=input_size)
     out = res.to_dict()
     out.update({
         "weights": str(weights or DEFAULT_WEIGHTS),
         "data": str(data),
         "split": split,
-        "resolution": "native",
+        "drive": drive,
+        "resolution": "native" if input_size is None else f"{input_size[0]}x{input_size[1]}",
         "threads": torch.get_num_threads(),
     })
     rows = [(k, "-" if v is None else f"{v:.2f}") for k, v in out["per_class_iou"].items()]
     rows.append(("mIoU", f"{out['miou']:.2f}"))
     print(format_table(rows, ("class", "IoU %")))
-    print(f"{out['frames']} frames of {data} split {split}, weights {out['weights']}")
+    print(f"{out['frames']} frames of {data} split {split}{f' drive {drive}' if drive else ''}, "
+          f"input {out['resolution']}, weights {out['weights']}")
     if json_path is not None:
         write_json(out, json_path)
     return out
@@ -456,9 +467,13 @@ def run_tradeoff_eval(
     *, data: str, split: str, intervals: tuple[int, ...] = (2, 3, 5, 8), fps: float = 15.0, weights: str | None = None,
     propagation: str | None = None, scheduler: str | None = None, threads: int = 2, delay_frames: int = DEFAULT_DELAY_FRAMES,
     plot_path: Path | None = None, json_path: Path | None = None, progress: bool = True, max_frames: int = 0,
-    latency_repeat: int = 3,
+    latency_repeat: int = 3, ladder: tuple[str, ...] | None = None,
 ) -> dict[str, Any]:
-    """``lowlatseg eval tradeoff``: mean / max latency against mIoU for every method and mode."""
+    """``lowlatseg eval tradeoff``: mean / max latency against mIoU for every method and mode.
+
+    ``ladder``: per-frame points besides the model's own, each ``WEIGHTS`` (at the clip's size) or
+    ``WEIGHTS@HxW``; None: every bundled network at the clip's size and the model at
+    ``LADDER_SIZES`` (see :func:`ladder_points`)."""
     from lowlatseg.evaluation.tradeoff import plot_tradeoff, tradeoff_points
     from lowlatseg.scheduling.weights import load_scheduler
 
@@ -474,18 +489,21 @@ def run_tradeoff_eval(
     images = [ds[i][0] for i in range(n)]
     labels = [ds[i][1] for i in range(n)]
     torch.set_num_threads(threads)
+    members = ladder_points(ladder, model, weights, clip_hw=images[0].shape[:2])
     points = tradeoff_points(model, adaptive, uniform, ImageDifference(prop_cfg), predictor, images, labels, rule=defaults.rule, num_classes=ds.labels.num_classes,
                              intervals=intervals, fps=fps, threads=threads, delay_frames=delay_frames, progress=progress,
-                             latency_repeat=latency_repeat)
+                             latency_repeat=latency_repeat, ladder=members, flow_guided=_load_guided(propagation, model))
     h, w = images[0].shape[:2]
     out = {"data": str(data), "split": split, "frames": n, "resolution": f"{h}x{w}", "threads": threads,
-           "stream_fps": fps, "delay_frames": delay_frames, "latency_repeat": latency_repeat, "weights": str(weights or DEFAULT_WEIGHTS), "points": points}
-    head = f"{'method':<22} {'rate':>5} {'mIoU':>6} {'keys':>5} {'mean ms':>8} {'max ms':>8} {'live keys':>9} {'late':>5}"
+           "stream_fps": fps, "delay_frames": delay_frames, "latency_repeat": latency_repeat, "weights": str(weights or DEFAULT_WEIGHTS),
+           "ladder": [{"model": m.name, "size": f"{m.size[0]}x{m.size[1]}", "weights": m.weights} for m in members],
+           "points": points}
+    head = f"{'model':<10} {'size':>7} {'method':<22} {'rate':>5} {'mIoU':>6} {'keys':>5} {'mean ms':>8} {'max ms':>8} {'live keys':>9} {'late':>5}"
     print(head + "\n" + "-" * len(head))
     for p in points:
         rate = f"1/{p['interval']}" if p["interval"] else "1"
         late = p["live_keyframe_delay_frames"]
-        print(f"{p['method']:<22} {rate:>5} {p['miou']:>6.2f} {p['keyframe_fraction']:>5.2f} "
+        print(f"{p['model']:<10} {p['size']:>7} {p['method']:<22} {rate:>5} {p['miou']:>6.2f} {p['keyframe_fraction']:>5.2f} "
               f"{p['latency_ms']['mean']:>8.1f} {p['latency_ms']['max']:>8.1f} {p['live_keyframe_fraction']:>9.2f} "
               f"{late['mean'] if late else 0:>5.1f}")
     print(f"keys: keyframe fraction of the accuracy run (low-latency: features {delay_frames} frames late); live keys, "
@@ -495,6 +513,39 @@ def run_tradeoff_eval(
                       f"{threads} threads, stream {'as fast as possible' if fps == 0 else f'{fps:g} fps'}")
     if json_path is not None:
         write_json(out, json_path)
+    return out
+
+
+def ladder_points(specs: tuple[str, ...] | None, model: Any, weights: str | None, *, clip_hw: tuple[int, int]) -> list[Any]:
+    """The per-frame ladder of ``eval tradeoff`` besides the model's own point (see run_tradeoff_eval)."""
+    from lowlatseg.checkpoint import LADDER_SIZES, bundled_models
+    from lowlatseg.evaluation.tradeoff import LadderPoint
+    from lowlatseg.runtime import parse_size
+
+    hw = (int(clip_hw[0]), int(clip_hw[1]))
+    out: list[LadderPoint] = []
+    if specs is None:
+        own = Path(weights).resolve() if weights else DEFAULT_WEIGHTS.resolve()
+        for size in LADDER_SIZES:
+            if size != hw:
+                out.append(LadderPoint(model.config.arch, model, size, str(weights or DEFAULT_WEIGHTS)))
+        for p in bundled_models():
+            if p.resolve() != own:
+                out.append(LadderPoint(load_model(p).config.arch, load_model(p), hw, str(p)))
+        return out
+    for spec in specs:
+        path, _, size_text = spec.partition("@")
+        size = hw
+        if size_text:
+            parsed = parse_size(size_text)
+            if not isinstance(parsed, tuple):
+                raise UserError(f"--ladder {spec}: give the size as HxW (e.g. {path}@288x384)")
+            size = parsed
+        try:
+            net = load_model(path)
+        except UserError as e:
+            raise UserError(f"--ladder {spec} is not a model file ({e})") from None
+        out.append(LadderPoint(net.config.arch, net, size, path))
     return out
 
 

@@ -16,6 +16,8 @@ stretch a short fixed interval.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,23 +36,41 @@ from lowlatseg.scheduling.policies import AdaptiveThreshold, EveryFrame, Fixed, 
 from lowlatseg.scheduling.predictor import DeviationPredictor
 
 
+@dataclass(frozen=True)
+class LadderPoint:
+    """A per-frame network a user could pick instead: its name, weights and input size."""
+
+    name: str  # the network's architecture name (e.g. llnet-m)
+    model: SplitSegNet
+    size: tuple[int, int]  # H, W the frames are resized to (labels are scored at the clip's size)
+    weights: str  # where it came from, for the record
+
+
 def tradeoff_points(
     model: SplitSegNet, adaptive: Propagator, uniform: Uniform, image_difference: ImageDifference,
     predictor: DeviationPredictor, images: list[np.ndarray],
     labels: list[np.ndarray], *, rule: str = "instant", num_classes: int, intervals: tuple[int, ...], fps: float, threads: int,
-    delay_frames: int, progress: bool = True, latency_repeat: int = 3,
+    delay_frames: int, progress: bool = True, latency_repeat: int = 3, ladder: Sequence[LadderPoint] = (),
+    flow_guided: Propagator | None = None,
 ) -> list[dict[str, Any]]:
     """``latency_repeat``: latency is measured on the clip played forwards and backwards this
-    many times (a 51-frame clip alone gives too few frames for a stable maximum)."""
+    many times (a 51-frame clip alone gives too few frames for a stable maximum). ``ladder``:
+    more per-frame points (other networks or input sizes), measured the same way, after the
+    default model's own per-frame point. ``flow_guided``: its rows too, when the propagation
+    file has the method. Every point records ``model`` (the network's name) and ``size`` (HxW)."""
     hw = images[0].shape[:2]
+    own = model.config.arch
     live_frames = [f for r in range(latency_repeat) for f in (images if r % 2 == 0 else images[::-1])]
     with torch.inference_mode():
         from lowlatseg.data.transforms import to_tensor
 
         f_lows = [model.low(to_tensor(im).unsqueeze(0)) for im in images]
     configs: list[tuple[str, Propagator, KeyframePolicy, bool, int | None]] = [("per-frame", Clockwork(), EveryFrame(), False, None)]
-    for name, m in (("clockwork+fuse", Clockwork()), ("flow+fuse", FlowWarp()), ("uniform+fuse", uniform),
-                    ("image-difference+fuse", image_difference), ("adaptive", adaptive)):
+    methods: list[tuple[str, Propagator]] = [("clockwork+fuse", Clockwork()), ("flow+fuse", FlowWarp()), ("uniform+fuse", uniform),
+                                             ("image-difference+fuse", image_difference), ("adaptive", adaptive)]
+    if flow_guided is not None:
+        methods.append(("flow-guided", flow_guided))
+    for name, m in methods:
         configs += [(name, m, Fixed(n), False, n) for n in intervals]
     for n in intervals:
         rate = fixed_interval_rate(len(images), n)
@@ -59,21 +79,24 @@ def tradeoff_points(
         thr = threshold_for_rate(predictor, f_lows, rate, delay_frames=delay_frames, rule=rule)
         configs.append(("low-latency", adaptive, AdaptiveThreshold(predictor, thr, rule=rule), True, n))
     points = []
-    for name, method, policy, background, n in tqdm(configs, desc="trade-off", disable=not progress):
+    runs = [(own, model, tuple(hw), c) for c in configs[:1]]
+    runs += [(lp.name, lp.model, lp.size, configs[0]) for lp in ladder]
+    runs += [(own, model, tuple(hw), c) for c in configs[1:]]
+    for net_name, net, size, (name, method, policy, background, n) in tqdm(runs, desc="trade-off", disable=not progress):
         # accuracy: deterministic (inline keyframes; low-latency: features ready delay_frames later)
         torch.set_num_threads(threads)
-        rt = StreamRuntime(model, method=method, policy=policy, background=background, executor=InlineExecutor(),
-                           delay_frames=delay_frames if background else None, size=hw)
+        rt = StreamRuntime(net, method=method, policy=policy, background=background, executor=InlineExecutor(),
+                           delay_frames=delay_frames if background else None, size=size)
         with rt, torch.inference_mode():
             acc = run_online(rt, images, labels, num_classes=num_classes, name=name, interval=max(n or 1, 1))
         # latency: live, low-latency as it runs by default (high in slices between frames)
-        rt = StreamRuntime(model, method=method, policy=policy, background=background,
-                           executor=SlicedExecutor(threads) if background else InlineExecutor(), size=hw)
+        rt = StreamRuntime(net, method=method, policy=policy, background=background,
+                           executor=SlicedExecutor(threads) if background else InlineExecutor(), size=size)
         with rt:
             live = run_live(rt, live_frames, fps=fps, warmup=min(WARMUP_FRAMES, len(live_frames) // 2))
         torch.set_num_threads(threads)
         points.append({
-            "method": name, "interval": n, "miou": acc["miou"], "keyframe_fraction": acc["keyframe_fraction"],
+            "model": net_name, "size": f"{size[0]}x{size[1]}", "method": name, "interval": n, "miou": acc["miou"], "keyframe_fraction": acc["keyframe_fraction"],
             "latency_ms": live["latency_ms"], "latency_frames": live["frames"], "latency_warmup_frames": live["warmup_frames"],
             "live_keyframe_fraction": live["keyframe_fraction"], "live_keyframe_delay_frames": live["keyframe_delay_frames"],
             "rule": getattr(policy, "rule", None),
@@ -90,10 +113,19 @@ def plot_tradeoff(points: list[dict[str, Any]], path: Path, *, title: str) -> No
 
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.8), dpi=110, sharey=True)
     styles = {"per-frame": ("k", "*"), "clockwork+fuse": ("tab:gray", "s"), "flow+fuse": ("tab:blue", "^"),
-              "uniform+fuse": ("tab:brown", "v"), "image-difference+fuse": ("tab:pink", "X"), "adaptive": ("tab:green", "o"), "adaptive-scheduled": ("tab:orange", "D"), "low-latency": ("tab:red", "P")}
+              "uniform+fuse": ("tab:brown", "v"), "image-difference+fuse": ("tab:pink", "X"), "adaptive": ("tab:green", "o"),
+              "flow-guided": ("tab:cyan", "h"), "adaptive-scheduled": ("tab:orange", "D"), "low-latency": ("tab:red", "P")}
     for ax, stat in zip(axes, ("mean", "max")):
         for name, (color, marker) in styles.items():
             pts = sorted((p for p in points if p["method"] == name), key=lambda p: p["interval"] or 0)  # along the keyframe rate
+            if name == "per-frame":  # the ladder: one point per network and size, each labelled, no line
+                for p in pts:
+                    x, y = p["latency_ms"][stat], p["miou"]
+                    ax.plot([x], [y], color=color, marker=marker, markersize=9, linestyle="none",
+                            label="per-frame (ladder)" if p is pts[0] else None)
+                    ax.annotate(f"{p.get('model', '')} {p.get('size', '')}", (x, y), textcoords="offset points",
+                                xytext=(5, -10), fontsize=7)
+                continue
             if not pts:
                 continue
             xs = [p["latency_ms"][stat] for p in pts]

@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import cv2
 import numpy as np
 import torch
 from torch import nn
@@ -185,7 +186,8 @@ def run_online(
     runtime: Any, frames: Sequence[np.ndarray], labels: Sequence[np.ndarray | None], *, num_classes: int,
     name: str, interval: int, reference: Sequence[np.ndarray] | None = None,
 ) -> dict[str, Any]:
-    """Runs a runtime online over the clip and scores it like :func:`run_protocol` rows.
+    """Runs a runtime online over the clip and scores it like :func:`run_protocol` rows. Labels of
+    a runtime at another input size than the clip's are resized (nearest) to the clip's size.
 
     distance = frame index - index of the keyframe that produced its labels; ``miou_by_distance``
     covers d = 0..interval-1 (larger distances count in ``miou`` only). ``ms_per_frame``: mean
@@ -199,11 +201,14 @@ def run_online(
         r = runtime.step(f)
         if lab is None and reference is None:
             raise ValueError("run_online needs labels or a reference for every frame")
-        target = lab if lab is not None else reference[i]  # type: ignore[index]
-        total.update(torch.from_numpy(r.labels.astype(np.int64)), torch.from_numpy(np.asarray(target, dtype=np.int64)))
+        target = np.asarray(lab if lab is not None else reference[i], dtype=np.int64)  # type: ignore[index]
+        pred = r.labels
+        if pred.shape != target.shape:  # a network run at another input size: labels scored at the clip's
+            pred = cv2.resize(pred, (target.shape[1], target.shape[0]), interpolation=cv2.INTER_NEAREST)
+        total.update(torch.from_numpy(pred.astype(np.int64)), torch.from_numpy(target))
         d = r.index - r.keyframe_index
         if d < interval:
-            by_d[d].update(torch.from_numpy(r.labels.astype(np.int64)), torch.from_numpy(np.asarray(target, dtype=np.int64)))
+            by_d[d].update(torch.from_numpy(pred.astype(np.int64)), torch.from_numpy(target))
         if r.keyframe_index != r.index:
             ms.append(r.compute_ms)
         n_keys += int(r.is_keyframe)

@@ -17,6 +17,9 @@ from lowlatseg.scheduling.policies import (
 )
 
 
+PROPAGATION_METHODS = ("adaptive", "flow-guided")  # the learned methods a runtime can propagate with
+
+
 def build_runtime(
     mode: str,
     model: SplitSegNet,
@@ -32,8 +35,12 @@ def build_runtime(
     threads: int | None = None,
     worker: str = "sliced",
     max_delay: int = MAX_DELAY_FRAMES,
+    propagation_method: str = "adaptive",
 ) -> StreamRuntime:
     """``mode``: per-frame | fixed | adaptive | low-latency.
+
+    ``propagation_method``: ``adaptive`` (the paper's) or ``flow-guided`` (DIS flow, then learned
+    kernels; propagation/flow_guided.py), both from the ``propagation`` file.
 
     fixed uses ``interval`` (default 5); adaptive uses the deviation predictor with the instant
     rule and ``threshold``, or the accumulated rule and ``budget`` (neither: the rule and number
@@ -66,7 +73,17 @@ def build_runtime(
         check_budget(budget)
     policy: KeyframePolicy
     method: Propagator = Clockwork()  # per-frame: never asked to propagate
-    if mode != "per-frame":
+    if propagation_method not in PROPAGATION_METHODS:
+        raise UserError(f"unknown propagation method {propagation_method!r}; choose one of: {', '.join(PROPAGATION_METHODS)}")
+    if mode != "per-frame" and propagation_method == "flow-guided":
+        from lowlatseg.propagation.weights import load_flow_guided
+
+        guided = load_flow_guided(propagation, model)
+        if guided is None:
+            raise UserError("this propagation file has no flow-guided method; retrain it with 'lowlatseg train propagation' "
+                            "or use the adaptive method")
+        method = guided
+    elif mode != "per-frame":
         _, method, _ = load_propagation(propagation, model)
     if mode == "per-frame":
         policy = EveryFrame()
