@@ -452,7 +452,7 @@ def test_sliced_executor_survives_an_interrupted_frame() -> None:
 
 
 def test_sequential_twin_defaults_to_the_measured_delay(model, tiny_prop: Path) -> None:
-    from lowlatseg.evaluation.defaults import DEFAULT_DELAY_FRAMES
+    from lowlatseg.defaults import DEFAULT_DELAY_FRAMES
 
     rt = build_runtime("low-latency", model, propagation=tiny_prop, interval=3, size=SIZE, parallel=False)
     res = _run(rt, _frames(12))

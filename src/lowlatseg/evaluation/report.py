@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import math
-import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,8 +13,9 @@ from tqdm import tqdm
 
 from lowlatseg.checkpoint import DEFAULT_WEIGHTS, load_model
 from lowlatseg.errors import UserError
+from lowlatseg.outputs import check_parent, write_json
 from lowlatseg.scheduling.policies import RULES, check_interval
-from lowlatseg.evaluation.defaults import DEFAULT_DELAY_FRAMES, MAX_DELAY_FRAMES
+from lowlatseg.defaults import DEFAULT_DELAY_FRAMES, MAX_DELAY_FRAMES
 from lowlatseg.evaluation.image import evaluate_images
 from lowlatseg.evaluation.latency import WARMUP_FRAMES
 
@@ -24,12 +23,7 @@ if TYPE_CHECKING:
     from lowlatseg.evaluation.schedules import Chance
 
 
-def _check_parent(path: Path) -> None:
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise UserError(f"cannot write {path}: folder {parent} does not exist; create it or choose another path")
-    if not os.access(parent, os.W_OK):
-        raise UserError(f"cannot write {path}: folder {parent} is not writable")
+_check_parent = check_parent  # the name the commands here use
 
 
 def _check_classes(model: Any, ds: Any) -> None:
@@ -38,13 +32,6 @@ def _check_classes(model: Any, ds: Any) -> None:
             f"the weights predict {model.config.num_classes} classes but the {ds.labels.name} data has "
             f"{ds.labels.num_classes}; pass weights trained on this label set"
         )
-
-
-def write_json(obj: Any, path: Path) -> None:
-    _check_parent(path)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2))
-    os.replace(tmp, path)
 
 
 def format_table(rows: list[tuple[str, str]], header: tuple[str, str]) -> str:

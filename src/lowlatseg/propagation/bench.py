@@ -28,7 +28,7 @@ def _median_ms(fn: Callable[[], object], repeats: int) -> float:
 
 def bench_svconv(*, channels: int, height: int, width: int, kernel_size: int, dilation: int, repeats: int,
                  json_path: Path | None = None) -> dict[str, Any]:
-    from lowlatseg.evaluation.report import write_json
+    from lowlatseg.outputs import write_json
 
     torch.manual_seed(0)
     f = torch.randn(1, channels, height, width)

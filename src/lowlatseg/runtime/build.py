@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 
 from lowlatseg.errors import UserError
-from lowlatseg.evaluation.defaults import DEFAULT_DELAY_FRAMES, MAX_DELAY_FRAMES, WORKERS
+from lowlatseg.defaults import DEFAULT_DELAY_FRAMES, MAX_DELAY_FRAMES, WORKERS
 from lowlatseg.nn.splitnet import SplitSegNet
 from lowlatseg.propagation.methods import Clockwork, Propagator
 from lowlatseg.runtime.executors import InlineExecutor, KeyExecutor, SlicedExecutor, ThreadExecutor
@@ -80,7 +80,7 @@ def build_runtime(
 
         guided = load_flow_guided(propagation, model)
         if guided is None:
-            raise UserError("this propagation file has no flow-guided method; retrain it with 'lowlatseg train propagation' "
+            raise UserError("this propagation file has no flow-guided method; retrain it with the propagation trainer "
                             "or use the adaptive method")
         method = guided
     elif mode != "per-frame":

@@ -39,7 +39,7 @@ from typing import Any, Protocol, TypeVar
 
 import torch
 
-from lowlatseg.evaluation.defaults import MAX_DELAY_FRAMES
+from lowlatseg.defaults import MAX_DELAY_FRAMES
 from lowlatseg.nn.splitnet import run_steps
 from lowlatseg.runtime.steady import release_openmp_threads
 

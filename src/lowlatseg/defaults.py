@@ -1,0 +1,19 @@
+"""Runtime defaults that stand for a measurement (no torch import: ``--help`` shows them at once).
+
+Where each number comes from is in ``docs/runtime.md`` and ``docs/measurements.md``.
+"""
+
+# Frames from choosing a keyframe to the first frame its features answer, used to score the
+# low-latency mode deterministically (``eval video``, ``eval tradeoff``): the delay measured live
+# on the 2-core CPU at the 15 Hz CamVid clip's rate, the less flattering of the two common values.
+DEFAULT_DELAY_FRAMES = 2
+
+# Where live low-latency runs a keyframe's high (runtime/executors.py): between frames with
+# every core, on the stream's compute thread ("sliced", the default), or on a worker thread with
+# one core at the same time as the frames ("parallel").
+WORKERS = ("sliced", "parallel")
+
+# Sliced worker: when frames leave a little time between them, a keyframe's features are ready
+# at most this many frames after it (frames that come back to back split the cores instead);
+# staleness costs accuracy, so the bound keeps them no staler than the parallel worker's.
+MAX_DELAY_FRAMES = 6
