@@ -29,7 +29,13 @@ class DISFlow:
     def __init__(self, preset: str = "fast") -> None:
         if preset not in _PRESETS:
             raise ValueError(f"unknown DIS preset {preset!r}; choose one of {', '.join(_PRESETS)}")
+        self.preset = preset
         self._dis = cv2.DISOpticalFlow_create(_PRESETS[preset])  # type: ignore[attr-defined]
+
+    def __deepcopy__(self, memo: dict[int, object]) -> DISFlow:
+        """A fresh DIS object with the same preset (OpenCV's cannot be copied; it holds no state
+        between calls that matters)."""
+        return DISFlow(self.preset)
 
     def __call__(self, current_grey: np.ndarray, key_grey: np.ndarray) -> np.ndarray:
         """H x W x 2 float32 flow in image pixels such that current(p) ~ key(p + flow(p))."""
