@@ -101,6 +101,27 @@ def cmd_segment(a: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- view
+def cmd_view(a: argparse.Namespace) -> int:
+    from lowlatseg.view.serve import ViewOptions, serve
+
+    _set_threads(a.threads)
+    opts = ViewOptions(
+        source=a.input, host=a.host, port=a.port, mode=a.mode,
+        weights=Path(a.weights) if a.weights else None,
+        propagation=Path(a.propagation) if a.propagation else None,
+        scheduler=Path(a.scheduler) if a.scheduler else None,
+        interval=a.interval, size=a.size, alpha=a.alpha, loop=a.loop,
+    )
+    try:
+        serve(opts, threads=a.threads)
+    except KeyboardInterrupt as e:
+        if isinstance(e, Terminated):
+            raise
+        print("lowlatseg: view stopped (Ctrl-C)", file=sys.stderr)  # the normal way to stop a server
+    return 0
+
+
 # ---------------------------------------------------------------- train
 def cmd_train_base(a: argparse.Namespace) -> int:
     from lowlatseg.train.base import train_base
@@ -301,6 +322,22 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--max-delay", type=_positive_int, default=MAX_DELAY_FRAMES, help=MAX_DELAY_HELP)
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_segment)
+
+    v = sub.add_parser("view", help="a local web page showing a stream segmented live (mode switch, latency chart)")
+    v.add_argument("input", help="video file, camera index (e.g. 0) or stream URL")
+    v.add_argument("--host", default="127.0.0.1", help="address to serve on (default 127.0.0.1: this machine only)")
+    v.add_argument("--port", type=int, default=8000, help="port to serve on (default 8000; 0: any free one)")
+    v.add_argument("--mode", default="low-latency", choices=["per-frame", "fixed", "adaptive", "low-latency"],
+                   help="mode to start in (the page can switch)")
+    v.add_argument("--weights", help="weights file (default: the bundled model)")
+    v.add_argument("--propagation", help="propagation weights (default: bundled)")
+    v.add_argument("--scheduler", help="scheduler weights (default: bundled)")
+    v.add_argument("--interval", type=_positive_int, help="fixed mode: a keyframe every N frames (default 5); low-latency: every N frames instead of adaptively")
+    v.add_argument("--size", default="360", help="network input: HxW, a height keeping the aspect ratio (default 360), or native")
+    v.add_argument("--threads", type=_nonneg_int, default=2, help="torch threads (0: torch's default)")
+    v.add_argument("--alpha", type=float, default=0.5, help="opacity of the label colours (the page can change it)")
+    v.add_argument("--loop", action="store_true", help="a video file that ends starts again")
+    v.set_defaults(func=cmd_view)
 
     t = sub.add_parser("train", help="train models").add_subparsers(dest="what", required=True, metavar="WHAT")
     b = t.add_parser("base", help="train the split segmentation network on labelled images")
