@@ -15,7 +15,7 @@ import threading
 from pathlib import Path
 
 from lowlatseg.errors import UserError, WorkerError
-from lowlatseg.evaluation.defaults import DEFAULT_DELAY_FRAMES, MAX_DELAY_FRAMES, WORKERS
+from lowlatseg.defaults import DEFAULT_DELAY_FRAMES, MAX_DELAY_FRAMES, WORKERS
 
 MAX_DELAY_HELP = (f"low-latency, sliced worker: when frames leave a little time between them, a keyframe's features are "
                   f"ready at most N frames after it (default {MAX_DELAY_FRAMES}; larger: lower latency, staler features); "
@@ -63,7 +63,7 @@ def _set_threads(n: int) -> None:
 
 # ---------------------------------------------------------------- segment
 def cmd_segment(a: argparse.Namespace) -> int:
-    from lowlatseg.segment import SegmentOptions, segment_video
+    from lowlatseg.segment import FILE_PRESET, SegmentOptions, segment_video
 
     if a.interval is not None and a.mode in ("per-frame", "adaptive"):
         raise UserError(f"--interval applies to --mode fixed and low-latency, not {a.mode}")
@@ -91,12 +91,14 @@ def cmd_segment(a: argparse.Namespace) -> int:
         alpha=a.alpha,
         worker=a.worker,
         max_delay=a.max_delay,
+        preset=FILE_PRESET if a.preset is None else a.preset,
         progress=not a.quiet,
     )
     summary = segment_video(opts)
     print(
         f"wrote {summary['frames']} frames to {opts.out} "
-        f"({summary['resolution']}, mean {summary['latency_ms']['mean']:.1f} ms/frame, {summary['threads']} threads)"
+        f"({summary['resolution']}, mean {summary['latency_ms']['mean']:.1f} ms/frame, {summary['threads']} threads; "
+        f"{summary['end_to_end_fps']:.1f} frames/s end to end)"
     )
     return 0
 
@@ -320,6 +322,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="low-latency: where a keyframe's high runs: between frames with every core (sliced, default) "
                         "or at the same time as the frames on one core (parallel)")
     s.add_argument("--max-delay", type=_positive_int, default=MAX_DELAY_FRAMES, help=MAX_DELAY_HELP)
+    s.add_argument("--preset", metavar="PRESET",
+                   help="libx264 speed preset of the overlay: ultrafast, superfast (default: less CPU time than veryfast "
+                        "for a larger file, leaving the cores to the segmentation), veryfast, faster, fast, medium, "
+                        "slow, slower, veryslow, placebo")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_segment)
 

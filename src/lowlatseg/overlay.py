@@ -29,6 +29,20 @@ def blend(frame: np.ndarray, label: np.ndarray, labels: LabelSet, *, alpha: floa
     return out
 
 
+def blend_upsampled(frame: np.ndarray, label: np.ndarray, labels: LabelSet, *, alpha: float = 0.5) -> np.ndarray:
+    """frame H x W x 3 uint8 RGB, label h x w ids of any size (e.g. the network's) -> overlay at the
+    frame's size, with legend: the same pixels as ``blend`` of the label map upsampled (nearest)
+    to H x W, for less work. The small map is coloured and the colours upsampled (nearest), then
+    blended on uint8 (OpenCV's resize and blending release the GIL; colouring the full-size map
+    with a numpy lookup does not, and costs more)."""
+    color = colorize(label, labels)
+    if label.shape != frame.shape[:2]:
+        color = cv2.resize(color, (frame.shape[1], frame.shape[0]), interpolation=cv2.INTER_NEAREST)
+    out = cv2.addWeighted(frame, 1 - alpha, color, alpha, 0)
+    draw_legend(out, labels)
+    return out
+
+
 def draw_legend(img: np.ndarray, labels: LabelSet) -> None:
     """Draws a compact legend (colour swatch + class name) in the top-left corner, in place."""
     h = img.shape[0]

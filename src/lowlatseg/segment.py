@@ -4,6 +4,11 @@ Whatever happens mid-way (a corrupt frame, a stalled stream, Ctrl-C, SIGTERM, an
 frames already written stay in a valid video, and the stats file records the frames done so far
 and why the run stopped early (``stopped_early``; also a file that ends cleanly well before its
 header's duration, which is a warning, not an error).
+
+The work overlaps on three threads (lowlatseg/pipeline.py): a reader decodes and resizes each
+frame to the network's size, this thread runs the runtime, a writer blends the overlay at the
+input's size, encodes it and writes the label PNGs. The stats give the runtime's time per frame
+(``latency_ms``) beside the whole run's rate (``wall_seconds``, ``end_to_end_fps``).
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import os
 import platform
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,11 +32,19 @@ from tqdm import tqdm
 from lowlatseg.checkpoint import DEFAULT_WEIGHTS, load_model
 from lowlatseg.classes import CAMVID, LABEL_SETS
 from lowlatseg.errors import UserError, WorkerError
-from lowlatseg.evaluation.defaults import MAX_DELAY_FRAMES
-from lowlatseg.io.video import VideoReader, VideoWriter, check_video_out
-from lowlatseg.overlay import blend
+from lowlatseg.defaults import MAX_DELAY_FRAMES
+from lowlatseg.io.video import VideoReader, VideoWriter, check_preset, check_video_out
+from lowlatseg.overlay import blend_upsampled
+from lowlatseg.pipeline import Pipeline
 from lowlatseg.runtime import network_size, parse_size
 from lowlatseg.runtime.build import build_runtime
+from lowlatseg.runtime.frames import FrameResult
+
+# libx264's preset for the overlay: superfast takes less CPU time than veryfast for a larger file
+# at the same crf (about the same quality); on a 2-core machine encoding 1080p competes with the
+# segmentation for the same cores, which get what it frees (--preset to change it)
+FILE_PRESET = "superfast"
+PIPELINE_DEPTH = 3  # frames waiting between two threads, at most (decoded; segmented)
 
 
 @dataclass(frozen=True)
@@ -51,6 +65,7 @@ class SegmentOptions:
     alpha: float = 0.5  # label colour opacity in the overlay
     worker: str = "sliced"  # low-latency: where a keyframe's high runs (runtime/executors.py)
     max_delay: int = MAX_DELAY_FRAMES  # sliced worker, frames faster than answered: features at most this late
+    preset: str = FILE_PRESET  # libx264 speed preset of the overlay video
     progress: bool = True
 
 
@@ -58,6 +73,7 @@ def segment_video(opts: SegmentOptions) -> dict[str, Any]:
     """Segments every frame; returns the stats summary (also written to ``opts.stats``)."""
     if not 0.0 <= opts.alpha <= 1.0:
         raise UserError(f"--alpha {opts.alpha} is outside [0, 1]; pick an opacity such as 0.5")
+    check_preset(opts.preset)
     size = parse_size(opts.size)
     _check_writable(opts.stats, "--stats")
     _check_writable(opts.out, "--out")
@@ -83,7 +99,7 @@ def segment_video(opts: SegmentOptions) -> dict[str, Any]:
     info = reader.info
     net_hw = network_size((info.height, info.width), size)
     try:
-        writer = VideoWriter(opts.out, fps=info.fps, width=info.width, height=info.height)
+        writer = VideoWriter(opts.out, fps=info.fps, width=info.width, height=info.height, preset=opts.preset)
     except BaseException:
         reader.close()
         runtime.close()
@@ -93,27 +109,42 @@ def segment_video(opts: SegmentOptions) -> dict[str, Any]:
     sources: list[int] = []
     total = info.frames if not opts.max_frames else min(info.frames or opts.max_frames, opts.max_frames)
     bar = tqdm(total=total or None, unit="frame", disable=not opts.progress, desc="segment")
+    out_hw = (info.height, info.width)
+
+    def read() -> Iterator[tuple[np.ndarray, np.ndarray]]:  # the reader thread: decode, resize to the network's size
+        # islice: with --max-frames, not one frame past the limit is decoded (nor can fail)
+        hw: tuple[int, int] | None = None
+        for frame in itertools.islice(reader, opts.max_frames or None):
+            # the network size of the first frame, as the runtime would fix it; a stream that
+            # changes resolution mid-way is resized to it (and the runtime, given frames of
+            # that size, resizes nothing: the same pixels as when it resized them itself)
+            hw = hw or network_size(frame.shape[:2], size)
+            small = frame if frame.shape[:2] == hw else cv2.resize(frame, (hw[1], hw[0]), interpolation=cv2.INTER_AREA)
+            yield frame, small
+
+    def compute(item: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, FrameResult, float]:  # this thread
+        t0 = time.perf_counter()
+        result = runtime.step(item[1])
+        return item[0], result, (time.perf_counter() - t0) * 1000
+
+    def write(item: tuple[np.ndarray, FrameResult, float]) -> None:  # the writer thread: overlay, encode, PNG
+        frame, result, latency = item
+        # the overlay at the output's size (a stream that changes resolution mid-way: its first
+        # frame's), the label PNG at the frame's own
+        base = frame if frame.shape[:2] == out_hw else cv2.resize(frame, out_hw[::-1], interpolation=cv2.INTER_AREA)
+        writer.write(blend_upsampled(base, result.labels, labelset, alpha=opts.alpha))
+        # recorded once the frame is in the video: the stats always count the frames written
+        latencies.append(latency)
+        keyframes.append(result.is_keyframe)
+        sources.append(result.keyframe_index)
+        bar.update(1)
+        if opts.labels_dir is not None:
+            _write_labels(opts.labels_dir / f"frame_{result.index:06d}.png", result.labels, frame.shape[:2])
+
     t_start = time.perf_counter()
     stopped = None
     try:
-        # islice: with --max-frames, not one frame past the limit is decoded (nor can fail)
-        # (a stream that changes resolution mid-way: the runtime keeps its network size, the
-        # writer its frame size, and the label PNGs follow each frame)
-        for frame in itertools.islice(reader, opts.max_frames or None):
-            t0 = time.perf_counter()
-            result = runtime.step(frame)
-            labels = result.labels
-            if labels.shape != frame.shape[:2]:
-                labels = cv2.resize(labels, (frame.shape[1], frame.shape[0]), interpolation=cv2.INTER_NEAREST)
-            latency = (time.perf_counter() - t0) * 1000
-            writer.write(blend(frame, labels, labelset, alpha=opts.alpha))
-            if opts.labels_dir is not None:
-                cv2.imwrite(str(opts.labels_dir / f"frame_{result.index:06d}.png"), labels)
-            # recorded once the frame is in the video: the stats always count the frames written
-            latencies.append(latency)
-            keyframes.append(result.is_keyframe)
-            sources.append(result.keyframe_index)
-            bar.update(1)
+        Pipeline(read(), compute, write, depth=PIPELINE_DEPTH).run()
     except BaseException as e:
         stopped = _stop_reason(e)
         raise
@@ -176,6 +207,7 @@ def _summary(opts: SegmentOptions, info: Any, net_hw: tuple[int, int], lat: list
         "fps_input": info.fps,
         "threads": torch.get_num_threads(),
         "machine": f"{platform.machine()} {os.cpu_count()} cpus, torch {torch.__version__}",
+        # runtime.step's own time per frame, the frame already at the network's size (resized on the reader thread)
         "latency_ms": {
             "mean": round(float(arr.mean()), 2),
             "p50": round(float(np.percentile(arr, 50)), 2),
@@ -184,13 +216,23 @@ def _summary(opts: SegmentOptions, info: Any, net_hw: tuple[int, int], lat: list
         },
         "keyframes": int(sum(keys)),
         "keyframe_fraction": round(sum(keys) / len(keys), 4) if keys else 0.0,
-        "wall_seconds": round(wall, 2),
+        "wall_seconds": round(wall, 3),  # the whole run: decoding, segmenting, overlay, encoding, PNGs
+        "end_to_end_fps": round(len(lat) / wall, 2) if wall > 0 else 0.0,
+        "preset": opts.preset,
         "stopped_early": stopped,
         "per_frame": [
             {"frame": i, "latency_ms": round(v, 2), "keyframe": k, "labels_from": src}
             for i, (v, k, src) in enumerate(zip(lat, keys, sources))
         ],
     }
+
+
+def _write_labels(path: Path, labels: np.ndarray, hw: tuple[int, int]) -> None:
+    """One frame's class ids as a PNG at ``hw`` (upsampled, nearest, from the network's size)."""
+    if labels.shape != hw:
+        labels = cv2.resize(labels, (hw[1], hw[0]), interpolation=cv2.INTER_NEAREST)
+    if not cv2.imwrite(str(path), labels):
+        raise UserError(f"cannot write the label PNG {path} (disk full or the --labels folder removed?)")
 
 
 def _check_writable(path: Path | None, flag: str) -> None:
