@@ -222,10 +222,31 @@ def _resolve_base(base: str | None) -> str | None:
 def cmd_eval_scheduling(a: argparse.Namespace) -> int:
     from lowlatseg.evaluation.report import run_scheduling_eval
 
+    json_path = Path(a.json) if a.json else None
+    if a.video:
+        from lowlatseg.evaluation.scheduling_video import DEFAULT_BOOTSTRAP, DEFAULT_SIZE, run_video_scheduling_eval
+
+        given = [f for f, v in (("--data", a.data), ("--split", a.split)) if v is not None]
+        if given:
+            raise UserError(f"--video scores unlabelled video against the per-frame network and {' and '.join(given)} "
+                            "choose a labelled clip; give one or the other")
+        _set_threads(a.threads)
+        run_video_scheduling_eval(videos=tuple(a.video), intervals=tuple(a.intervals), max_gap=a.max_gap,
+                                  size=a.size or DEFAULT_SIZE, weights=a.weights, propagation=a.propagation,
+                                  scheduler=a.scheduler, json_path=json_path, progress=not a.quiet,
+                                  max_frames=a.max_frames, chance_samples=a.chance_samples,
+                                  bootstrap=DEFAULT_BOOTSTRAP if a.bootstrap is None else a.bootstrap,
+                                  seed=0 if a.seed is None else a.seed)
+        return 0
+    video_only = [f for f, v in (("--size", a.size), ("--bootstrap", a.bootstrap), ("--seed", a.seed)) if v is not None]
+    if video_only:
+        raise UserError(f"{' and '.join(video_only)} appl{'ies' if len(video_only) == 1 else 'y'} to --video only; "
+                        "the labelled clip is scored at its own size without a bootstrap")
     _set_threads(a.threads)
-    run_scheduling_eval(data=a.data, split=a.split, intervals=tuple(a.intervals), max_gap=a.max_gap, weights=a.weights,
-                        propagation=a.propagation, scheduler=a.scheduler, json_path=Path(a.json) if a.json else None,
-                        progress=not a.quiet, max_frames=a.max_frames, chance_samples=a.chance_samples)
+    run_scheduling_eval(data=a.data or DEFAULT_CAMVID, split=a.split or "val", intervals=tuple(a.intervals),
+                        max_gap=a.max_gap, weights=a.weights, propagation=a.propagation, scheduler=a.scheduler,
+                        json_path=json_path, progress=not a.quiet, max_frames=a.max_frames,
+                        chance_samples=a.chance_samples)
     return 0
 
 
@@ -424,14 +445,21 @@ def build_parser() -> argparse.ArgumentParser:
     et.set_defaults(func=cmd_eval_tradeoff)
 
     es = e.add_parser("scheduling", help="every keyframe rule at the same keyframe count, with oracle and ground-truth references")
-    es.add_argument("--data", default=DEFAULT_CAMVID)
-    es.add_argument("--split", default="val")
+    es.add_argument("--data", help=f"labelled clip (default {DEFAULT_CAMVID}; not with --video)")
+    es.add_argument("--split", help="its split (default val)")
+    es.add_argument("--video", action="append", metavar="FILE",
+                    help="unlabelled video instead, scored against the per-frame network (repeatable: each its own "
+                         "stream, also pooled), with a paired block bootstrap CI of every rule against fixed")
+    es.add_argument("--size", help="--video: network input, HxW, a height keeping the aspect ratio, or native (default 360)")
+    es.add_argument("--bootstrap", type=_positive_int, metavar="N",
+                    help="--video: resamples of 2 s blocks for the 95 %% CI against fixed (default 1000)")
+    es.add_argument("--seed", type=_nonneg_int, help="--video: seed of the bootstrap and the chance schedules (default 0)")
     es.add_argument("--intervals", type=_positive_int, nargs="+", default=[2, 3, 5, 8])
     es.add_argument("--max-gap", type=_positive_int, default=12, help="longest keyframe gap considered (a keyframe is forced after it)")
     es.add_argument("--scheduler", help="scheduler weights (default: bundled)")
     es.add_argument("--chance-samples", type=_nonneg_int, default=2000,
                     help="fixed schedules with each keyframe moved at random by up to half the interval, scored as the "
-                         "yardstick of what chance gives at the same rate (seed 0; 0: none)")
+                         "yardstick of what chance gives at the same rate (seed 0, with --video --seed; 0: none)")
     _add_propagation_eval_args(es)
     es.set_defaults(func=cmd_eval_scheduling)
 

@@ -27,6 +27,10 @@ that spread is not shown to be better or worse than fixed by this clip.
 
 All rules are sequential (no low-latency delay) and gaps longer than ``max_gap`` are cut by a
 forced keyframe in every policy.
+
+On long unlabelled video (``eval scheduling --video``) evaluation/long_video.py builds the same
+table in one pass (:func:`pair_result` for each pair), with the per-frame network's labels as
+the ground truth, and scores the rules there with a bootstrap interval against ``fixed``.
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ import torch.nn.functional as F
 
 from lowlatseg.evaluation.metrics import Confusion
 from lowlatseg.nn.splitnet import SplitSegNet, to_labels
-from lowlatseg.propagation.methods import Current, Propagator
+from lowlatseg.propagation.methods import Current, KeyState, Propagator
 from lowlatseg.propagation.produce import make_key, propagated_logits
 from lowlatseg.scheduling.policies import RULE_SEARCH_MAX, rule_fires
 from lowlatseg.scheduling.predictor import DeviationPredictor
@@ -75,22 +79,38 @@ def pair_table(
     true: dict[Pair, float] = {}
     for k in range(n):
         for t in range(k, min(n, k + max_gap + 1)):
-            size = (images[t].shape[-2], images[t].shape[-1])
             cur = Current(index=t, image=images[t], f_low=f_lows[t])
-            if t == k:
-                grid_logits = model.head(keys[k].f_high, f_lows[t])
-            else:
-                grid_logits = propagated_logits(model, method, keys[k], cur, fuse=True)
-                true[(k, t)] = float((to_labels(grid_logits) != teacher[t]).float().mean())
-                pred[(k, t)] = float(predictor(f_lows[k], f_lows[t])[0])
-            # the head's own upsampling (bilinear, align_corners=False), applied once to the grid logits
-            logits = F.interpolate(grid_logits, size=size, mode="bilinear", align_corners=False)
-            c = Confusion(num_classes)
-            c.update(to_labels(logits)[0], torch.from_numpy(labels[t].astype(np.int64)))
-            conf[(k, t)] = c.matrix
+            target = torch.from_numpy(labels[t].astype(np.int64))
+            conf[(k, t)], p, d = pair_result(model, method, predictor, keys[k], cur, teacher[t], target, num_classes=num_classes)
+            if p is not None and d is not None:
+                true[(k, t)], pred[(k, t)] = d, p
         if progress:
             progress(1)
     return PairTable(n, max_gap, conf, pred, true)
+
+
+def pair_result(
+    model: SplitSegNet, method: Propagator, predictor: DeviationPredictor, key: KeyState, cur: Current,
+    teacher: torch.Tensor, target: torch.Tensor, *, num_classes: int,
+) -> tuple[np.ndarray, float | None, float | None]:
+    """One (keyframe ``key``, frame ``cur``) pair of a :class:`PairTable`: (confusion of the
+    frame's labels against ``target`` (H x W at the network input size, 255 = void), predicted
+    deviation, true deviation against ``teacher``, the per-frame network's 1 x h x w labels on the
+    feature grid). A keyframe's own frame (same index) is the per-frame result and has no
+    deviations (None, None)."""
+    size = (cur.image.shape[-2], cur.image.shape[-1])
+    pred = true = None
+    if cur.index == key.index:
+        grid_logits = model.head(key.f_high, cur.f_low)
+    else:
+        grid_logits = propagated_logits(model, method, key, cur, fuse=True)
+        true = float((to_labels(grid_logits) != teacher).float().mean())
+        pred = float(predictor(key.f_low, cur.f_low)[0])
+    # the head's own upsampling (bilinear, align_corners=False), applied once to the grid logits
+    logits = F.interpolate(grid_logits, size=size, mode="bilinear", align_corners=False)
+    c = Confusion(num_classes)
+    c.update(to_labels(logits)[0], target)
+    return c.matrix, pred, true
 
 
 def score(table: PairTable, keys_of: Sequence[int]) -> float:
