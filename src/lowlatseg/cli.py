@@ -13,6 +13,7 @@ import signal
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 from lowlatseg.errors import UserError, WorkerError
 from lowlatseg.defaults import DEFAULT_DELAY_FRAMES, MAX_DELAY_FRAMES, WORKERS
@@ -22,6 +23,7 @@ MAX_DELAY_HELP = (f"low-latency, sliced worker: when frames leave a little time 
                   "frames that come back to back split the cores instead, and the features come when high is done")
 
 DEFAULT_CAMVID = "../shared/data/camvid"
+DEFAULT_VIDEOS = "../shared/data/video"
 
 
 def _positive_int(text: str) -> int:
@@ -137,7 +139,8 @@ def cmd_train_base(a: argparse.Namespace) -> int:
         epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, weight_decay=a.weight_decay,
         warmup_epochs=a.warmup_epochs, class_weighting=a.class_weighting, seed=a.seed,
         workers=a.workers, max_steps_per_epoch=a.max_steps_per_epoch,
-        augment=AugmentConfig(crop=tuple(a.crop), scale=tuple(a.scale)),
+        augment=AugmentConfig(crop=tuple(a.crop), scale=tuple(a.scale), photometric=a.photometric),
+        holdout_drive=a.holdout_drive, pretrained=a.pretrained, distill_epochs=a.distill_epochs,
     )
     last = train_base(cfg, Path(a.out), resume=not a.no_resume, progress=not a.quiet)
     print(json.dumps(last))
@@ -151,7 +154,7 @@ def cmd_eval_image(a: argparse.Namespace) -> int:
     _set_threads(a.threads)
     run_image_eval(
         data=a.data, split=a.split, dataset=a.dataset, weights=a.weights,
-        json_path=Path(a.json) if a.json else None, progress=not a.quiet,
+        json_path=Path(a.json) if a.json else None, progress=not a.quiet, drive=a.drive, size=a.size,
     )
     return 0
 
@@ -185,16 +188,43 @@ def cmd_eval_tradeoff(a: argparse.Namespace) -> int:
     run_tradeoff_eval(data=a.data, split=a.split, intervals=tuple(a.intervals), fps=a.fps, weights=a.weights,
                       propagation=a.propagation, scheduler=a.scheduler, threads=a.threads, delay_frames=a.delay_frames,
                       plot_path=Path(a.plot) if a.plot else None, json_path=Path(a.json) if a.json else None,
-                      progress=not a.quiet, max_frames=a.max_frames, latency_repeat=a.latency_repeat)
+                      progress=not a.quiet, max_frames=a.max_frames, latency_repeat=a.latency_repeat,
+                      ladder=None if a.ladder is None else tuple(a.ladder))
     return 0
+
+
+def _training_videos(a: argparse.Namespace) -> tuple[str, ...]:
+    """--video files when given, else every video of --video-dir ('none': no video)."""
+    from lowlatseg.data.video_pairs import default_videos
+
+    if a.video:
+        if a.video_dir is not None:
+            raise UserError("--video and --video-dir both choose the training videos; give one of them")
+        return tuple(a.video)
+    if a.video_dir in ("", "none"):
+        return ()
+    return tuple(default_videos(a.video_dir or DEFAULT_VIDEOS))
+
+
+def _pair_overrides(a: argparse.Namespace, gap_field: str) -> dict[str, Any]:
+    """The pair flags the user gave (the trainer's config keeps its defaults for the others)."""
+    out: dict[str, Any] = {}
+    if a.video_fraction is not None:
+        if not 0 <= a.video_fraction <= 1:
+            raise UserError(f"--video-fraction {a.video_fraction} must be in [0, 1]: the share of pairs from real video")
+        out["video_fraction"] = a.video_fraction
+    if a.max_gap is not None:
+        out[gap_field] = a.max_gap
+    return out
 
 
 def cmd_train_propagation(a: argparse.Namespace) -> int:
     from lowlatseg.train.propagation import PropTrainConfig, train_propagation
 
     _set_threads(a.threads)
-    cfg = PropTrainConfig(base=_resolve_base(a.base), data=a.data, split=a.split, videos=tuple(a.video or ()), steps=a.steps,
-                          batch_size=a.batch_size, lr=a.lr, seed=a.seed)
+    cfg = PropTrainConfig(base=_resolve_base(a.base), data=a.data, split=a.split, videos=_training_videos(a), steps=a.steps,
+                          batch_size=a.batch_size, lr=a.lr, seed=a.seed, flow_guided=not a.no_flow_guided,
+                          **_pair_overrides(a, "max_video_gap"))
     print(json.dumps(train_propagation(cfg, Path(a.out), progress=not a.quiet)))
     return 0
 
@@ -206,8 +236,8 @@ def cmd_train_scheduler(a: argparse.Namespace) -> int:
     if not 0 < a.target_rate <= 1:
         raise UserError(f"--target-rate {a.target_rate} must be in (0, 1]: the fraction of frames to make keyframes, e.g. 0.2 for one in five")
     cfg = SchedTrainConfig(base=_resolve_base(a.base), propagation=a.propagation, data=a.data, split=a.split,
-                           videos=tuple(a.video or ()), steps=a.steps, batch_size=a.batch_size,
-                           target_rate=a.target_rate, rule=a.rule, seed=a.seed)
+                           videos=_training_videos(a), steps=a.steps, batch_size=a.batch_size,
+                           target_rate=a.target_rate, rule=a.rule, seed=a.seed, **_pair_overrides(a, "max_gap"))
     print(json.dumps(train_scheduler(cfg, Path(a.out), progress=not a.quiet)))
     return 0
 
@@ -313,7 +343,14 @@ def _add_pair_args(p: argparse.ArgumentParser) -> None:
     """Flags shared by the trainers that learn from (keyframe, frame) pairs with the base frozen."""
     p.add_argument("--data", default=DEFAULT_CAMVID, help="labelled stills for synthetic pairs")
     p.add_argument("--split", default="train")
-    p.add_argument("--video", action="append", help="unlabelled clip for teacher-labelled pairs (repeatable)")
+    p.add_argument("--video", action="append", help="unlabelled clip for teacher-labelled pairs (repeatable; "
+                   "instead of --video-dir)")
+    p.add_argument("--video-dir", default=None, metavar="DIR",
+                   help=f"train on every video of this folder, streamed (default {DEFAULT_VIDEOS}; 'none': synthetic pairs only)")
+    p.add_argument("--video-fraction", type=float, default=None, metavar="F",
+                   help="share of pairs from real video, the rest synthetic from the stills (0 < F <= 1)")
+    p.add_argument("--max-gap", type=_positive_int, default=None,
+                   help="longest keyframe gap of video pairs, in frames at 30 fps (scaled by each clip's rate)")
     p.add_argument("--base", help="base weights file or run folder (default: the bundled model)")
     p.add_argument("--out", required=True, help="run folder")
 
@@ -373,7 +410,15 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--split", default="train")
     b.add_argument("--val-split", default="val", help="split evaluated every epoch ('none' to skip)")
     b.add_argument("--out", required=True, help="run folder (resumes if it holds last.pt)")
-    b.add_argument("--arch", default="llnet-s", help="variant: llnet-s, llnet-m (the default model), llnet-tiny")
+    b.add_argument("--arch", default="llnet-s", help="variant: llnet-s, llnet-m, llnet-e, llnet-e16, llnet-tiny")
+    b.add_argument("--pretrained", action="store_true",
+                   help="llnet-e*: start high's EfficientNet-Lite0 blocks from ImageNet weights (needs the [train] extra)")
+    b.add_argument("--distill-epochs", type=_nonneg_int, default=0,
+                   help="with --pretrained: epochs in which low first learns to reproduce the pretrained stride-8 features")
+    b.add_argument("--holdout-drive", default=None, metavar="DRIVE",
+                   help="leave this drive (e.g. 0006R0) out of the training split and score it every epoch (dev-test)")
+    b.add_argument("--photometric", action="store_true",
+                   help="brightness, contrast, gamma, blur, noise and JPEG augmentation (dusk, rain, night, cameras)")
     b.add_argument("--init", default=None, metavar="WEIGHTS",
                    help="grow from a trained smaller variant of the same widths (its weights or run file): "
                         "its tensors are copied, the extra residual blocks start as the identity")
@@ -399,6 +444,8 @@ def build_parser() -> argparse.ArgumentParser:
     ei.add_argument("--dataset", default="camvid", choices=["camvid", "cityscapes"])
     ei.add_argument("--split", default="val")
     ei.add_argument("--weights", help="weights file or run checkpoint (default: the bundled model)")
+    ei.add_argument("--drive", help="score only this drive's frames (e.g. 0006R0 held out of training with --holdout-drive)")
+    ei.add_argument("--size", metavar="HxW", help="run the network on frames resized to HxW (labels scored at full size)")
     ei.add_argument("--json", help="write the results here")
     ei.add_argument("--threads", type=_nonneg_int, default=2)
     ei.add_argument("--quiet", action="store_true")
@@ -432,9 +479,12 @@ def build_parser() -> argparse.ArgumentParser:
                          "keyframes arrive --delay-frames late; 0: as fast as possible)")
     et.add_argument("--delay-frames", type=_positive_int, default=DEFAULT_DELAY_FRAMES,
                     help=f"low-latency accuracy: frames before keyframe features are ready (default {DEFAULT_DELAY_FRAMES}, see eval video)")
-    et.add_argument("--weights")
+    et.add_argument("--weights", help="the model whose video modes are plotted (default: the bundled default model)")
     et.add_argument("--propagation")
     et.add_argument("--scheduler")
+    et.add_argument("--ladder", action="append", metavar="WEIGHTS[@HxW]",
+                    help="a per-frame point to plot beside the video modes (repeatable; default: every bundled network, "
+                         "and the model at 240x320 and 288x384)")
     et.add_argument("--threads", type=_positive_int, default=2)
     et.add_argument("--max-frames", type=_nonneg_int, default=0)
     et.add_argument("--latency-repeat", type=_positive_int, default=3,
@@ -470,6 +520,7 @@ def build_parser() -> argparse.ArgumentParser:
     tp.add_argument("--lr", type=_positive_float, default=2e-3)
     tp.add_argument("--seed", type=int, default=0)
     tp.add_argument("--threads", type=_nonneg_int, default=0)
+    tp.add_argument("--no-flow-guided", action="store_true", help="train only the paper's adaptive and uniform kernels")
     tp.add_argument("--quiet", action="store_true")
     tp.set_defaults(func=cmd_train_propagation)
 
