@@ -15,11 +15,11 @@ work on the feature grid:
 
 For llnet-m's 11 x 45 x 60 logits to 360 x 480 this took 3.7 ms against 4.5 ms for
 upsampling and argmax on one core (2.2 against 2.4 ms on two), on the path of every frame;
-with the classes innermost (session 5) 2.1 ms against 3.3 for the reference on one core. Results can differ from the reference
+with the classes innermost (commit 0cea4b5, 2026-11-25) 2.1 ms against 3.3 for the reference on one core. Results can differ from the reference
 only where two classes' interpolated logits tie to within float rounding.
 
 Outside autograd, on float32 CPU logits, the same arithmetic runs as one compiled loop
-(:mod:`lowlatseg.nn.labels_kernel`, session 9), bit-identical to the tensor version above and
+(:mod:`lowlatseg.nn.labels_kernel`, commit 3bb7c3b, 2026-11-26), bit-identical to the tensor version above and
 several times faster (docs/runtime.md); ``impl`` selects one explicitly.
 """
 

@@ -13,7 +13,7 @@ instead of a dozen tensor operations, each with its own pass over memory and its
 
 Logits are read classes innermost (``B x h x w x C``: the head's channels-last output, so no
 copy); labels are written as uint8. Measured on the 2-core machine (11 x 45 x 60 to 360 x 480,
-session 9's host): see ``docs/runtime.md``. Single-threaded and releases the GIL, like
+on the host of commit 3bb7c3b, 2026-11-26): see ``docs/runtime.md``. Single-threaded and releases the GIL, like
 :mod:`lowlatseg.propagation.svconv_kernel`; compiled on first import and cached on disk.
 """
 

@@ -7,7 +7,7 @@ full pass over B x C x H x W in memory. Channels are innermost (``B x H x W x C`
 channels-last layout, so no copy), which the compiler turns into SIMD multiply-adds over C.
 
 Measured on the 2-core machine (1 x 128 x 45 x 60 features, K = 7, dilation 2, median of 30):
-2.2 ms on one thread against 7.2 ms for the tensor loop on one thread and 3.5 ms on two (session 8).
+2.2 ms on one thread against 7.2 ms for the tensor loop on one thread and 3.5 ms on two (commit bed461f, 2026-11-26).
 The loop itself is single-threaded (no second thread pool beside PyTorch's OpenMP team: see
 docs/runtime.md for why a second team slows every frame); it releases the GIL.
 
