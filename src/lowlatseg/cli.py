@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from lowlatseg.errors import UserError, WorkerError
-from lowlatseg.defaults import DEFAULT_DELAY_FRAMES, MAX_DELAY_FRAMES, WORKERS
+from lowlatseg.defaults import DEFAULT_DELAY_FRAMES, DEFAULT_PROPAGATION_METHOD, MAX_DELAY_FRAMES, WORKERS
 
 MAX_DELAY_HELP = (f"low-latency, sliced worker: when frames leave a little time between them, a keyframe's features are "
                   f"ready at most N frames after it (default {MAX_DELAY_FRAMES}; larger: lower latency, staler features); "
@@ -94,6 +94,7 @@ def cmd_segment(a: argparse.Namespace) -> int:
         worker=a.worker,
         max_delay=a.max_delay,
         preset=FILE_PRESET if a.preset is None else a.preset,
+        propagation_method=a.propagation_method,
         progress=not a.quiet,
     )
     summary = segment_video(opts)
@@ -325,7 +326,7 @@ def cmd_bench_latency(a: argparse.Namespace) -> int:
                       budget=a.budget, weights=a.weights, propagation=a.propagation, scheduler=a.scheduler, threads=a.threads,
                       max_frames=a.max_frames, repeat=a.repeat, warmup=a.warmup, json_path=Path(a.json) if a.json else None,
                       plot_path=Path(a.plot) if a.plot else None, progress=not a.quiet, worker=a.worker,
-                      max_delay=a.max_delay, rounds=a.rounds)
+                      max_delay=a.max_delay, rounds=a.rounds, propagation_method=a.propagation_method)
     return 0
 
 
@@ -380,6 +381,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="low-latency: where a keyframe's high runs: between frames with every core (sliced, default) "
                         "or at the same time as the frames on one core (parallel)")
     s.add_argument("--max-delay", type=_positive_int, default=MAX_DELAY_FRAMES, help=MAX_DELAY_HELP)
+    s.add_argument("--propagation-method", default=DEFAULT_PROPAGATION_METHOD, choices=["adaptive", "flow-guided"],
+                   help=f"how non-key frames get their features (default {DEFAULT_PROPAGATION_METHOD}): the paper's adaptive "
+                        "kernels, or DIS optical flow corrected by learned kernels")
     s.add_argument("--preset", metavar="PRESET",
                    help="libx264 speed preset of the overlay: ultrafast, superfast (default: less CPU time than veryfast "
                         "for a larger file, leaving the cores to the segmentation), veryfast, faster, fast, medium, "
@@ -559,6 +563,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="where low-latency runs a keyframe's high: between frames with every core (sliced, default) "
                          "or at the same time as the frames on one core (parallel)")
     bp.add_argument("--max-delay", type=_positive_int, default=MAX_DELAY_FRAMES, help=MAX_DELAY_HELP)
+    bp.add_argument("--propagation-method", default=DEFAULT_PROPAGATION_METHOD, choices=["adaptive", "flow-guided"],
+                    help=f"how non-key frames get their features (default {DEFAULT_PROPAGATION_METHOD})")
     bp.add_argument("--max-frames", type=_nonneg_int, default=0)
     bp.add_argument("--repeat", type=_positive_int, default=1, help="play the clip N times (forwards, backwards, ...) for a long stream")
     bp.add_argument("--rounds", type=_positive_int, default=1,

@@ -17,3 +17,7 @@ WORKERS = ("sliced", "parallel")
 # at most this many frames after it (frames that come back to back split the cores instead);
 # staleness costs accuracy, so the bound keeps them no staler than the parallel worker's.
 MAX_DELAY_FRAMES = 6
+
+# The learned propagation the runtime uses by default: "adaptive" (the paper's) or "flow-guided"
+# (DIS flow, then learned kernels); chosen by `eval video` / `eval agreement` (README).
+DEFAULT_PROPAGATION_METHOD = "adaptive"

@@ -32,7 +32,7 @@ from tqdm import tqdm
 from lowlatseg.checkpoint import DEFAULT_WEIGHTS, load_model
 from lowlatseg.classes import CAMVID, LABEL_SETS
 from lowlatseg.errors import UserError, WorkerError
-from lowlatseg.defaults import MAX_DELAY_FRAMES
+from lowlatseg.defaults import DEFAULT_PROPAGATION_METHOD, MAX_DELAY_FRAMES
 from lowlatseg.io.video import VideoReader, VideoWriter, check_preset, check_video_out
 from lowlatseg.overlay import blend_upsampled
 from lowlatseg.pipeline import Pipeline
@@ -65,6 +65,7 @@ class SegmentOptions:
     alpha: float = 0.5  # label colour opacity in the overlay
     worker: str = "sliced"  # low-latency: where a keyframe's high runs (runtime/executors.py)
     max_delay: int = MAX_DELAY_FRAMES  # sliced worker, frames faster than answered: features at most this late
+    propagation_method: str = DEFAULT_PROPAGATION_METHOD  # adaptive (the paper's) or flow-guided
     preset: str = FILE_PRESET  # libx264 speed preset of the overlay video
     progress: bool = True
 
@@ -87,7 +88,8 @@ def segment_video(opts: SegmentOptions) -> dict[str, Any]:
         # (--worker parallel: on its own thread, at the same time; docs/runtime.md)
         runtime = build_runtime(opts.mode, model, propagation=opts.propagation, scheduler=opts.scheduler,
                                 interval=opts.interval, threshold=opts.threshold, budget=opts.budget, size=size,
-                                threads=torch.get_num_threads(), worker=opts.worker, max_delay=opts.max_delay)
+                                threads=torch.get_num_threads(), worker=opts.worker, max_delay=opts.max_delay,
+                                propagation_method=opts.propagation_method)
         if opts.labels_dir is not None:
             try:
                 opts.labels_dir.mkdir(parents=True, exist_ok=True)
@@ -196,6 +198,7 @@ def _summary(opts: SegmentOptions, info: Any, net_hw: tuple[int, int], lat: list
         "output": str(opts.out),
         "mode": opts.mode,
         "worker": opts.worker if opts.mode == "low-latency" else None,
+        "propagation_method": opts.propagation_method if opts.mode != "per-frame" else None,
         "max_delay": opts.max_delay if opts.mode == "low-latency" and opts.worker == "sliced" else None,
         "interval": opts.interval,
         "threshold": opts.threshold,

@@ -15,7 +15,7 @@ from lowlatseg.checkpoint import DEFAULT_WEIGHTS, load_model
 from lowlatseg.errors import UserError
 from lowlatseg.outputs import check_parent, write_json
 from lowlatseg.scheduling.policies import RULES, check_interval
-from lowlatseg.defaults import DEFAULT_DELAY_FRAMES, MAX_DELAY_FRAMES
+from lowlatseg.defaults import DEFAULT_DELAY_FRAMES, DEFAULT_PROPAGATION_METHOD, MAX_DELAY_FRAMES
 from lowlatseg.evaluation.image import evaluate_images
 from lowlatseg.evaluation.latency import WARMUP_FRAMES
 
@@ -365,6 +365,7 @@ def run_latency_bench(
     propagation: str | None = None, scheduler: str | None = None, threads: int = 2, max_frames: int = 0, warmup: int | None = None, repeat: int = 1,
     json_path: Path | None = None, plot_path: Path | None = None, progress: bool = True, keep_latencies: bool = False,
     worker: str = "sliced", max_delay: int = MAX_DELAY_FRAMES, rounds: int = 1,
+    propagation_method: str = DEFAULT_PROPAGATION_METHOD,
 ) -> dict[str, Any]:
     """``lowlatseg bench``: every mode on the same frames, fed as a live stream; ``plot_path``:
     each mode's latency frame by frame and its tail, as a PNG.
@@ -411,7 +412,7 @@ def run_latency_bench(
             torch.set_num_threads(threads)
             rt = build_runtime(mode, model, propagation=propagation, scheduler=scheduler, threshold=threshold,
                                budget=budget, interval=interval if mode in ("fixed",) else None, size=hw, threads=threads,
-                               worker=worker, max_delay=max_delay)
+                               worker=worker, max_delay=max_delay, propagation_method=propagation_method)
             with rt:
                 runs[mode].append(feed_live(rt, part, fps=rate, warmup=warmup, on_frame=bar.update))
     bar.close()

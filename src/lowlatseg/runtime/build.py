@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 
 from lowlatseg.errors import UserError
-from lowlatseg.defaults import DEFAULT_DELAY_FRAMES, MAX_DELAY_FRAMES, WORKERS
+from lowlatseg.defaults import DEFAULT_DELAY_FRAMES, DEFAULT_PROPAGATION_METHOD, MAX_DELAY_FRAMES, WORKERS
 from lowlatseg.nn.splitnet import SplitSegNet
 from lowlatseg.propagation.methods import Clockwork, Propagator
 from lowlatseg.runtime.executors import InlineExecutor, KeyExecutor, SlicedExecutor, ThreadExecutor
@@ -35,7 +35,7 @@ def build_runtime(
     threads: int | None = None,
     worker: str = "sliced",
     max_delay: int = MAX_DELAY_FRAMES,
-    propagation_method: str = "adaptive",
+    propagation_method: str = DEFAULT_PROPAGATION_METHOD,
 ) -> StreamRuntime:
     """``mode``: per-frame | fixed | adaptive | low-latency.
 
