@@ -236,8 +236,13 @@ def test_run_live_sees_memory_growing_during_the_stream(monkeypatch: pytest.Monk
         def reset(self) -> None: ...
 
         def step(self, frame: np.ndarray) -> object:
-            if self.leak:
-                self.kept.append(np.ones(2**19, np.float32))  # 2 MiB, written: resident
+            if self.leak:  # 2 MiB, written: resident. An anonymous mapping of its own, so that memory
+                # freed by earlier tests (which the allocator would hand out again) cannot absorb it
+                import mmap
+
+                block = mmap.mmap(-1, 2**21)
+                block.write(b"\x01" * 2**21)
+                self.kept.append(block)
             class R:
                 is_keyframe, keyframe_index, index = False, 0, 0
             return R()
