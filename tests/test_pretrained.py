@@ -82,7 +82,7 @@ def test_classifier_shapes_and_front_end_grid() -> None:
         assert FrontEnd(net)(x).shape == (1, 40, 9, 13)
 
 
-@pytest.mark.parametrize("arch", ["llnet-e", "llnet-e16"])
+@pytest.mark.parametrize("arch", ["llnet-e", "llnet-d16"])
 def test_folded_inference_copy_computes_the_same(arch: str) -> None:
     torch.manual_seed(0)
     net = build(variant_config(arch)).eval()
@@ -172,7 +172,7 @@ def test_holdout_drive_splits_the_training_list(tmp_path: Path) -> None:
 
 
 def _cfg(data: Path, **kw: object) -> BaseTrainConfig:
-    base = dict(arch="llnet-e", data=str(data), epochs=1, batch_size=2, warmup_epochs=0,
+    base = dict(arch="llnet-d16", data=str(data), epochs=1, batch_size=2, warmup_epochs=0,
                 augment=AugmentConfig(crop=(48, 64), scale=(0.9, 1.1), photometric=True))
     base.update(kw)
     return BaseTrainConfig(**base)  # type: ignore[arg-type]

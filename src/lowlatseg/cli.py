@@ -414,9 +414,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--split", default="train")
     b.add_argument("--val-split", default="val", help="split evaluated every epoch ('none' to skip)")
     b.add_argument("--out", required=True, help="run folder (resumes if it holds last.pt)")
-    b.add_argument("--arch", default="llnet-s", help="variant: llnet-s, llnet-m, llnet-e, llnet-e16, llnet-tiny")
+    b.add_argument("--arch", default="llnet-s", help="variant: llnet-e (pretrained, with --pretrained), llnet-m, llnet-s, llnet-d16, llnet-tiny")
     b.add_argument("--pretrained", action="store_true",
-                   help="llnet-e*: start high's EfficientNet-Lite0 blocks from ImageNet weights (needs the [train] extra)")
+                   help="llnet-e, llnet-d16: start high's EfficientNet-Lite0 from ImageNet weights (needs the [train] extra)")
     b.add_argument("--distill-epochs", type=_nonneg_int, default=0,
                    help="with --pretrained: epochs in which low first learns to reproduce the pretrained stride-8 features")
     b.add_argument("--holdout-drive", default=None, metavar="DRIVE",

@@ -126,6 +126,18 @@ def lite0_blocks() -> list[MBConv]:
     return blocks
 
 
+class Stem(nn.Module):
+    """The Lite stem: 3x3 stride-2 convolution, BatchNorm, ReLU6. B x 3 x H x W -> B x 32 x H/2 x W/2."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = SameConv(3, 32, 3, stride=2)
+        self.bn = _bn(32)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu6(self.bn(self.conv(x)))
+
+
 class EfficientNetLite0(nn.Module):
     """The whole ImageNet classifier: image (normalised, see module doc) -> B x 1000 logits."""
 

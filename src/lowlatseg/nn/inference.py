@@ -27,7 +27,7 @@ from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from lowlatseg.nn.blocks import ConvBNReLU
-from lowlatseg.nn.efficientnet_lite import MBConv
+from lowlatseg.nn.efficientnet_lite import MBConv, Stem
 
 M = TypeVar("M", bound=nn.Module)
 
@@ -45,6 +45,9 @@ def for_inference(module: M) -> M:
             assert isinstance(conv, nn.Conv2d)
             m[0] = fuse_conv_bn_eval(conv, bn)
             m[1] = nn.Identity()
+        elif isinstance(m, Stem) and isinstance(m.bn, nn.BatchNorm2d):
+            m.conv = fuse_conv_bn_eval(m.conv, m.bn)
+            m.bn = nn.Identity()  # type: ignore[assignment]
         elif isinstance(m, MBConv):
             for conv_name, bn_name in (("_expand_conv", "_bn0"), ("_depthwise_conv", "_bn1"), ("_project_conv", "_bn2")):
                 norm = getattr(m, bn_name, None)

@@ -1,4 +1,15 @@
-"""``high`` built on the pretrained stages of an EfficientNet-Lite0, from stride 8 on.
+"""``high`` built on an ImageNet-pretrained EfficientNet-Lite0, in two variants.
+
+**On the frame** (``frame=True``, ``llnet-e``, the default model): ``low`` passes the frame on
+inside ``f_low`` (its last 192 channels are the image, pixel-unshuffled by 8, see
+:class:`~lowlatseg.nn.splitnet.FrameLow`), and ``high`` runs the *whole* pretrained backbone
+(stem and blocks 0-15) on it: all of Lite0's cost, front end included, is paid on keyframes
+only, and every frame pays only for ``low``'s small learned part. Taps for the decoder: block 4
+(40 ch, stride 8), block 10 (112 ch, stride 16), block 15 (320 ch, stride 32).
+
+**Behind an adapter** (``frame=False``, ``llnet-d16``): ``high`` starts at block 5 behind a 1x1
+adapter, and ``low`` (from scratch) is trained to reproduce the front end's stride-8 features.
+Measured on the held-out drive, this loses too much (model card); kept for reproducibility.
 
 f_low (B x low_ch x h x w, h, w = the stride-8 grid) -> f_high (B x high_ch x h x w):
 
@@ -13,7 +24,8 @@ f_low (B x low_ch x h x w, h, w = the stride-8 grid) -> f_high (B x high_ch x h 
    from block 10 (stride 16) and the adapted stride-8 features, each followed by a 3x3 conv,
    back to the stride-8 grid. Bilinear upsampling with ``align_corners=False``.
 
-``steps`` yields after each block (13 slices) for the low-latency runtime's sliced executor.
+``steps`` yields after each block (13 slices; 18 on the frame) for the low-latency runtime's
+sliced executor.
 """
 
 from __future__ import annotations
@@ -25,24 +37,34 @@ import torch.nn.functional as F
 from torch import nn
 
 from lowlatseg.nn.blocks import ConvBNReLU, PyramidPooling
-from lowlatseg.nn.efficientnet_lite import EfficientNetLite0, MBConv, lite0_blocks
+from lowlatseg.nn.efficientnet_lite import LITE_MEAN, LITE_STD, EfficientNetLite0, MBConv, Stem, lite0_blocks
 
-FIRST_BLOCK = 5  # blocks before it (the stride-8 front end) are replaced by ``low``
+FIRST_BLOCK = 5  # behind an adapter: blocks before it (the stride-8 front end) are replaced by ``low``
+TAP8 = 4  # the last block at stride 8: the decoder's stride-8 lateral (on the frame)
 TAP16 = 10  # the last block at stride 16: the decoder's stride-16 lateral
+FRAME_CHANNELS = 3 * 8 * 8  # the frame inside f_low: RGB pixel-unshuffled by 8
 STRIDE32_BLOCK = 11  # the block that goes from stride 16 to 32
 
 
 class LiteHigh(nn.Module):
     """S_h on Lite0's blocks 5-15; see the module doc. ``blocks[i]`` is Lite0's block ``5 + i``."""
 
-    def __init__(self, *, low_ch: int, high_ch: int, output_stride: int = 32) -> None:
+    mean: torch.Tensor
+    std: torch.Tensor
+
+    def __init__(self, *, low_ch: int, high_ch: int, output_stride: int = 32, frame: bool = False) -> None:
         super().__init__()
         if output_stride not in (16, 32):
             raise ValueError(f"output_stride must be 16 or 32, not {output_stride}")
-        self.adapt = ConvBNReLU(low_ch, 40, kernel=1, relu=False)
-        blocks = lite0_blocks()[FIRST_BLOCK:]
+        self.frame = frame
+        self.first = 0 if frame else FIRST_BLOCK
+        self.register_buffer("mean", torch.tensor(LITE_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(LITE_STD).view(1, 3, 1, 1), persistent=False)
+        self.stem: nn.Module = Stem() if frame else nn.Identity()
+        self.adapt: nn.Module = nn.Identity() if frame else ConvBNReLU(low_ch, 40, kernel=1, relu=False)
+        blocks = lite0_blocks()[self.first:]
         if output_stride == 16:
-            blocks[STRIDE32_BLOCK - FIRST_BLOCK]._depthwise_conv.stride = (1, 1)
+            blocks[STRIDE32_BLOCK - self.first]._depthwise_conv.stride = (1, 1)
         self.blocks = nn.ModuleList(blocks)
         self.context = PyramidPooling(320, high_ch)
         self.lateral16 = ConvBNReLU(112, high_ch, kernel=1, relu=False)
@@ -57,12 +79,19 @@ class LiteHigh(nn.Module):
 
     def steps(self, f_low: torch.Tensor) -> Generator[None, None, torch.Tensor]:
         """``forward`` in slices of one block each; yields between slices, returns f_high."""
-        x8 = self.adapt(f_low)  # B x 40 x h x w
-        x = x8
+        if self.frame:
+            image = F.pixel_shuffle(f_low[:, -FRAME_CHANNELS:], 8)  # B x 3 x 8h x 8w, RGB [0, 1]
+            x = self.stem((image - self.mean) / self.std)  # B x 32 x 4h x 4w
+            x8 = x
+            yield
+        else:
+            x = x8 = self.adapt(f_low)  # B x 40 x h x w
         x16 = x8
         for i, block in enumerate(self.blocks):
             x = block(x)
-            if FIRST_BLOCK + i == TAP16:
+            if self.first + i == TAP8:
+                x8 = x  # B x 40 x h x w
+            if self.first + i == TAP16:
                 x16 = x  # B x 112 x h/2 x w/2
             yield
         ctx = self.context(x)  # B x high_ch x h/4 x w/4 (h/2 x w/2 at output stride 16)
@@ -71,10 +100,16 @@ class LiteHigh(nn.Module):
         return self.smooth8(self.lateral8(x8) + _up(y16, x8))  # B x high_ch x h x w
 
     def load_pretrained(self, net: EfficientNetLite0) -> int:
-        """Copy Lite0's blocks 5-15 into ``blocks`` (exact names and shapes); returns the tensor count."""
+        """Copy Lite0's blocks (5-15, or the stem and blocks 0-15 on the frame) into this module
+        (exact names and shapes); returns the tensor count."""
         n = 0
+        if self.frame:
+            assert isinstance(self.stem, Stem)
+            self.stem.conv.load_state_dict(net._conv_stem.state_dict(), strict=True)
+            self.stem.bn.load_state_dict(net._bn0.state_dict(), strict=True)
+            n += len(net._conv_stem.state_dict()) + len(net._bn0.state_dict())
         for i, block in enumerate(self.blocks):
-            src: MBConv = net._blocks[FIRST_BLOCK + i]  # type: ignore[assignment]
+            src: MBConv = net._blocks[self.first + i]  # type: ignore[assignment]
             block.load_state_dict(src.state_dict(), strict=True)
             n += len(src.state_dict())
         return n

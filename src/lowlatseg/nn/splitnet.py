@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lowlatseg.nn.blocks import BasicBlock, ConvBNReLU, PyramidPooling, stage
-from lowlatseg.nn.lite_high import LiteHigh
+from lowlatseg.nn.lite_high import FRAME_CHANNELS, LiteHigh
 
 T = TypeVar("T")
 
@@ -53,7 +53,8 @@ class SplitNetConfig:
     s32_blocks: int = 3
     high_ch: int = 128  # channels of f_high (what propagation moves around)
     fuse_ch: int = 128  # width of the head's fusion layer
-    backbone: str = "resnet"  # high: 'resnet' (basic blocks from scratch) or 'lite0' (EfficientNet-Lite0 blocks 5-15)
+    backbone: str = "resnet"  # high: 'resnet' (basic blocks from scratch), 'lite0-frame' (the whole pretrained
+    # EfficientNet-Lite0 on the frame, which low passes on in f_low) or 'lite0' (its blocks 5-15 behind an adapter)
     output_stride: int = 32  # lite0 only: 16 keeps block 11 at stride 1 (more accurate, about twice the cost of the last blocks)
 
 
@@ -76,6 +77,26 @@ class Low(nn.Module):
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         return self.blocks(self.stem(normalize(image, self.mean, self.std)))
+
+
+class FrameLow(nn.Module):
+    """S_l of the ``lite0-frame`` networks: a small learned :class:`Low` (``low_ch - 192`` channels)
+    and the frame itself, pixel-unshuffled by 8 (192 channels: RGB in [0, 1] of each 8 x 8 cell),
+    concatenated: B x 3 x H x W -> B x low_ch x ceil(H/8) x ceil(W/8). The frame channels are what
+    ``high`` runs its pretrained backbone on; a frame whose sides are not multiples of 8 is padded
+    at the bottom / right (replicate) first."""
+
+    def __init__(self, *, stem_ch: tuple[int, int], low_ch: int, blocks: int) -> None:
+        super().__init__()
+        if low_ch <= FRAME_CHANNELS:
+            raise ValueError(f"low_ch ({low_ch}) must exceed the {FRAME_CHANNELS} frame channels")
+        self.learned = Low(stem_ch=stem_ch, low_ch=low_ch - FRAME_CHANNELS, blocks=blocks)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        h, w = image.shape[-2:]
+        ph, pw = -h % 8, -w % 8
+        padded = F.pad(image, (0, pw, 0, ph), mode="replicate") if ph or pw else image
+        return torch.cat([self.learned(image), F.pixel_unshuffle(padded, 8)], dim=1)
 
 
 class High(nn.Module):
@@ -168,12 +189,17 @@ class SplitSegNet(nn.Module):
         super().__init__()
         c = config
         self.config = config
-        self.low = Low(stem_ch=c.stem_ch, low_ch=c.low_ch, blocks=c.low_blocks)
+        self.low: Low | FrameLow
+        if c.backbone == "lite0-frame":
+            self.low = FrameLow(stem_ch=c.stem_ch, low_ch=c.low_ch, blocks=c.low_blocks)
+        else:
+            self.low = Low(stem_ch=c.stem_ch, low_ch=c.low_ch, blocks=c.low_blocks)
         self.high: High | LiteHigh
-        if c.backbone == "lite0":
-            self.high = LiteHigh(low_ch=c.low_ch, high_ch=c.high_ch, output_stride=c.output_stride)
+        if c.backbone in ("lite0", "lite0-frame"):
+            self.high = LiteHigh(low_ch=c.low_ch, high_ch=c.high_ch, output_stride=c.output_stride,
+                                 frame=c.backbone == "lite0-frame")
         elif c.backbone != "resnet":
-            raise ValueError(f"unknown backbone {c.backbone!r}; choose resnet or lite0")
+            raise ValueError(f"unknown backbone {c.backbone!r}; choose resnet, lite0-frame or lite0")
         else:
             self.high = High(
                 low_ch=c.low_ch,
