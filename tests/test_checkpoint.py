@@ -86,3 +86,20 @@ def test_missing_file(tmp_path: Path) -> None:
 def _export(tmp_path: Path) -> Path:
     export_weights(build(llnet_tiny()).eval(), tmp_path / "w.pt")
     return tmp_path / "w.pt"
+
+
+def test_bundled_companion_is_found_by_fingerprint(tiny_weights: Path, tiny_prop: Path, tmp_path: Path) -> None:
+    """With several bundled companion files, each network finds the one trained for it."""
+    import shutil
+
+    from lowlatseg.checkpoint import bundled_companion
+    from lowlatseg.propagation.weights import PROP_FORMAT
+
+    shutil.copy(tiny_prop, tmp_path / "propagation_tiny_camvid.pt")
+    default = tmp_path / "propagation_default_camvid.pt"  # the default model's file: absent here
+    model = load_model(tiny_weights)
+    assert bundled_companion(default, model, fmt=PROP_FORMAT) == tmp_path / "propagation_tiny_camvid.pt"
+    other = load_model(tiny_weights)
+    with torch.no_grad():
+        next(other.parameters()).add_(1.0)  # another network: no file matches, the default is named
+    assert bundled_companion(default, other, fmt=PROP_FORMAT) == default

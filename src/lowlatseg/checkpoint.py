@@ -123,11 +123,29 @@ def fingerprint(model: SplitSegNet) -> str:
     return h.hexdigest()[:16]
 
 
+def bundled_companion(default: Path, base: SplitSegNet, *, fmt: str) -> Path:
+    """The bundled companion file (``default``'s folder, same name prefix) trained for ``base``:
+    ``default`` itself when it matches or nothing else does, so a bundled ladder member finds its own."""
+    fp = fingerprint(base)
+    prefix = default.name.split("_", 1)[0] + "_"
+    candidates = [default] + sorted(p for p in default.parent.glob(prefix + "*.pt") if p != default)
+    for p in candidates:
+        if not p.is_file():
+            continue
+        try:
+            obj = torch.load(p, map_location="cpu", weights_only=True)
+        except Exception:
+            continue
+        if isinstance(obj, dict) and obj.get("format") == fmt and obj.get("base_fingerprint") == fp:
+            return p
+    return default
+
+
 def load_companion(path: str | Path | None, default: Path, *, fmt: str, kind: str, base: SplitSegNet,
                    hint: str = "") -> dict[str, Any]:
     """A file trained for one base network (propagation, scheduler): read, check its format and
     that it was trained for ``base`` (by fingerprint). ``kind`` names the file and its trainer."""
-    p = Path(path) if path is not None else default
+    p = Path(path) if path is not None else bundled_companion(default, base, fmt=fmt)
     if not p.is_file():
         what = f"the bundled {kind} weights" if path is None else f"{kind} weights"
         raise UserError(f"{what} {p} do not exist; pass --{kind} with a file from 'lowlatseg train {kind}'{hint}")
