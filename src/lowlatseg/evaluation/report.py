@@ -478,9 +478,11 @@ def run_tradeoff_eval(
     labels = [ds[i][1] for i in range(n)]
     torch.set_num_threads(threads)
     members = ladder_points(ladder, model, weights, clip_hw=images[0].shape[:2])
+    guided = _load_guided(propagation, model)
+    runtime_method = guided if DEFAULT_PROPAGATION_METHOD == "flow-guided" and guided is not None else adaptive
     points = tradeoff_points(model, adaptive, uniform, ImageDifference(prop_cfg), predictor, images, labels, rule=defaults.rule, num_classes=ds.labels.num_classes,
                              intervals=intervals, fps=fps, threads=threads, delay_frames=delay_frames, progress=progress,
-                             latency_repeat=latency_repeat, ladder=members, flow_guided=_load_guided(propagation, model))
+                             latency_repeat=latency_repeat, ladder=members, flow_guided=guided, scheduled_method=runtime_method)
     h, w = images[0].shape[:2]
     out = {"data": str(data), "split": split, "frames": n, "resolution": f"{h}x{w}", "threads": threads,
            "stream_fps": fps, "delay_frames": delay_frames, "latency_repeat": latency_repeat, "weights": str(weights or DEFAULT_WEIGHTS),

@@ -51,13 +51,16 @@ def tradeoff_points(
     predictor: DeviationPredictor, images: list[np.ndarray],
     labels: list[np.ndarray], *, rule: str = "instant", num_classes: int, intervals: tuple[int, ...], fps: float, threads: int,
     delay_frames: int, progress: bool = True, latency_repeat: int = 3, ladder: Sequence[LadderPoint] = (),
-    flow_guided: Propagator | None = None,
+    flow_guided: Propagator | None = None, scheduled_method: Propagator | None = None,
 ) -> list[dict[str, Any]]:
     """``latency_repeat``: latency is measured on the clip played forwards and backwards this
     many times (a 51-frame clip alone gives too few frames for a stable maximum). ``ladder``:
     more per-frame points (other networks or input sizes), measured the same way, after the
     default model's own per-frame point. ``flow_guided``: its rows too, when the propagation
-    file has the method. Every point records ``model`` (the network's name) and ``size`` (HxW)."""
+    file has the method. ``scheduled_method``: what the adaptive-scheduled and low-latency points
+    propagate with (default ``adaptive``; the runtime's default method, as the runtime runs them).
+    Every point records ``model`` (the network's name), ``size`` (HxW) and ``propagation``."""
+    sched_method = scheduled_method if scheduled_method is not None else adaptive
     hw = images[0].shape[:2]
     own = model.config.arch
     live_frames = [f for r in range(latency_repeat) for f in (images if r % 2 == 0 else images[::-1])]
@@ -75,9 +78,9 @@ def tradeoff_points(
     for n in intervals:
         rate = fixed_interval_rate(len(images), n)
         thr = threshold_for_rate(predictor, f_lows, rate, rule=rule)
-        configs.append(("adaptive-scheduled", adaptive, AdaptiveThreshold(predictor, thr, rule=rule), False, n))
+        configs.append(("adaptive-scheduled", sched_method, AdaptiveThreshold(predictor, thr, rule=rule), False, n))
         thr = threshold_for_rate(predictor, f_lows, rate, delay_frames=delay_frames, rule=rule)
-        configs.append(("low-latency", adaptive, AdaptiveThreshold(predictor, thr, rule=rule), True, n))
+        configs.append(("low-latency", sched_method, AdaptiveThreshold(predictor, thr, rule=rule), True, n))
     points = []
     runs = [(own, model, tuple(hw), c) for c in configs[:1]]
     runs += [(lp.name, lp.model, lp.size, configs[0]) for lp in ladder]
@@ -96,7 +99,8 @@ def tradeoff_points(
             live = run_live(rt, live_frames, fps=fps, warmup=min(WARMUP_FRAMES, len(live_frames) // 2))
         torch.set_num_threads(threads)
         points.append({
-            "model": net_name, "size": f"{size[0]}x{size[1]}", "method": name, "interval": n, "miou": acc["miou"], "keyframe_fraction": acc["keyframe_fraction"],
+            "model": net_name, "size": f"{size[0]}x{size[1]}", "method": name, "interval": n,
+            "propagation": None if name == "per-frame" else getattr(method, "name", None), "miou": acc["miou"], "keyframe_fraction": acc["keyframe_fraction"],
             "latency_ms": live["latency_ms"], "latency_frames": live["frames"], "latency_warmup_frames": live["warmup_frames"],
             "live_keyframe_fraction": live["keyframe_fraction"], "live_keyframe_delay_frames": live["keyframe_delay_frames"],
             "rule": getattr(policy, "rule", None),
