@@ -203,3 +203,39 @@ def test_pretrained_flags_are_checked(tmp_path: Path) -> None:
         train_base(_cfg(root, distill_epochs=1), tmp_path / "a", progress=False)
     with pytest.raises(UserError, match="pretrained backbone"):
         train_base(_cfg(root, arch="llnet-tiny", pretrained=True), tmp_path / "b", progress=False)
+
+
+@pytest.mark.parametrize("hw", [(64, 96), (45, 61)])
+def test_frame_low_carries_the_frame_exactly(hw: tuple[int, int]) -> None:
+    """llnet-e's f_low ends with the frame pixel-unshuffled by 8: shuffled back it is the frame
+    (padded at the bottom / right to multiples of 8), bit for bit."""
+    torch.manual_seed(0)
+    net = build(variant_config("llnet-e")).eval()
+    x = torch.rand(1, 3, *hw)
+    with torch.inference_mode():
+        f_low = net.low(x)
+    grid = (-(-hw[0] // 8), -(-hw[1] // 8))
+    assert f_low.shape == (1, net.config.low_ch, *grid)
+    back = F.pixel_shuffle(f_low[:, -192:], 8)
+    torch.testing.assert_close(back[..., : hw[0], : hw[1]], x, rtol=0, atol=0)
+
+
+def test_frame_high_slices_and_pretrained_tensors() -> None:
+    """On the frame, high runs the stem and all 16 blocks (18 slices) and takes every backbone tensor."""
+    torch.manual_seed(0)
+    net = build(variant_config("llnet-e")).eval()
+    lite = EfficientNetLite0()
+    n = net.high.load_pretrained(lite)
+    backbone = {k: v for k, v in lite.state_dict().items() if not k.startswith(("_conv_head", "_bn1", "_fc"))}
+    assert n == len(backbone)
+    torch.testing.assert_close(net.high.stem.conv.weight, lite._conv_stem.weight, rtol=0, atol=0)
+    f_low = net.low(torch.rand(1, 3, 64, 96))
+    steps, count = net.high.steps(f_low), 0
+    with torch.inference_mode():
+        while True:
+            try:
+                next(steps)
+                count += 1
+            except StopIteration:
+                break
+    assert count == 18
