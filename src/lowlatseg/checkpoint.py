@@ -26,7 +26,7 @@ from lowlatseg.nn.splitnet import SplitNetConfig, SplitSegNet
 
 RUN_FORMAT = "lowlatseg/run-v1"
 WEIGHTS_FORMAT = "lowlatseg/weights-v1"
-DEFAULT_WEIGHTS = Path(__file__).parent / "weights" / "llnet_m_camvid.pt"
+DEFAULT_WEIGHTS = Path(__file__).parent / "weights" / "llnet_e_camvid.pt"
 
 
 LADDER_SIZES = ((240, 320), (288, 384))  # the default model's smaller per-frame operating points (besides 360x480)

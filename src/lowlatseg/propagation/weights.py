@@ -14,7 +14,7 @@ from lowlatseg.propagation.flow_guided import FlowGuided
 from lowlatseg.propagation.methods import Adaptive, PropagationConfig, Uniform
 
 PROP_FORMAT = "lowlatseg/propagation-v1"
-DEFAULT_PROPAGATION = Path(__file__).resolve().parents[1] / "weights" / "propagation_llnet_m_camvid.pt"
+DEFAULT_PROPAGATION = Path(__file__).resolve().parents[1] / "weights" / "propagation_llnet_e_camvid.pt"
 
 
 def save_propagation(path: Path, *, cfg: PropagationConfig, base: SplitSegNet, adaptive: Adaptive, uniform: Uniform,

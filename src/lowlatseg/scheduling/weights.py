@@ -14,7 +14,7 @@ from lowlatseg.nn.splitnet import SplitSegNet
 from lowlatseg.scheduling.predictor import DeviationConfig, DeviationPredictor
 
 SCHED_FORMAT = "lowlatseg/scheduler-v1"
-DEFAULT_SCHEDULER = Path(__file__).resolve().parents[1] / "weights" / "scheduler_llnet_m_camvid.pt"
+DEFAULT_SCHEDULER = Path(__file__).resolve().parents[1] / "weights" / "scheduler_llnet_e_camvid.pt"
 
 
 @dataclass(frozen=True)
