@@ -106,19 +106,25 @@ def small_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@pytest.fixture
-def tiny_camvid(tmp_path: Path) -> Path:
-    """A CamVid-layout folder with 4 random 48x64 frames (train and val lists)."""
+def write_camvid(root: Path, names: list[str]) -> Path:
+    """A CamVid-layout folder with one random 48x64 frame and label per name (``train.txt`` lists
+    them all, ``val.txt`` the first two)."""
     import cv2
 
     rng = np.random.default_rng(0)
-    (tmp_path / "img").mkdir()
-    (tmp_path / "lab").mkdir()
+    (root / "img").mkdir(parents=True)
+    (root / "lab").mkdir()
     lines = []
-    for i in range(4):
-        cv2.imwrite(str(tmp_path / "img" / f"S_{i:03d}.png"), rng.integers(0, 255, (48, 64, 3), dtype=np.uint8))
-        cv2.imwrite(str(tmp_path / "lab" / f"S_{i:03d}.png"), rng.integers(0, 12, (48, 64), dtype=np.uint8))
-        lines.append(f"img/S_{i:03d}.png lab/S_{i:03d}.png")
-    (tmp_path / "train.txt").write_text("\n".join(lines) + "\n")
-    (tmp_path / "val.txt").write_text("\n".join(lines[:2]) + "\n")
-    return tmp_path
+    for name in names:
+        cv2.imwrite(str(root / "img" / f"{name}.png"), rng.integers(0, 255, (48, 64, 3), dtype=np.uint8))
+        cv2.imwrite(str(root / "lab" / f"{name}.png"), rng.integers(0, 12, (48, 64), dtype=np.uint8))
+        lines.append(f"img/{name}.png lab/{name}.png")
+    (root / "train.txt").write_text("\n".join(lines) + "\n")
+    (root / "val.txt").write_text("\n".join(lines[:2]) + "\n")
+    return root
+
+
+@pytest.fixture
+def tiny_camvid(tmp_path: Path) -> Path:
+    """A CamVid-layout folder with 4 random 48x64 frames (train and val lists)."""
+    return write_camvid(tmp_path, [f"S_{i:03d}" for i in range(4)])

@@ -13,6 +13,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from conftest import write_camvid
 from lowlatseg.data.camvid import camvid
 from lowlatseg.data.photometric import gamma, jpeg, photometric
 from lowlatseg.data.transforms import AugmentConfig
@@ -146,19 +147,7 @@ def test_photometric_keeps_shape_and_is_reproducible() -> None:
 
 
 def _two_drive_camvid(tmp_path: Path) -> Path:
-    import cv2
-
-    rng = np.random.default_rng(0)
-    (tmp_path / "img").mkdir(parents=True)
-    (tmp_path / "lab").mkdir()
-    lines = []
-    for name in ("A_000", "A_001", "A_002", "A_003", "B_000", "B_001"):
-        cv2.imwrite(str(tmp_path / "img" / f"{name}.png"), rng.integers(0, 255, (48, 64, 3), dtype=np.uint8))
-        cv2.imwrite(str(tmp_path / "lab" / f"{name}.png"), rng.integers(0, 12, (48, 64), dtype=np.uint8))
-        lines.append(f"img/{name}.png lab/{name}.png")
-    (tmp_path / "train.txt").write_text("\n".join(lines) + "\n")
-    (tmp_path / "val.txt").write_text("\n".join(lines[:2]) + "\n")
-    return tmp_path
+    return write_camvid(tmp_path, ["A_000", "A_001", "A_002", "A_003", "B_000", "B_001"])
 
 
 def test_holdout_drive_splits_the_training_list(tmp_path: Path) -> None:
