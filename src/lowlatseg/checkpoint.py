@@ -123,10 +123,11 @@ def fingerprint(model: SplitSegNet) -> str:
     return h.hexdigest()[:16]
 
 
-def bundled_companion(default: Path, base: SplitSegNet, *, fmt: str) -> Path:
+def bundled_companion(default: Path, base: SplitSegNet, *, fmt: str, fp: str | None = None) -> Path:
     """The bundled companion file (``default``'s folder, same name prefix) trained for ``base``:
-    ``default`` itself when it matches or nothing else does, so a bundled ladder member finds its own."""
-    fp = fingerprint(base)
+    ``default`` itself when it matches or nothing else does, so a bundled ladder member finds its own.
+    ``fp``: ``fingerprint(base)`` if the caller has it already."""
+    fp = fp or fingerprint(base)
     prefix = default.name.split("_", 1)[0] + "_"
     candidates = [default] + sorted(p for p in default.parent.glob(prefix + "*.pt") if p != default)
     for p in candidates:
@@ -145,7 +146,8 @@ def load_companion(path: str | Path | None, default: Path, *, fmt: str, kind: st
                    hint: str = "") -> dict[str, Any]:
     """A file trained for one base network (propagation, scheduler): read, check its format and
     that it was trained for ``base`` (by fingerprint). ``kind`` names the file and its trainer."""
-    p = Path(path) if path is not None else bundled_companion(default, base, fmt=fmt)
+    fp = fingerprint(base)
+    p = Path(path) if path is not None else bundled_companion(default, base, fmt=fmt, fp=fp)
     if not p.is_file():
         what = f"the bundled {kind} weights" if path is None else f"{kind} weights"
         raise UserError(f"{what} {p} do not exist; pass --{kind} with a file from 'lowlatseg train {kind}'{hint}")
@@ -155,7 +157,6 @@ def load_companion(path: str | Path | None, default: Path, *, fmt: str, kind: st
         raise UserError(f"{kind} weights {p} cannot be read ({type(e).__name__}); the file is corrupt") from None
     if not isinstance(obj, dict) or obj.get("format") != fmt:
         raise UserError(f"{p} is not a lowlatseg {kind} file; pass one written by 'lowlatseg train {kind}'")
-    fp = fingerprint(base)
     if obj.get("base_fingerprint") != fp:
         raise UserError(
             f"{p} was trained for base weights {obj.get('base_fingerprint')} ({obj.get('base_arch')}), not the base model "

@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import torch
 
-from lowlatseg.propagation.flow import DISFlow, flow_to_grid, to_grey, warp
-from lowlatseg.propagation.methods import Current, KeyState, PropagationConfig, _Base
+from lowlatseg.propagation.flow import DISFlow, warp
+from lowlatseg.propagation.methods import Current, KeyState, PropagationConfig, _Base, grid_flow
 from lowlatseg.propagation.predictor import KernelPredictor
 from lowlatseg.propagation.svconv import load_compiled, sv_conv
 
@@ -39,20 +39,8 @@ class FlowGuided(_Base):
                                          embed_ch=cfg.embed_ch, hidden=cfg.hidden)
         load_compiled()
 
-    def grid_flow(self, key: KeyState, cur: Current) -> torch.Tensor:
-        """B x 2 x h x w backward flow current -> key in feature-grid pixels."""
-        hw = (cur.f_low.shape[-2], cur.f_low.shape[-1])
-        if key.image.shape[0] == 1:
-            if key.grey is None:
-                key.grey = to_grey(key.image)
-            flows = [flow_to_grid(self.flow(to_grey(cur.image), key.grey), hw)]
-        else:
-            flows = [flow_to_grid(self.flow(to_grey(cur.image[b : b + 1]), to_grey(key.image[b : b + 1])), hw)
-                     for b in range(key.image.shape[0])]
-        return torch.cat(flows).to(cur.f_low.dtype)
-
     def warp(self, key: KeyState, cur: Current, features: torch.Tensor) -> torch.Tensor:
-        flow = self.grid_flow(key, cur)
+        flow = grid_flow(self.flow, key, cur, (cur.f_low.shape[-2], cur.f_low.shape[-1])).to(cur.f_low.dtype)
         c = features.shape[1]
         both = warp(torch.cat([features, key.f_low], dim=1), flow)  # one sampling pass for both
         moved, moved_low = both[:, :c], both[:, c:]

@@ -100,17 +100,20 @@ class FlowWarp(_Base):
         self.flow = DISFlow(preset)
 
     def warp(self, key: KeyState, cur: Current, features: torch.Tensor) -> torch.Tensor:
-        if key.image.shape[0] == 1:
-            if key.grey is None:
-                key.grey = to_grey(key.image)
-            greys = [key.grey]
-        else:
-            greys = [to_grey(key.image[b : b + 1]) for b in range(key.image.shape[0])]
-        flows = [
-            flow_to_grid(self.flow(to_grey(cur.image[b : b + 1]), g), (features.shape[-2], features.shape[-1]))
-            for b, g in enumerate(greys)
-        ]
-        return warp(features, torch.cat(flows).to(features.dtype).to(features.device))
+        flow = grid_flow(self.flow, key, cur, (features.shape[-2], features.shape[-1]))
+        return warp(features, flow.to(features.dtype).to(features.device))
+
+
+def grid_flow(dis: DISFlow, key: KeyState, cur: Current, hw: tuple[int, int]) -> torch.Tensor:
+    """B x 2 x h x w backward flow current -> key on the feature grid ``hw`` (grid pixels), from DIS
+    on the grey frames; a single keyframe's grey image is computed once and kept in ``key``."""
+    if key.image.shape[0] == 1:
+        if key.grey is None:
+            key.grey = to_grey(key.image)
+        greys = [key.grey]
+    else:
+        greys = [to_grey(key.image[b : b + 1]) for b in range(key.image.shape[0])]
+    return torch.cat([flow_to_grid(dis(to_grey(cur.image[b : b + 1]), g), hw) for b, g in enumerate(greys)])
 
 
 class _KernelMethod(_Base):
