@@ -98,6 +98,13 @@ def test_tradeoff_plot_and_json(tiny_weights: Path, tiny_prop: Path, tiny_sched:
     assert len(ladder) == 3 + len(bundled_models())
     assert all({"model", "size", "method", "miou", "latency_ms"} <= set(p) for p in res["points"])
     assert all({"mean", "p95", "max"} <= set(p["latency_ms"]) for p in res["points"])
+    # low-latency accuracy is scored with the keyframe delay its own live run showed (at least 1)
+    for p in res["points"]:
+        if p["method"] != "low-latency":
+            assert p["delay_frames"] is None
+            continue
+        late = p["live_keyframe_delay_frames"]
+        assert p["delay_frames"] == (max(1, late["max"]) if late else 2)
 
 
 @needs_camvid

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from lowlatseg.checkpoint import load_model
 from lowlatseg.cli import main
@@ -70,3 +71,21 @@ def test_train_scheduler_bad_out_and_bad_input_leave_nothing(tiny_camvid: Path, 
     assert main(["train", "scheduler", "--out", str(out), "--base", str(tiny_weights), "--propagation", str(tiny_prop),
                  "--data", str(tiny_camvid), "--video", str(tmp_path / "missing.mp4"), "--steps", "1", "--quiet"]) == 2
     assert "does not exist" in capsys.readouterr().err and not out.exists()
+
+
+def test_deviation_predictor_reads_only_its_leading_channels() -> None:
+    """``in_ch``: what lies behind the leading channels (llnet-e's raw frame) never changes the
+    prediction; 0 (files saved before the field existed) reads them all."""
+    from lowlatseg.scheduling.predictor import DeviationConfig, DeviationPredictor
+
+    torch.manual_seed(0)
+    lean = DeviationPredictor(DeviationConfig(low_ch=80, in_ch=16)).eval()
+    full = DeviationPredictor(DeviationConfig(low_ch=80)).eval()
+    assert lean.reduce[0].in_channels == 3 * 16 and full.reduce[0].in_channels == 3 * 80
+    a, b = torch.rand(2, 80, 12, 16), torch.rand(2, 80, 12, 16)
+    b2 = b.clone()
+    b2[:, 16:] = torch.rand(2, 64, 12, 16)
+    with torch.inference_mode():
+        torch.testing.assert_close(lean(a, b), lean(a, b2), rtol=0, atol=0)
+        assert not torch.allclose(full(a, b), full(a, b2))  # the full one does see them
+    assert DeviationConfig(**{"low_ch": 80, "width": 32}).in_ch == 0

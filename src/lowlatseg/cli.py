@@ -142,6 +142,7 @@ def cmd_train_base(a: argparse.Namespace) -> int:
         workers=a.workers, max_steps_per_epoch=a.max_steps_per_epoch,
         augment=AugmentConfig(crop=tuple(a.crop), scale=tuple(a.scale), photometric=a.photometric),
         holdout_drive=a.holdout_drive, pretrained=a.pretrained, distill_epochs=a.distill_epochs,
+        body_from=_resolve_base(a.body_from),
     )
     last = train_base(cfg, Path(a.out), resume=not a.no_resume, progress=not a.quiet)
     print(json.dumps(last))
@@ -426,6 +427,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--init", default=None, metavar="WEIGHTS",
                    help="grow from a trained smaller variant of the same widths (its weights or run file): "
                         "its tensors are copied, the extra residual blocks start as the identity")
+    b.add_argument("--body-from", default=None, metavar="WEIGHTS",
+                   help="copy low and high from a trained network with the same body (e.g. llnet-e for llnet-el), "
+                        "freeze them and train only the head")
     b.add_argument("--epochs", type=_positive_int, default=120)
     b.add_argument("--batch-size", type=_positive_int, default=8)
     b.add_argument("--lr", type=_positive_float, default=2e-3)
@@ -481,8 +485,9 @@ def build_parser() -> argparse.ArgumentParser:
     et.add_argument("--fps", type=float, default=15.0,
                     help="stream rate for latency (default 15: the CamVid clips' labelled rate, at which low-latency's "
                          "keyframes arrive --delay-frames late; 0: as fast as possible)")
-    et.add_argument("--delay-frames", type=_positive_int, default=DEFAULT_DELAY_FRAMES,
-                    help=f"low-latency accuracy: frames before keyframe features are ready (default {DEFAULT_DELAY_FRAMES}, see eval video)")
+    et.add_argument("--delay-frames", type=_positive_int, default=None,
+                    help="low-latency accuracy: frames before keyframe features are ready (default: as many as they "
+                         "came late in the live run at --fps, at least 1)")
     et.add_argument("--weights", help="the model whose video modes are plotted (default: the bundled default model)")
     et.add_argument("--propagation")
     et.add_argument("--scheduler")

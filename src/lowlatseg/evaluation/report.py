@@ -453,7 +453,7 @@ def run_latency_bench(
 
 def run_tradeoff_eval(
     *, data: str, split: str, intervals: tuple[int, ...] = (2, 3, 5, 8), fps: float = 15.0, weights: str | None = None,
-    propagation: str | None = None, scheduler: str | None = None, threads: int = 2, delay_frames: int = DEFAULT_DELAY_FRAMES,
+    propagation: str | None = None, scheduler: str | None = None, threads: int = 2, delay_frames: int | None = None,
     plot_path: Path | None = None, json_path: Path | None = None, progress: bool = True, max_frames: int = 0,
     latency_repeat: int = 3, ladder: tuple[str, ...] | None = None,
 ) -> dict[str, Any]:
@@ -496,7 +496,9 @@ def run_tradeoff_eval(
         print(f"{p['model']:<10} {p['size']:>7} {p['method']:<22} {rate:>5} {p['miou']:>6.2f} {p['keyframe_fraction']:>5.2f} "
               f"{p['latency_ms']['mean']:>8.1f} {p['latency_ms']['max']:>8.1f} {p['live_keyframe_fraction']:>9.2f} "
               f"{late['mean'] if late else 0:>5.1f}")
-    print(f"keys: keyframe fraction of the accuracy run (low-latency: features {delay_frames} frames late); live keys, "
+    used = sorted({p["delay_frames"] for p in points if p["delay_frames"]})
+    print(f"keys: keyframe fraction of the accuracy run (low-latency: features {'/'.join(map(str, used)) or '-'} frames late"
+          f"{'' if delay_frames else ', as late as in the live run'}); live keys, "
           "late: the live run's keyframe fraction and mean frames from choosing a keyframe to using it")
     if plot_path is not None:
         plot_tradeoff(points, plot_path, title=f"{data} {split}, {n} frames (latency: {latency_repeat} passes), {h}x{w}, "

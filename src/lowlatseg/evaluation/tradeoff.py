@@ -2,7 +2,7 @@
 
 For every method and mode, at several keyframe rates, on one labelled clip:
 mIoU (online over the clip, deterministic: the low-latency mode's keyframe features arrive
-``delay_frames`` later) and latency (the same runtime fed the clip's frames as a live stream,
+``delay_frames`` later, by default as many frames as they came late in the live run) and latency (the same runtime fed the clip's frames as a live stream,
 low-latency with its background worker). Points: per-frame; clockwork, flow, uniform,
 image-difference and adaptive propagation (all with low-level fusion, as the runtime runs them;
 the variants without fusion are in ``eval video``) at fixed intervals; adaptive scheduling and
@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from lowlatseg.defaults import DEFAULT_DELAY_FRAMES
 from lowlatseg.evaluation.latency import WARMUP_FRAMES, run_live
 from lowlatseg.evaluation.video import run_online
 from lowlatseg.nn.splitnet import SplitSegNet
@@ -50,7 +51,7 @@ def tradeoff_points(
     model: SplitSegNet, adaptive: Propagator, uniform: Uniform, image_difference: ImageDifference,
     predictor: DeviationPredictor, images: list[np.ndarray],
     labels: list[np.ndarray], *, rule: str = "instant", num_classes: int, intervals: tuple[int, ...], fps: float, threads: int,
-    delay_frames: int, progress: bool = True, latency_repeat: int = 3, ladder: Sequence[LadderPoint] = (),
+    delay_frames: int | None = None, progress: bool = True, latency_repeat: int = 3, ladder: Sequence[LadderPoint] = (),
     flow_guided: Propagator | None = None, scheduled_method: Propagator | None = None,
 ) -> list[dict[str, Any]]:
     """``latency_repeat``: latency is measured on the clip played forwards and backwards this
@@ -59,7 +60,10 @@ def tradeoff_points(
     default model's own per-frame point. ``flow_guided``: its rows too, when the propagation
     file has the method. ``scheduled_method``: what the adaptive-scheduled and low-latency points
     propagate with (default ``adaptive``; the runtime's default method, as the runtime runs them).
-    Every point records ``model`` (the network's name), ``size`` (HxW) and ``propagation``."""
+    ``delay_frames``: frames from choosing a low-latency keyframe to using its features in the
+    accuracy run; None: the most the live run measured at this ``fps`` (at least 1), so that a
+    point's accuracy and latency come from the same stream rate. Every point records ``model``
+    (the network's name), ``size`` (HxW), ``propagation`` and ``delay_frames`` (None: inline)."""
     sched_method = scheduled_method if scheduled_method is not None else adaptive
     hw = images[0].shape[:2]
     own = model.config.arch
@@ -79,31 +83,41 @@ def tradeoff_points(
         rate = fixed_interval_rate(len(images), n)
         thr = threshold_for_rate(predictor, f_lows, rate, rule=rule)
         configs.append(("adaptive-scheduled", sched_method, AdaptiveThreshold(predictor, thr, rule=rule), False, n))
-        thr = threshold_for_rate(predictor, f_lows, rate, delay_frames=delay_frames, rule=rule)
+        thr = threshold_for_rate(predictor, f_lows, rate, delay_frames=delay_frames or DEFAULT_DELAY_FRAMES, rule=rule)
         configs.append(("low-latency", sched_method, AdaptiveThreshold(predictor, thr, rule=rule), True, n))
     points = []
     runs = [(own, model, tuple(hw), c) for c in configs[:1]]
     runs += [(lp.name, lp.model, lp.size, configs[0]) for lp in ladder]
     runs += [(own, model, tuple(hw), c) for c in configs[1:]]
     for net_name, net, size, (name, method, policy, background, n) in tqdm(runs, desc="trade-off", disable=not progress):
-        # accuracy: deterministic (inline keyframes; low-latency: features ready delay_frames later)
-        torch.set_num_threads(threads)
-        rt = StreamRuntime(net, method=method, policy=policy, background=background, executor=InlineExecutor(),
-                           delay_frames=delay_frames if background else None, size=size)
-        with rt, torch.inference_mode():
-            acc = run_online(rt, images, labels, num_classes=num_classes, name=name, interval=max(n or 1, 1))
         # latency: live, low-latency as it runs by default (high in slices between frames)
+        torch.set_num_threads(threads)
         rt = StreamRuntime(net, method=method, policy=policy, background=background,
                            executor=SlicedExecutor(threads) if background else InlineExecutor(), size=size)
         with rt:
             live = run_live(rt, live_frames, fps=fps, warmup=min(WARMUP_FRAMES, len(live_frames) // 2))
         torch.set_num_threads(threads)
+        # accuracy: deterministic (inline keyframes; low-latency: features ready `delay` frames
+        # later, by default as late as the live run's latest keyframe came at this stream rate)
+        delay = None
+        if background:
+            late = live["keyframe_delay_frames"]
+            delay = delay_frames or (max(1, late["max"]) if late else DEFAULT_DELAY_FRAMES)
+            if not delay_frames and delay != DEFAULT_DELAY_FRAMES and isinstance(policy, AdaptiveThreshold):
+                # the rate matched for the delay found (one keyframe in flight at a time)
+                rate = fixed_interval_rate(len(images), n or 1)
+                policy = AdaptiveThreshold(policy.predictor, threshold_for_rate(policy.predictor, f_lows, rate,
+                                           delay_frames=delay, rule=rule), rule=rule)
+        rt = StreamRuntime(net, method=method, policy=policy, background=background, executor=InlineExecutor(),
+                           delay_frames=delay, size=size)
+        with rt, torch.inference_mode():
+            acc = run_online(rt, images, labels, num_classes=num_classes, name=name, interval=max(n or 1, 1))
         points.append({
             "model": net_name, "size": f"{size[0]}x{size[1]}", "method": name, "interval": n,
             "propagation": None if name == "per-frame" else getattr(method, "name", None), "miou": acc["miou"], "keyframe_fraction": acc["keyframe_fraction"],
             "latency_ms": live["latency_ms"], "latency_frames": live["frames"], "latency_warmup_frames": live["warmup_frames"],
             "live_keyframe_fraction": live["keyframe_fraction"], "live_keyframe_delay_frames": live["keyframe_delay_frames"],
-            "rule": getattr(policy, "rule", None),
+            "delay_frames": delay, "rule": getattr(policy, "rule", None),
             ("budget" if getattr(policy, "rule", None) == "accumulated" else "threshold"): getattr(policy, "threshold", None),
         })
     return points

@@ -1,9 +1,11 @@
-"""Growing a trained split network into a deeper variant (warm start for ``train base --init``).
+"""Warm starts from a trained split network.
 
-Every tensor of the smaller network is copied into the tensor of the same name and shape in
+* Growing it into a deeper variant (``train base --init``, :func:`grow_from`): every tensor of the smaller network is copied into the tensor of the same name and shape in
 the larger one; the larger one's extra residual blocks start as the identity (the scale and shift
 of their last BatchNorm are zero, the ``zero-init residual`` trick), so the grown network computes exactly
 what the smaller one computed until training changes the new blocks.
+* A new head on its body (``train base --body-from``, :func:`copy_body`, :func:`freeze_body`):
+  ``low`` and ``high`` are copied and frozen, only the head trains.
 """
 
 from __future__ import annotations
@@ -61,3 +63,29 @@ def grow_from(target: SplitSegNet, source: SplitSegNet) -> list[str]:
         raise UserError(f"cannot grow: new tensors outside residual blocks: {', '.join(sorted(new_names - covered)[:4])}")
     target.load_state_dict(dst, strict=True)
     return new_blocks
+
+
+_BODY_FIELDS = ("num_classes", "stem_ch", "low_ch", "low_blocks", "mid_blocks", "mid_dilations", "s16_ch", "s16_blocks",
+                "s32_ch", "s32_blocks", "high_ch", "backbone", "output_stride")
+
+
+def copy_body(target: SplitSegNet, source: SplitSegNet) -> None:
+    """Copies ``low`` and ``high`` of ``source`` into ``target`` (in place, strictly); the head
+    keeps its fresh initialisation (``train base --body-from``: a new head on a trained body).
+    Raises ``UserError`` when the two bodies are not built alike."""
+    a, b = source.config, target.config
+    differ = [f for f in _BODY_FIELDS if getattr(a, f) != getattr(b, f)]
+    if differ:
+        raise UserError(f"cannot take the body of {b.arch} from {a.arch}: {', '.join(differ)} differ; "
+                        "pick a network built with the same low and high")
+    target.low.load_state_dict(source.low.state_dict(), strict=True)
+    target.high.load_state_dict(source.high.state_dict(), strict=True)
+
+
+def freeze_body(net: SplitSegNet) -> list[nn.Module]:
+    """Stops gradients through ``low`` and ``high`` and returns them, for the training loop to
+    keep in eval mode (their BatchNorm statistics stay those of the body's own training)."""
+    for part in (net.low, net.high):
+        for p in part.parameters():
+            p.requires_grad_(False)
+    return [net.low, net.high]

@@ -53,6 +53,8 @@ class SplitNetConfig:
     s32_blocks: int = 3
     high_ch: int = 128  # channels of f_high (what propagation moves around)
     fuse_ch: int = 128  # width of the head's fusion layer
+    adapt_ch: int = 0  # channels the head's 1x1 adapts f_low to before fusing it (0: low_ch). Every frame pays
+    # for the head: llnet-el adapts llnet-e's 256 channels to 64, a third of a propagated frame's arithmetic less
     backbone: str = "resnet"  # high: 'resnet' (basic blocks from scratch), 'lite0-frame' (the whole pretrained
     # EfficientNet-Lite0 on the frame, which low passes on in f_low) or 'lite0' (its blocks 5-15 behind an adapter)
     output_stride: int = 32  # lite0 only: 16 keeps block 11 at stride 1 (more accurate, about twice the cost of the last blocks)
@@ -163,10 +165,12 @@ class Head(nn.Module):
     f_high: B x high_ch x h x w, f_low: B x low_ch x h x w -> logits B x num_classes x (out_size or h x w)
     """
 
-    def __init__(self, *, low_ch: int, high_ch: int, fuse_ch: int, num_classes: int) -> None:
+    def __init__(self, *, low_ch: int, high_ch: int, fuse_ch: int, num_classes: int, adapt_ch: int = 0) -> None:
+        """``adapt_ch``: channels f_low is adapted to before the fusion (0: ``low_ch``)."""
         super().__init__()
-        self.adapt = ConvBNReLU(low_ch, low_ch, kernel=1)
-        cat_ch = high_ch + low_ch
+        adapt_ch = adapt_ch or low_ch
+        self.adapt = ConvBNReLU(low_ch, adapt_ch, kernel=1)
+        cat_ch = high_ch + adapt_ch
         self.fuse = nn.Sequential(
             ConvBNReLU(cat_ch, cat_ch, groups=cat_ch),  # depthwise 3x3: local alignment
             ConvBNReLU(cat_ch, fuse_ch, kernel=1),
@@ -211,7 +215,14 @@ class SplitSegNet(nn.Module):
                 s32_blocks=c.s32_blocks,
                 high_ch=c.high_ch,
             )
-        self.head = Head(low_ch=c.low_ch, high_ch=c.high_ch, fuse_ch=c.fuse_ch, num_classes=c.num_classes)
+        self.head = Head(low_ch=c.low_ch, high_ch=c.high_ch, fuse_ch=c.fuse_ch, num_classes=c.num_classes,
+                         adapt_ch=c.adapt_ch)
+
+    @property
+    def learned_low_ch(self) -> int:
+        """The leading channels of f_low that are learned features (the rest, in ``lite0-frame``
+        networks, is the frame itself): what the deviation predictor reads."""
+        return self.config.low_ch - FRAME_CHANNELS if self.config.backbone == "lite0-frame" else self.config.low_ch
 
     @property
     def stride(self) -> int:

@@ -30,7 +30,7 @@ from lowlatseg.errors import UserError
 from lowlatseg.evaluation.image import evaluate_images
 from lowlatseg.nn.builders import build, variant_config
 from lowlatseg.nn.splitnet import SplitSegNet
-from lowlatseg.nn.grow import grow_from
+from lowlatseg.nn.grow import copy_body, freeze_body, grow_from
 from lowlatseg.plots import training_curves
 from lowlatseg.train import distributed
 from lowlatseg.train.config import BaseTrainConfig
@@ -136,10 +136,17 @@ def _train(cfg: BaseTrainConfig, out: Path, di: distributed.DistInfo, *, resume:
         grown = grow_from(model, load_model(cfg.init))
         if di.is_main:
             tqdm.write(f"grown from {cfg.init}: {len(grown)} new residual blocks start as the identity")
+    frozen: list[torch.nn.Module] = []
+    if cfg.body_from:
+        if cfg.init or cfg.pretrained:
+            raise UserError("--body-from copies low and high from a trained network; it does not go with --init or --pretrained")
+        if state is None:
+            copy_body(model, load_model(cfg.body_from))
+        frozen = freeze_body(model)
     model = model.to(di.device)
     steps_per_epoch = len(loader) if cfg.max_steps_per_epoch <= 0 else min(len(loader), cfg.max_steps_per_epoch)
     total = steps_per_epoch * cfg.epochs
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: lr_factor(s, total=total, warmup=steps_per_epoch * cfg.warmup_epochs)
     )
@@ -162,6 +169,8 @@ def _train(cfg: BaseTrainConfig, out: Path, di: distributed.DistInfo, *, resume:
         if sampler is not None:
             sampler.set_epoch(epoch)
         model.train()
+        for part in frozen:
+            part.eval()  # frozen parts keep their BatchNorm statistics
         losses: list[float] = []
         bar = tqdm(loader, total=steps_per_epoch, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not (progress and di.is_main), leave=False)
         for step, (x, y) in enumerate(bar):

@@ -19,6 +19,7 @@ class BaseTrainConfig:
     split: str = "train"  # training split
     val_split: str | None = "val"  # evaluated after every epoch (never trained on); None: skip
     holdout_drive: str | None = None  # drive removed from the training split and scored every epoch (dev-test)
+    body_from: str | None = None  # weights of a network with the same low and high: copied and frozen, only the head trains
     pretrained: bool = False  # lite0 backbones: start high's blocks from ImageNet weights (the [train] extra)
     distill_epochs: int = 0  # with pretrained: epochs of low learning the pretrained front end first (train/distill.py)
     epochs: int = 120  # full passes over the training split

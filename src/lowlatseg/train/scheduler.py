@@ -86,7 +86,7 @@ def train_scheduler(cfg: SchedTrainConfig, out: Path, *, progress: bool = True) 
     # 1. frozen base + adaptive propagation (the teacher of deviations)
     base = load_model(cfg.base)
     _, adaptive, _ = load_propagation(cfg.propagation, base)
-    pred = DeviationPredictor(DeviationConfig(low_ch=base.config.low_ch))
+    pred = DeviationPredictor(DeviationConfig(low_ch=base.config.low_ch, in_ch=base.learned_low_ch))
     opt = torch.optim.AdamW(pred.parameters(), lr=cfg.lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps, pct_start=0.05)
 
