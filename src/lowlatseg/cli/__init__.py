@@ -20,7 +20,7 @@ from lowlatseg.cli.common import Terminated
 from lowlatseg.cli.evaluate import add_eval_parsers
 from lowlatseg.cli.stream import add_segment_parser, add_view_parser
 from lowlatseg.cli.train import add_export_parser, add_train_parsers
-from lowlatseg.errors import UserError, WorkerError
+from lowlatseg.errors import ParameterError, UserError, WorkerError
 
 __all__ = ["build_parser", "main"]
 
@@ -37,6 +37,11 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def flag_of(parameter: str) -> str:
+    """The flag of a library parameter: ``max_gap`` -> ``--max-gap``."""
+    return "--" + parameter.replace("_", "-")
+
+
 def _on_sigterm(signum: int, frame: object) -> None:
     raise Terminated("terminated (SIGTERM)")
 
@@ -47,6 +52,9 @@ def main(argv: list[str] | None = None) -> int:
     previous = signal.signal(signal.SIGTERM, _on_sigterm) if in_main_thread else None
     try:
         return int(args.func(args))
+    except ParameterError as e:  # the library names parameters; here they are flags
+        print(f"lowlatseg: error: {e.naming(flag_of)}", file=sys.stderr)
+        return 2
     except UserError as e:
         print(f"lowlatseg: error: {e}", file=sys.stderr)
         return 2

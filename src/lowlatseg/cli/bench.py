@@ -6,16 +6,19 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from lowlatseg.cli.common import MAX_DELAY_HELP, nonneg_int, positive_int, set_threads
+from lowlatseg.cli.common import MAX_DELAY_HELP, json_path, nonneg_int, options, positive_int, set_threads
 from lowlatseg.defaults import DEFAULT_PROPAGATION_METHOD, MAX_DELAY_FRAMES, WORKERS
 from lowlatseg.errors import UserError
 
 
 def cmd_bench_split(a: argparse.Namespace) -> int:
-    from lowlatseg.evaluation.report import run_split_bench
+    from lowlatseg.evaluation import reporting as rep
+    from lowlatseg.evaluation.commands.bench import SplitBenchOptions, bench_split
 
     set_threads(a.threads)
-    run_split_bench(size=a.size, weights=a.weights, repeats=a.repeats, json_path=Path(a.json) if a.json else None)
+    rep.check_outputs(json_path(a))
+    res = bench_split(options(SplitBenchOptions, a))
+    rep.emit(rep.split_table(res), res, json_path(a))
     return 0
 
 
@@ -31,15 +34,17 @@ def cmd_bench_svconv(a: argparse.Namespace) -> int:
 
 
 def cmd_bench_latency(a: argparse.Namespace) -> int:
-    from lowlatseg.evaluation.report import run_latency_bench
+    from lowlatseg.evaluation import reporting as rep
+    from lowlatseg.evaluation.commands.bench import LatencyBenchOptions, bench_latency
 
     if a.video is None:
         raise UserError("bench needs --video FILE (or use 'lowlatseg bench svconv')")
-    run_latency_bench(video=a.video, size=a.size, fps=a.fps, interval=a.interval, threshold=a.threshold,
-                      budget=a.budget, weights=a.weights, propagation=a.propagation, scheduler=a.scheduler, threads=a.threads,
-                      max_frames=a.max_frames, repeat=a.repeat, warmup=a.warmup, json_path=Path(a.json) if a.json else None,
-                      plot_path=Path(a.plot) if a.plot else None, progress=not a.quiet, worker=a.worker,
-                      max_delay=a.max_delay, rounds=a.rounds, propagation_method=a.propagation_method)
+    plot = Path(a.plot) if a.plot else None
+    rep.check_outputs(json_path(a), plot)
+    res = bench_latency(options(LatencyBenchOptions, a))
+    if plot is not None:
+        rep.latency_plot(res, plot)
+    rep.emit(rep.latency_table(res), res, json_path(a))
     return 0
 
 

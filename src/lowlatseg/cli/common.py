@@ -6,8 +6,9 @@ Nothing here imports torch, so ``lowlatseg --help`` stays instant.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from lowlatseg.defaults import MAX_DELAY_FRAMES
 from lowlatseg.errors import UserError
@@ -48,6 +49,30 @@ def positive_float(text: str) -> float:
     if not v > 0:
         raise argparse.ArgumentTypeError(f"{v} must be greater than 0")
     return v
+
+
+Opts = TypeVar("Opts")
+
+
+def options(cls: type[Opts], a: argparse.Namespace, **given: Any) -> Opts:
+    """The options dataclass ``cls`` from the parsed flags: each field takes ``given[name]``, else
+    the flag of the same name (lists become tuples), else its default; ``progress`` is
+    ``not --quiet``."""
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+        if f.name in given:
+            values[f.name] = given[f.name]
+        elif f.name == "progress" and hasattr(a, "quiet"):
+            values[f.name] = not a.quiet
+        elif hasattr(a, f.name):
+            v = getattr(a, f.name)
+            values[f.name] = tuple(v) if isinstance(v, list) else v
+    return cls(**values)
+
+
+def json_path(a: argparse.Namespace) -> Path | None:
+    """``--json FILE`` as a path (None: not given)."""
+    return Path(a.json) if getattr(a, "json", None) else None
 
 
 def set_threads(n: int) -> None:

@@ -8,85 +8,92 @@ from pathlib import Path
 from typing import Any
 
 from lowlatseg.cli.common import (
-    DEFAULT_CAMVID, add_propagation_eval_args, nonneg_int, positive_int, set_threads,
+    DEFAULT_CAMVID, add_propagation_eval_args, json_path, nonneg_int, options, positive_int, set_threads,
 )
 from lowlatseg.defaults import DEFAULT_DELAY_FRAMES
 from lowlatseg.errors import UserError
 
 
 def cmd_eval_image(a: argparse.Namespace) -> int:
-    from lowlatseg.evaluation.report import run_image_eval
+    from lowlatseg.evaluation import reporting as rep
+    from lowlatseg.evaluation.commands.image import ImageEvalOptions, eval_image
 
     set_threads(a.threads)
-    run_image_eval(
-        data=a.data, split=a.split, dataset=a.dataset, weights=a.weights,
-        json_path=Path(a.json) if a.json else None, progress=not a.quiet, drive=a.drive, size=a.size,
-    )
+    rep.check_outputs(json_path(a))
+    res = eval_image(options(ImageEvalOptions, a))
+    rep.emit(rep.image_table(res), res, json_path(a))
     return 0
 
 
 def cmd_eval_video(a: argparse.Namespace) -> int:
-    from lowlatseg.evaluation.report import run_video_eval
+    from lowlatseg.evaluation import reporting as rep
+    from lowlatseg.evaluation.commands.video import VideoEvalOptions, eval_video
 
     set_threads(a.threads)
     if a.delay_frames < 1:
         raise UserError(f"--delay-frames {a.delay_frames} is not valid; a keyframe is usable one frame after it is chosen at the earliest")
-    run_video_eval(data=a.data, split=a.split, interval=a.interval, weights=a.weights, propagation=a.propagation,
-                   json_path=Path(a.json) if a.json else None, progress=not a.quiet, max_frames=a.max_frames,
-                   scheduled=not a.no_scheduled, scheduler=a.scheduler, delay_frames=a.delay_frames)
+    rep.check_outputs(json_path(a))
+    res = eval_video(options(VideoEvalOptions, a, scheduled=not a.no_scheduled))
+    rep.emit(rep.video_table(res), res, json_path(a))
     return 0
 
 
 def cmd_eval_agreement(a: argparse.Namespace) -> int:
-    from lowlatseg.evaluation.report import run_agreement_eval
+    from lowlatseg.evaluation import reporting as rep
+    from lowlatseg.evaluation.commands.video import AgreementOptions, eval_agreement
 
     set_threads(a.threads)
-    run_agreement_eval(video=a.video, interval=a.interval, size=a.size, weights=a.weights, propagation=a.propagation,
-                       json_path=Path(a.json) if a.json else None, progress=not a.quiet, max_frames=a.max_frames)
+    rep.check_outputs(json_path(a))
+    res = eval_agreement(options(AgreementOptions, a))
+    rep.emit(rep.video_table(res), res, json_path(a))
     return 0
 
 
 def cmd_eval_tradeoff(a: argparse.Namespace) -> int:
-    from lowlatseg.evaluation.report import run_tradeoff_eval
+    from lowlatseg.evaluation import reporting as rep
+    from lowlatseg.evaluation.commands.tradeoff import TradeoffOptions, eval_tradeoff
 
     if not math.isfinite(a.fps) or a.fps < 0:
         raise UserError(f"--fps {a.fps} is not valid; use 0 for as fast as possible or the stream rate")
-    run_tradeoff_eval(data=a.data, split=a.split, intervals=tuple(a.intervals), fps=a.fps, weights=a.weights,
-                      propagation=a.propagation, scheduler=a.scheduler, threads=a.threads, delay_frames=a.delay_frames,
-                      plot_path=Path(a.plot) if a.plot else None, json_path=Path(a.json) if a.json else None,
-                      progress=not a.quiet, max_frames=a.max_frames, latency_repeat=a.latency_repeat,
-                      ladder=None if a.ladder is None else tuple(a.ladder))
+    plot = Path(a.plot) if a.plot else None
+    rep.check_outputs(plot, json_path(a))
+    res = eval_tradeoff(options(TradeoffOptions, a))
+    print(rep.tradeoff_table(res))
+    if plot is not None:
+        rep.tradeoff_plot(res, plot)
+    rep.save(res, json_path(a))
     return 0
 
 
 def cmd_eval_scheduling(a: argparse.Namespace) -> int:
-    from lowlatseg.evaluation.report import run_scheduling_eval
+    from lowlatseg.evaluation import reporting as rep
 
-    json_path = Path(a.json) if a.json else None
     if a.video:
-        from lowlatseg.evaluation.scheduling_video import DEFAULT_BOOTSTRAP, DEFAULT_SIZE, run_video_scheduling_eval
+        from lowlatseg.evaluation.commands.scheduling_video import (
+            DEFAULT_BOOTSTRAP, DEFAULT_SIZE, VideoSchedulingOptions, eval_video_scheduling,
+        )
 
         given = [f for f, v in (("--data", a.data), ("--split", a.split)) if v is not None]
         if given:
             raise UserError(f"--video scores unlabelled video against the per-frame network and {' and '.join(given)} "
                             "choose a labelled clip; give one or the other")
         set_threads(a.threads)
-        run_video_scheduling_eval(videos=tuple(a.video), intervals=tuple(a.intervals), max_gap=a.max_gap,
-                                  size=a.size or DEFAULT_SIZE, weights=a.weights, propagation=a.propagation,
-                                  scheduler=a.scheduler, json_path=json_path, progress=not a.quiet,
-                                  max_frames=a.max_frames, chance_samples=a.chance_samples,
-                                  bootstrap=DEFAULT_BOOTSTRAP if a.bootstrap is None else a.bootstrap,
-                                  seed=0 if a.seed is None else a.seed)
+        rep.check_outputs(json_path(a))
+        res_v = eval_video_scheduling(options(
+            VideoSchedulingOptions, a, videos=tuple(a.video), size=a.size or DEFAULT_SIZE,
+            bootstrap=DEFAULT_BOOTSTRAP if a.bootstrap is None else a.bootstrap, seed=0 if a.seed is None else a.seed))
+        rep.emit(rep.video_scheduling_table(res_v), res_v, json_path(a))
         return 0
+    from lowlatseg.evaluation.commands.scheduling import SchedulingOptions, eval_scheduling
+
     video_only = [f for f, v in (("--size", a.size), ("--bootstrap", a.bootstrap), ("--seed", a.seed)) if v is not None]
     if video_only:
         raise UserError(f"{' and '.join(video_only)} appl{'ies' if len(video_only) == 1 else 'y'} to --video only; "
                         "the labelled clip is scored at its own size without a bootstrap")
     set_threads(a.threads)
-    run_scheduling_eval(data=a.data or DEFAULT_CAMVID, split=a.split or "val", intervals=tuple(a.intervals),
-                        max_gap=a.max_gap, weights=a.weights, propagation=a.propagation, scheduler=a.scheduler,
-                        json_path=json_path, progress=not a.quiet, max_frames=a.max_frames,
-                        chance_samples=a.chance_samples)
+    rep.check_outputs(json_path(a))
+    res = eval_scheduling(options(SchedulingOptions, a, data=a.data or DEFAULT_CAMVID, split=a.split or "val"))
+    rep.emit(rep.scheduling_table(res), res, json_path(a))
     return 0
 
 

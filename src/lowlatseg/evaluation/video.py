@@ -169,19 +169,6 @@ def run_protocol(
     return {"frames": n, "interval": interval, "rows": out_rows}
 
 
-def format_rows(result: dict[str, Any]) -> str:
-    rows = result["rows"]
-    ref = next((r for r in rows if r["method"] == "per-frame"), None)
-    head = f"{'method':<24} {'mIoU':>6} {'% of per-frame':>14} {'ms/frame':>9} {'cost ratio':>10}   mIoU by distance d=0..{result['interval'] - 1}"
-    lines = [head, "-" * len(head)]
-    for r in rows:
-        rel = f"{r['miou'] / ref['miou'] * 100:.1f}" if ref and ref["miou"] else "-"
-        cost = f"{r['ms_per_frame'] / ref['ms_per_frame']:.2f}" if ref and r["ms_per_frame"] else "-"
-        by_d = " ".join("-" if v is None else f"{v:.1f}" for v in r["miou_by_distance"])
-        lines.append(f"{r['method']:<24} {r['miou']:>6.2f} {rel:>14} {r['ms_per_frame'] or 0:>9.1f} {cost:>10}   {by_d}")
-    return "\n".join(lines)
-
-
 def run_online(
     runtime: Any, frames: Sequence[np.ndarray], labels: Sequence[np.ndarray | None], *, num_classes: int,
     name: str, interval: int, reference: Sequence[np.ndarray] | None = None,
