@@ -15,7 +15,8 @@ from lowlatseg.checkpoint import load_model
 from lowlatseg.errors import UserError
 from lowlatseg.runtime import StreamRuntime, WorkerError
 from lowlatseg.runtime.build import build_runtime
-from lowlatseg.runtime.executors import InlineExecutor, SlicedExecutor, ThreadExecutor
+from lowlatseg.runtime.executors import InlineExecutor, ThreadExecutor
+from lowlatseg.runtime.sliced import SlicedExecutor
 from lowlatseg.runtime.frames import prepare
 from lowlatseg.scheduling.calibrate import keyframe_fraction, threshold_for_rate
 from lowlatseg.scheduling.policies import Fixed
@@ -287,7 +288,7 @@ def test_sliced_executor_runs_high_in_slices_between_frames() -> None:
 def test_slices_owed_meets_the_bound_with_the_fewest_slices(total: int, max_delay: int) -> None:
     """Saturated (a frame always waiting), a keyframe chosen at frame k is ready for frame
     k + max_delay at the latest, and no frame carries more than the even share of slices."""
-    from lowlatseg.runtime.executors import slices_owed
+    from lowlatseg.runtime.sliced import slices_owed
 
     done = waited = 0
     per_frame = []
@@ -364,9 +365,9 @@ def test_sliced_executor_hands_over_at_once_a_keyframe_chosen_back_to_back(monke
     does not wait for one. The helper stays single-threaded even if another thread sets a
     larger count just before the helper's first operator (PyTorch's lazy per-thread set-up
     would otherwise give it that count: a second OpenMP team, which slows every frame)."""
-    from lowlatseg.runtime import executors
+    from lowlatseg.runtime import sliced
 
-    monkeypatch.setattr(executors, "SATURATED_GAP_S", 0.05)  # "back to back" with room for a slow CI machine
+    monkeypatch.setattr(sliced, "SATURATED_GAP_S", 0.05)  # "back to back" with room for a slow CI machine
     caller_threads = torch.get_num_threads()
     ex = SlicedExecutor(threads=2)
     try:
@@ -540,7 +541,7 @@ def test_a_process_exits_cleanly_with_a_keyframe_in_flight(tmp_path: Path) -> No
     script = tmp_path / "leave.py"
     script.write_text(
         "import time, torch\n"
-        "from lowlatseg.runtime.executors import SlicedExecutor\n"
+        "from lowlatseg.runtime.sliced import SlicedExecutor\n"
         "class Heavy:\n"
         "    def steps(self, t):\n"
         "        for _ in range(50):\n"

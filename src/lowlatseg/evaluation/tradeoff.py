@@ -29,7 +29,8 @@ from lowlatseg.evaluation.latency import WARMUP_FRAMES, run_live
 from lowlatseg.evaluation.video import run_online
 from lowlatseg.nn.splitnet import SplitSegNet
 from lowlatseg.propagation.methods import Clockwork, FlowWarp, ImageDifference, Propagator, Uniform
-from lowlatseg.runtime.executors import InlineExecutor, SlicedExecutor
+from lowlatseg.runtime.executors import InlineExecutor
+from lowlatseg.runtime.sliced import SlicedExecutor
 from lowlatseg.runtime.stream import StreamRuntime
 from lowlatseg.scheduling.calibrate import fixed_interval_rate, threshold_for_rate
 from lowlatseg.scheduling.policies import AdaptiveThreshold, EveryFrame, Fixed, KeyframePolicy

@@ -10,7 +10,8 @@ from lowlatseg.errors import UserError
 from lowlatseg.defaults import DEFAULT_DELAY_FRAMES, DEFAULT_PROPAGATION_METHOD, MAX_DELAY_FRAMES, WORKERS
 from lowlatseg.nn.splitnet import SplitSegNet
 from lowlatseg.propagation.methods import Clockwork, Propagator
-from lowlatseg.runtime.executors import InlineExecutor, KeyExecutor, SlicedExecutor, ThreadExecutor
+from lowlatseg.runtime.executors import InlineExecutor, KeyExecutor, ThreadExecutor
+from lowlatseg.runtime.sliced import SlicedExecutor
 from lowlatseg.runtime.stream import MODES, StreamRuntime
 from lowlatseg.scheduling.policies import (
     AdaptiveThreshold, EveryFrame, Fixed, KeyframePolicy, check_budget, check_interval, check_threshold,

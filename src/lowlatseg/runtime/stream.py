@@ -9,7 +9,7 @@ Modes (see :func:`build_runtime`):
 * ``low-latency``: as ``adaptive`` (or ``fixed``), but a frame chosen as a keyframe is answered
   at once by propagation from the previous keyframe, then its ``high`` runs in the background
   (by default in slices between the next frames, on the stream's compute thread; see
-  runtime/executors.py); its features are swapped in when ready. No frame ever waits for
+  runtime/sliced.py); its features are swapped in when ready. No frame ever waits for
   ``high``.
 
 The sequential and live low-latency runtimes share this one step function; only the executor
@@ -33,7 +33,8 @@ from lowlatseg.nn.labels import load_compiled, upsampled_labels
 from lowlatseg.nn.splitnet import SplitSegNet
 from lowlatseg.propagation.methods import Current, KeyState, Propagator
 from lowlatseg.propagation.produce import make_key, propagated_logits
-from lowlatseg.runtime.executors import InlineExecutor, KeyExecutor, SlicedExecutor, set_thread_count
+from lowlatseg.runtime.executors import InlineExecutor, KeyExecutor, set_thread_count
+from lowlatseg.runtime.sliced import SlicedExecutor
 from lowlatseg.runtime.frames import FrameResult, network_size, prepare
 from lowlatseg.runtime.state import PendingKey, StreamState
 from lowlatseg.runtime.steady import steady
