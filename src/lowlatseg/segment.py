@@ -39,6 +39,7 @@ from lowlatseg.pipeline import Pipeline
 from lowlatseg.runtime import network_size, parse_size
 from lowlatseg.runtime.build import build_runtime
 from lowlatseg.runtime.frames import FrameResult
+from lowlatseg.scheduling.policies import rule_fields
 
 # libx264's preset for the overlay: superfast takes less CPU time than veryfast for a larger file
 # at the same crf (about the same quality); on a 2-core machine encoding 1080p competes with the
@@ -192,7 +193,7 @@ def _summary(opts: SegmentOptions, info: Any, net_hw: tuple[int, int], lat: list
     arr = np.array(lat) if lat else np.zeros(1)
     return {
         # the keyframe policy as it ran: name, and for adaptive its rule and threshold / budget
-        "policy": {"name": getattr(policy, "name", None), "rule": getattr(policy, "rule", None),
+        "policy": {"name": getattr(policy, "name", None), "rule": rule_fields(policy)["rule"] if policy is not None else None,
                    "value": getattr(policy, "threshold", None), "interval": getattr(policy, "interval", None)},
         "input": str(opts.source),
         "output": str(opts.out),

@@ -35,8 +35,8 @@ from lowlatseg.evaluation.schedules import (
 from lowlatseg.nn.splitnet import SplitSegNet, to_labels
 from lowlatseg.propagation.methods import Current, KeyState, Propagator
 from lowlatseg.propagation.produce import make_key
-from lowlatseg.scheduling.policies import RULES
 from lowlatseg.scheduling.predictor import DeviationPredictor
+from lowlatseg.scheduling.rules import other_rules
 
 BLOCK_SECONDS = 2.0
 DEFAULT_BLOCK_FPS = 30.0  # the rate assumed for blocks when a container states none
@@ -173,7 +173,7 @@ def rule_schedules(table: PairTable, interval: int, *, shipped_rule: str) -> dic
     of fixed as near as its number allows (:func:`~lowlatseg.evaluation.schedules.matched_rule_schedule`)."""
     fixed = fixed_schedule(table.frames, interval)
     want = count_keys(fixed)
-    other = next(r for r in RULES if r != shipped_rule)
+    other = other_rules(shipped_rule)[0].name
     return {
         "fixed": fixed,
         "adaptive": matched_rule_schedule(table, table.predicted, want, rule=shipped_rule),

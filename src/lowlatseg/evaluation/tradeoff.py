@@ -33,7 +33,7 @@ from lowlatseg.runtime.executors import InlineExecutor
 from lowlatseg.runtime.sliced import SlicedExecutor
 from lowlatseg.runtime.stream import StreamRuntime
 from lowlatseg.scheduling.calibrate import fixed_interval_rate, threshold_for_rate
-from lowlatseg.scheduling.policies import AdaptiveThreshold, EveryFrame, Fixed, KeyframePolicy
+from lowlatseg.scheduling.policies import AdaptiveThreshold, EveryFrame, Fixed, KeyframePolicy, rule_fields
 from lowlatseg.scheduling.predictor import DeviationPredictor
 
 
@@ -104,8 +104,7 @@ def tradeoff_points(
             "propagation": None if name == "per-frame" else getattr(method, "name", None), "miou": acc["miou"], "keyframe_fraction": acc["keyframe_fraction"],
             "latency_ms": live["latency_ms"], "latency_frames": live["frames"], "latency_warmup_frames": live["warmup_frames"],
             "live_keyframe_fraction": live["keyframe_fraction"], "live_keyframe_delay_frames": live["keyframe_delay_frames"],
-            "rule": getattr(policy, "rule", None),
-            ("budget" if getattr(policy, "rule", None) == "accumulated" else "threshold"): getattr(policy, "threshold", None),
+            **rule_fields(policy),
         })
     return points
 

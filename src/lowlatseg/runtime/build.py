@@ -13,6 +13,7 @@ from lowlatseg.propagation.methods import Clockwork, Propagator
 from lowlatseg.runtime.executors import InlineExecutor, KeyExecutor, ThreadExecutor
 from lowlatseg.runtime.sliced import SlicedExecutor
 from lowlatseg.runtime.stream import MODES, StreamRuntime
+from lowlatseg.scheduling.rules import ACCUMULATED, INSTANT
 from lowlatseg.scheduling.policies import (
     AdaptiveThreshold, EveryFrame, Fixed, KeyframePolicy, check_budget, check_interval, check_threshold,
 )
@@ -95,9 +96,9 @@ def build_runtime(
 
         predictor, defaults = load_scheduler(scheduler, model)
         if threshold is not None:
-            policy = AdaptiveThreshold(predictor, threshold, rule="instant")
+            policy = AdaptiveThreshold(predictor, threshold, rule=INSTANT)
         elif budget is not None:
-            policy = AdaptiveThreshold(predictor, budget, rule="accumulated")
+            policy = AdaptiveThreshold(predictor, budget, rule=ACCUMULATED)
         else:
             policy = AdaptiveThreshold(predictor, defaults.value(defaults.rule), rule=defaults.rule)
     background = mode == "low-latency"

@@ -151,9 +151,10 @@ class StreamRuntime:
         if st.key is not None and st.pending is None and st.cut_waiting:
             st.cut_waiting = False  # another scene: a keyframe at once, whatever the policy says
         elif st.key is not None and st.pending is None:
-            choose, dev = self.policy.decide(i - st.last_choice, st.deviation_sum, st.key, cur)
+            dev = self.policy.deviation(st.key, cur)
+            choose, deviation_sum = self.policy.decide(i - st.last_choice, st.deviation_sum, dev)
             if not choose:
-                st.deviation_sum += dev or 0.0
+                st.deviation_sum = deviation_sum
         elif st.key is not None:
             choose = False  # one keyframe in flight at a time (a cut waits for the next chance)
         if st.key is None or (choose and not self.background):

@@ -9,6 +9,7 @@ import torch
 from tqdm import tqdm
 
 from lowlatseg.nn.splitnet import SplitSegNet
+from lowlatseg.scheduling.rules import as_rule, other_rules
 
 
 def scheduled_rows(model: SplitSegNet, ds: Any, n: int, interval: int, *, propagation: str | None,
@@ -23,25 +24,25 @@ def scheduled_rows(model: SplitSegNet, ds: Any, n: int, interval: int, *, propag
     images = [ds[i][0] for i in range(n)]
     labels = [ds[i][1] for i in range(n)]
     predictor, defaults = load_scheduler(scheduler, model)
-    other = "instant" if defaults.rule == "accumulated" else "accumulated"
+    shipped = as_rule(defaults.rule)
+    other = other_rules(shipped)[0]
     rate = fixed_interval_rate(n, interval)
     with torch.inference_mode():
         f_lows = [model.low(to_tensor(im).unsqueeze(0)) for im in images]
     rows = []
     # the shipped rule, then the other rule for comparison; low-latency with the shipped rule
-    for name, mode, rule in (("adaptive-scheduled", "adaptive", defaults.rule),
-                             (f"adaptive-scheduled-{other}", "adaptive", other),
-                             ("low-latency", "low-latency", defaults.rule)):
+    for name, mode, rule in (("adaptive-scheduled", "adaptive", shipped),
+                             (f"adaptive-scheduled-{other.name}", "adaptive", other),
+                             ("low-latency", "low-latency", shipped)):
         # match the rate of the mode as it really runs (low-latency: keyframes take effect later)
         value = threshold_for_rate(predictor, f_lows, rate, rule=rule,
                                    delay_frames=delay_frames if mode == "low-latency" else 0)
-        rt = build_runtime(mode, model, propagation=propagation, scheduler=scheduler,
-                           threshold=value if rule == "instant" else None, budget=value if rule == "accumulated" else None,
+        rt = build_runtime(mode, model, propagation=propagation, scheduler=scheduler, **{rule.number: value},
                            size=images[0].shape[:2], parallel=False, delay_frames=delay_frames)
         with rt, torch.inference_mode():
             row = run_online(rt, images, labels, num_classes=ds.labels.num_classes, name=name, interval=interval)
-        row["rule"] = rule
-        row["threshold" if rule == "instant" else "budget"] = round(value, 5)
+        row["rule"] = rule.name
+        row[rule.number] = round(value, 5)
         if mode == "low-latency":
             row["delay_frames"] = delay_frames
         rows.append(row)

@@ -14,6 +14,7 @@ from lowlatseg.checkpoint import DEFAULT_WEIGHTS
 from lowlatseg.errors import ParameterError
 from lowlatseg.evaluation.commands.loading import open_clip
 from lowlatseg.evaluation.schedules import Chance
+from lowlatseg.scheduling.rules import RULES
 
 
 @dataclass(frozen=True)
@@ -109,8 +110,8 @@ def eval_scheduling(opts: SchedulingOptions) -> SchedulingEval:
         # (name, schedule, the deviations and rule whose number can be swept, or None)
         schedules: list[tuple[str, list[int], Any]] = [("fixed", fixed, None)]
         for source, devs in (("predicted", table.predicted), ("oracle", table.true)):
-            for rule in ("instant", "accumulated"):
-                schedules.append((f"{source}-{rule}", sc.matched_rule_schedule(table, devs, want, rule=rule), (devs, rule)))
+            for rule in RULES:
+                schedules.append((f"{source}-{rule.name}", sc.matched_rule_schedule(table, devs, want, rule=rule), (devs, rule)))
         schedules.append(("oracle-least-deviation", sc.best_schedule(table, sc.deviation_cost(table, table.true), want), None))
         schedules.append(("ground-truth-best", sc.best_schedule(table, sc.linear_cost(table, fixed), want), None))
         for name, keys_of, sweep in schedules:
