@@ -30,8 +30,6 @@ def cmd_eval_video(a: argparse.Namespace) -> int:
     from lowlatseg.evaluation.commands.video import VideoEvalOptions, eval_video
 
     set_threads(a.threads)
-    if a.delay_frames < 1:
-        raise UserError(f"--delay-frames {a.delay_frames} is not valid; a keyframe is usable one frame after it is chosen at the earliest")
     rep.check_outputs(json_path(a))
     res = eval_video(options(VideoEvalOptions, a, scheduled=not a.no_scheduled))
     rep.emit(rep.video_table(res), res, json_path(a))

@@ -29,9 +29,8 @@ from lowlatseg.evaluation.latency import WARMUP_FRAMES, run_live
 from lowlatseg.evaluation.video import run_online
 from lowlatseg.nn.splitnet import SplitSegNet
 from lowlatseg.propagation.methods import Clockwork, FlowWarp, ImageDifference, Propagator, Uniform
-from lowlatseg.runtime.executors import InlineExecutor
-from lowlatseg.runtime.sliced import SlicedExecutor
-from lowlatseg.runtime.stream import StreamRuntime
+from lowlatseg.runtime.build import build_runtime
+from lowlatseg.runtime.config import Inline, RuntimeConfig
 from lowlatseg.scheduling.calibrate import fixed_interval_rate, threshold_for_rate
 from lowlatseg.scheduling.policies import AdaptiveThreshold, EveryFrame, Fixed, KeyframePolicy, rule_fields
 from lowlatseg.scheduling.predictor import DeviationPredictor
@@ -89,13 +88,12 @@ def tradeoff_points(
     for net_name, net, size, (name, method, policy, background, n) in tqdm(runs, desc="trade-off", disable=not progress):
         # accuracy: deterministic (inline keyframes; low-latency: features ready delay_frames later)
         torch.set_num_threads(threads)
-        rt = StreamRuntime(net, method=method, policy=policy, background=background, executor=InlineExecutor(),
-                           delay_frames=delay_frames if background else None, size=size)
+        mode = "low-latency" if background else policy.name
+        rt = build_runtime(net, RuntimeConfig(mode=mode, size=size, executor=Inline(delay_frames)), method=method, policy=policy)
         with rt, torch.inference_mode():
             acc = run_online(rt, images, labels, num_classes=num_classes, name=name, interval=max(n or 1, 1))
         # latency: live, low-latency as it runs by default (high in slices between frames)
-        rt = StreamRuntime(net, method=method, policy=policy, background=background,
-                           executor=SlicedExecutor(threads) if background else InlineExecutor(), size=size)
+        rt = build_runtime(net, RuntimeConfig(mode=mode, size=size, threads=threads), method=method, policy=policy)
         with rt:
             live = run_live(rt, live_frames, fps=fps, warmup=min(WARMUP_FRAMES, len(live_frames) // 2))
         torch.set_num_threads(threads)

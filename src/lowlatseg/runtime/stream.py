@@ -1,6 +1,6 @@
 """The online runtime: ``reset()`` and ``step(frame) -> FrameResult``, one object per stream.
 
-Modes (see :func:`build_runtime`):
+Modes (see :func:`~lowlatseg.runtime.build.build_runtime`):
 
 * ``per-frame``: ``low -> high -> head`` on every frame;
 * ``fixed`` / ``adaptive``: keyframes chosen by a policy (every N frames / predicted deviation
@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from lowlatseg.defaults import MODES  # noqa: F401  (re-exported: lowlatseg.runtime.MODES)
 from lowlatseg.errors import WorkerError
 from lowlatseg.nn.inference import for_inference
 from lowlatseg.nn.labels import load_compiled, upsampled_labels
@@ -41,7 +42,6 @@ from lowlatseg.runtime.steady import steady
 from lowlatseg.scheduling.policies import EveryFrame, KeyframePolicy
 from lowlatseg.scheduling.scene_cut import is_cut, signature
 
-MODES = ("per-frame", "fixed", "adaptive", "low-latency")
 
 
 class StreamRuntime:

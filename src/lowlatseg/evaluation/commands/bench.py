@@ -13,12 +13,11 @@ import torch
 from tqdm import tqdm
 
 from lowlatseg.checkpoint import DEFAULT_WEIGHTS, load_model
-from lowlatseg.defaults import DEFAULT_PROPAGATION_METHOD, MAX_DELAY_FRAMES
+from lowlatseg.defaults import DEFAULT_PROPAGATION_METHOD, MAX_DELAY_FRAMES, MODES
 from lowlatseg.errors import ParameterError
 from lowlatseg.evaluation.latency import WARMUP_FRAMES
 from lowlatseg.scheduling.policies import check_interval
 
-MODES = ("per-frame", "fixed", "adaptive", "low-latency")  # every mode, in the order they run
 
 
 @dataclass(frozen=True)
@@ -26,7 +25,7 @@ class LatencyBenchOptions:
     video: str
     size: str = "360x480"  # network input HxW
     fps: float | None = None  # stream rate; None: the video's own; 0: as fast as possible
-    modes: tuple[str, ...] = MODES
+    modes: tuple[str, ...] = MODES  # every mode, in this order
     interval: int = 5  # keyframe interval of the fixed mode
     threshold: float | None = None  # adaptive, instant rule
     budget: float | None = None  # adaptive, accumulated rule (neither: the scheduler's default)
@@ -106,6 +105,7 @@ def bench_latency(opts: LatencyBenchOptions) -> LatencyBench:
     what drift and memory growth need."""
     from lowlatseg.evaluation.latency import LiveRun, feed_live, live_summary
     from lowlatseg.runtime.build import build_runtime
+    from lowlatseg.runtime.config import RuntimeConfig, executor_spec
 
     o = opts
     check_interval(o.interval)
@@ -138,10 +138,10 @@ def bench_latency(opts: LatencyBenchOptions) -> LatencyBench:
     for k, part in enumerate(parts):
         for mode in o.modes if k % 2 == 0 else o.modes[::-1]:
             torch.set_num_threads(o.threads)
-            rt = build_runtime(mode, model, propagation=o.propagation, scheduler=o.scheduler, threshold=o.threshold,
-                               budget=o.budget, interval=o.interval if mode in ("fixed",) else None, size=hw,
-                               threads=o.threads, worker=o.worker, max_delay=o.max_delay,
-                               propagation_method=o.propagation_method)
+            rt = build_runtime(model, RuntimeConfig(
+                mode=mode, propagation=o.propagation, scheduler=o.scheduler, threshold=o.threshold, budget=o.budget,
+                interval=o.interval if mode == "fixed" else None, size=hw, threads=o.threads,
+                executor=executor_spec(o.worker, o.max_delay), propagation_method=o.propagation_method))
             with rt:
                 runs[mode].append(feed_live(rt, part, fps=rate, warmup=warmup, on_frame=bar.update))
     bar.close()

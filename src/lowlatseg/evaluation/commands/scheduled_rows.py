@@ -18,6 +18,7 @@ def scheduled_rows(model: SplitSegNet, ds: Any, n: int, interval: int, *, propag
     from lowlatseg.data.transforms import to_tensor
     from lowlatseg.evaluation.video import run_online
     from lowlatseg.runtime.build import build_runtime
+    from lowlatseg.runtime.config import Inline, RuntimeConfig
     from lowlatseg.scheduling.calibrate import fixed_interval_rate, threshold_for_rate
     from lowlatseg.scheduling.weights import load_scheduler
 
@@ -37,8 +38,9 @@ def scheduled_rows(model: SplitSegNet, ds: Any, n: int, interval: int, *, propag
         # match the rate of the mode as it really runs (low-latency: keyframes take effect later)
         value = threshold_for_rate(predictor, f_lows, rate, rule=rule,
                                    delay_frames=delay_frames if mode == "low-latency" else 0)
-        rt = build_runtime(mode, model, propagation=propagation, scheduler=scheduler, **{rule.number: value},
-                           size=images[0].shape[:2], parallel=False, delay_frames=delay_frames)
+        rt = build_runtime(model, RuntimeConfig(mode=mode, propagation=propagation, scheduler=scheduler,
+                                                size=images[0].shape[:2], executor=Inline(delay_frames),
+                                                **{rule.number: value}))
         with rt, torch.inference_mode():
             row = run_online(rt, images, labels, num_classes=ds.labels.num_classes, name=name, interval=interval)
         row["rule"] = rule.name

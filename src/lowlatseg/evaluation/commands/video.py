@@ -12,6 +12,7 @@ from tqdm import tqdm
 from lowlatseg.checkpoint import DEFAULT_WEIGHTS
 from lowlatseg.defaults import DEFAULT_DELAY_FRAMES
 from lowlatseg.evaluation.commands.loading import load_guided, load_propagation_of, open_clip
+from lowlatseg.runtime.config import check_delay
 from lowlatseg.scheduling.policies import check_interval
 
 
@@ -62,6 +63,7 @@ def eval_video(opts: VideoEvalOptions) -> VideoEval:
     from lowlatseg.evaluation.commands.scheduled_rows import scheduled_rows
     from lowlatseg.evaluation.video import run_protocol, standard_rows
 
+    check_delay(opts.delay_frames)
     check_interval(opts.interval)
     clip = open_clip(opts.data, opts.split, opts.weights, opts.propagation, opts.max_frames)
     ds, n, p = clip.ds, clip.n, clip.prop
