@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from lowlatseg.evaluation.metrics import Confusion
+from lowlatseg.metrics import Confusion
 from lowlatseg.evaluation.schedules import (
     Chance, Pair, PairTable, count_keys, default_jitter, fixed_schedule, jittered_schedules, matched_rule_schedule,
     pair_result, schedule_of, score,
@@ -103,7 +103,7 @@ def block_sums(per_frame: np.ndarray, block: int) -> np.ndarray:
 
 def batch_miou(matrices: np.ndarray) -> np.ndarray:
     """... x C x C confusions (rows = target) -> mIoU in %, exactly as
-    :meth:`~lowlatseg.evaluation.metrics.Confusion.miou` (a class absent from both target and
+    :meth:`~lowlatseg.metrics.Confusion.miou` (a class absent from both target and
     prediction left out; NaN when every class is)."""
     m = np.asarray(matrices)
     tp = np.diagonal(m, axis1=-2, axis2=-1).astype(np.float64)
@@ -117,7 +117,7 @@ def batch_miou(matrices: np.ndarray) -> np.ndarray:
 
 
 def confusion_miou(matrix: np.ndarray) -> float:
-    """mIoU in % of one C x C confusion, by :meth:`~lowlatseg.evaluation.metrics.Confusion.miou` itself."""
+    """mIoU in % of one C x C confusion, by :meth:`~lowlatseg.metrics.Confusion.miou` itself."""
     c = Confusion(matrix.shape[0])
     c.matrix = np.asarray(matrix, dtype=np.int64)
     return c.miou()

@@ -31,7 +31,7 @@ from torch import nn
 
 from lowlatseg.data.camvid import Sample
 from lowlatseg.errors import UserError
-from lowlatseg.evaluation.metrics import Confusion
+from lowlatseg.metrics import Confusion
 from lowlatseg.nn.inference import for_inference
 from lowlatseg.nn.splitnet import SplitSegNet, to_labels
 from lowlatseg.runtime.steady import keep_freed_memory

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from lowlatseg.checkpoint import atomic_save, fingerprint, load_companion
-from lowlatseg.errors import UserError
+from lowlatseg.errors import ParameterError
 from lowlatseg.nn.splitnet import SplitSegNet
 from lowlatseg.scheduling.predictor import DeviationConfig, DeviationPredictor
 from lowlatseg.scheduling.rules import AdaptiveRule, as_rule
@@ -30,7 +30,7 @@ class SchedulerDefaults:
         """The stored number of ``rule`` (scheduling/rules.py: its ``number`` names the field)."""
         v = getattr(self, as_rule(rule).number)
         if v is None:
-            raise UserError("this scheduler file has no default budget; pass --budget or --threshold")
+            raise ParameterError("this scheduler file has no default budget; pass {budget} or {threshold}", "budget", "threshold")
         return v
 
 

@@ -11,7 +11,7 @@ from tqdm import tqdm
 from lowlatseg.checkpoint import DEFAULT_WEIGHTS, load_model
 from lowlatseg.errors import ParameterError
 from lowlatseg.evaluation.commands.loading import check_classes
-from lowlatseg.evaluation.image import ImageEvalResult, evaluate_images
+from lowlatseg.scoring import ImageEvalResult, evaluate_images
 
 
 @dataclass(frozen=True)
