@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from lowlatseg.cli.common import MAX_DELAY_HELP, Terminated, nonneg_int, positive_int, set_threads
-from lowlatseg.defaults import DEFAULT_PROPAGATION_METHOD, MAX_DELAY_FRAMES, WORKERS
+from lowlatseg.defaults import DEFAULT_PROPAGATION_METHOD, MAX_DELAY_FRAMES, MODES, PROPAGATION_METHODS, WORKERS
 from lowlatseg.errors import UserError
 
 
@@ -82,7 +82,7 @@ def add_segment_parser(sub: Any) -> None:
     s.add_argument("--labels", help="folder for one PNG of class ids per frame")
     s.add_argument("--stats", help="JSON file for per-frame latency and run details")
     s.add_argument("--weights", help="weights file (default: the bundled model)")
-    s.add_argument("--mode", default="low-latency", choices=["per-frame", "fixed", "adaptive", "low-latency"],
+    s.add_argument("--mode", default="low-latency", choices=MODES,
                    help="per-frame network, fixed / adaptive keyframes, or low-latency (default)")
     s.add_argument("--interval", type=int, help="keyframe every N frames (fixed; low-latency with a fixed schedule)")
     s.add_argument("--threshold", type=float, help="adaptive scheduling, instant rule: a keyframe when the predicted deviation passes this fraction in [0, 1]")
@@ -97,7 +97,7 @@ def add_segment_parser(sub: Any) -> None:
                    help="low-latency: where a keyframe's high runs: between frames with every core (sliced, default) "
                         "or at the same time as the frames on one core (parallel)")
     s.add_argument("--max-delay", type=positive_int, default=MAX_DELAY_FRAMES, help=MAX_DELAY_HELP)
-    s.add_argument("--propagation-method", default=DEFAULT_PROPAGATION_METHOD, choices=["adaptive", "flow-guided"],
+    s.add_argument("--propagation-method", default=DEFAULT_PROPAGATION_METHOD, choices=PROPAGATION_METHODS,
                    help=f"how non-key frames get their features (default {DEFAULT_PROPAGATION_METHOD}): the paper's adaptive "
                         "kernels, or DIS optical flow corrected by learned kernels")
     s.add_argument("--preset", metavar="PRESET",
@@ -114,7 +114,7 @@ def add_view_parser(sub: Any) -> None:
     v.add_argument("input", help="video file, camera index (e.g. 0) or stream URL")
     v.add_argument("--host", default="127.0.0.1", help="address to serve on (default 127.0.0.1: this machine only)")
     v.add_argument("--port", type=int, default=8000, help="port to serve on (default 8000; 0: any free one)")
-    v.add_argument("--mode", default="low-latency", choices=["per-frame", "fixed", "adaptive", "low-latency"],
+    v.add_argument("--mode", default="low-latency", choices=MODES,
                    help="mode to start in (the page can switch)")
     v.add_argument("--weights", help="weights file (default: the bundled model)")
     v.add_argument("--propagation", help="propagation weights (default: bundled)")

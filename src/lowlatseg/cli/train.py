@@ -12,6 +12,7 @@ from lowlatseg.cli.common import (
     training_videos,
 )
 from lowlatseg.errors import UserError
+from lowlatseg.scheduling.rules import ACCUMULATED, INSTANT
 
 
 def cmd_train_base(a: argparse.Namespace) -> int:
@@ -128,7 +129,7 @@ def add_train_parsers(sub: Any) -> None:
     ts.add_argument("--steps", type=positive_int, default=300)
     ts.add_argument("--batch-size", type=positive_int, default=8)
     ts.add_argument("--target-rate", type=float, default=0.2, help="keyframe rate the default threshold and budget are calibrated for")
-    ts.add_argument("--rule", default="accumulated", choices=["accumulated", "instant"],
+    ts.add_argument("--rule", default=ACCUMULATED.name, choices=[r.name for r in (ACCUMULATED, INSTANT)],
                     help="default adaptive rule stored with the scheduler (both numbers are calibrated)")
     ts.add_argument("--seed", type=int, default=0)
     ts.add_argument("--threads", type=nonneg_int, default=0)
