@@ -13,10 +13,8 @@ from lowlatseg.runtime.config import Inline, Parallel, RuntimeConfig, Sliced
 from lowlatseg.runtime.executors import InlineExecutor, KeyExecutor, ThreadExecutor
 from lowlatseg.runtime.sliced import SlicedExecutor
 from lowlatseg.runtime.stream import StreamRuntime
-from lowlatseg.scheduling.policies import (
-    AdaptiveThreshold, EveryFrame, Fixed, KeyframePolicy, check_budget, check_interval, check_threshold,
-)
-from lowlatseg.scheduling.rules import ACCUMULATED, INSTANT
+from lowlatseg.scheduling.policies import AdaptiveThreshold, EveryFrame, Fixed, KeyframePolicy, check_interval
+from lowlatseg.scheduling.rules import ACCUMULATED, INSTANT, check_budget, check_threshold
 
 
 def build_runtime(model: SplitSegNet, config: RuntimeConfig | None = None, *, method: Propagator | None = None,

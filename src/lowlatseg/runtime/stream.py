@@ -27,7 +27,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from lowlatseg.defaults import MODES  # noqa: F401  (re-exported: lowlatseg.runtime.MODES)
 from lowlatseg.errors import WorkerError
 from lowlatseg.nn.inference import for_inference
 from lowlatseg.nn.labels import load_compiled, upsampled_labels

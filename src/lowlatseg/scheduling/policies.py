@@ -27,9 +27,7 @@ from lowlatseg.nn.splitnet import SplitSegNet
 from lowlatseg.propagation.methods import Current, KeyState, Propagator
 from lowlatseg.propagation.produce import propagated_logits
 from lowlatseg.scheduling.predictor import DeviationPredictor
-from lowlatseg.scheduling.rules import (  # noqa: F401  (check_threshold, check_budget: the runtime's checks, here too)
-    INSTANT, AdaptiveRule, as_rule, check_budget, check_threshold, decide_keyframe,
-)
+from lowlatseg.scheduling.rules import INSTANT, AdaptiveRule, as_rule, decide_keyframe
 
 
 def check_rule(rule: str) -> str:

@@ -17,14 +17,14 @@ the calibration replay (scheduling/calibrate.py) and the schedule replay of ``ev
 (evaluation/schedules.py) all decide through it. A rule's ``name`` is how files and flags spell
 it (scheduler files store it); :func:`as_rule` reads it back.
 
-Adding a rule: one more frozen class with ``name``, ``number``, ``search_max``,
-``search_extra_steps``, ``level`` and ``check`` (and ``sweep_top``), listed in :data:`RULES`.
+Adding a rule: one more frozen subclass of :class:`AdaptiveRule` with its ``name``, ``number``,
+``search_max``, ``search_extra_steps``, ``level``, ``check`` and ``sweep_top``, listed in
+:data:`RULES`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
 
 from lowlatseg.errors import ParameterError, UserError
 
@@ -42,21 +42,30 @@ def check_budget(budget: float) -> float:
     return budget
 
 
-class AdaptiveRule(Protocol):
+@dataclass(frozen=True)
+class AdaptiveRule:
+    """What every rule declares (each rule is a subclass with its own values and methods)."""
+
     name: str  # the saved / command-line spelling
     number: str  # what the rule's number is called: the runtime's parameter and the saved key
     search_max: float  # upper end when searching the number for a keyframe rate
     search_extra_steps: int  # bisection steps beyond the instant rule's, for the same resolution relative to the range
 
-    def level(self, deviation: float, deviation_sum: float) -> float: ...
+    def level(self, deviation: float, deviation_sum: float) -> float:
+        """What the rule compares with its number (it fires when the level is above it)."""
+        raise NotImplementedError
 
-    def check(self, value: float) -> float: ...
+    def check(self, value: float) -> float:
+        """``value`` if it is a valid number for the rule, else a clear error."""
+        raise NotImplementedError
 
-    def sweep_top(self, max_deviation: float, max_gap: int) -> float: ...
+    def sweep_top(self, max_deviation: float, max_gap: int) -> float:
+        """The largest number worth sweeping: past it the rule never fires within ``max_gap``."""
+        raise NotImplementedError
 
 
 @dataclass(frozen=True)
-class Instant:
+class Instant(AdaptiveRule):
     """A keyframe when this frame's deviation passes the threshold."""
 
     name: str = "instant"
@@ -71,12 +80,11 @@ class Instant:
         return check_threshold(value)
 
     def sweep_top(self, max_deviation: float, max_gap: int) -> float:
-        """The largest number worth sweeping: past it the rule never fires within ``max_gap``."""
         return max_deviation
 
 
 @dataclass(frozen=True)
-class Accumulated:
+class Accumulated(AdaptiveRule):
     """A keyframe when the deviations summed since the keyframe (this frame's included) pass the budget."""
 
     name: str = "accumulated"

@@ -3,7 +3,7 @@ at the fixed protocol's keyframe rate."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import torch
 from tqdm import tqdm
@@ -40,7 +40,7 @@ def scheduled_rows(model: SplitSegNet, ds: Any, n: int, interval: int, *, propag
                                    delay_frames=delay_frames if mode == "low-latency" else 0)
         rt = build_runtime(model, RuntimeConfig(mode=mode, propagation=propagation, scheduler=scheduler,
                                                 size=images[0].shape[:2], executor=Inline(delay_frames),
-                                                **{rule.number: value}))
+                                                **cast(dict[str, Any], {rule.number: value})))
         with rt, torch.inference_mode():
             row = run_online(rt, images, labels, num_classes=ds.labels.num_classes, name=name, interval=interval)
         row["rule"] = rule.name
