@@ -553,3 +553,32 @@ def test_a_process_exits_cleanly_with_a_keyframe_in_flight(tmp_path: Path) -> No
     )
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-500:]
+
+
+def test_the_executor_spec_chooses_where_high_runs(model, tiny_prop: Path) -> None:
+    """RuntimeConfig's executor spec decides low-latency's executor and delay; the other modes run
+    their keyframes inline whatever it says; a bad spec names its parameter."""
+    from lowlatseg.errors import ParameterError
+
+    def built(mode: str, spec: object) -> StreamRuntime:
+        return build_runtime(model, RuntimeConfig(mode=mode, propagation=tiny_prop, interval=2, size=SIZE, threads=2,
+                                                  executor=spec))  # type: ignore[arg-type]
+
+    cases = [(Inline(3), InlineExecutor, 3, None), (Sliced(max_delay=4), SlicedExecutor, None, None),
+             (Sliced(delay_frames=2), SlicedExecutor, 2, None), (Parallel(), ThreadExecutor, None, (2, 1))]
+    for spec, kind, delay, split in cases:
+        with built("low-latency", spec) as rt:
+            assert isinstance(rt.executor, kind) and rt.delay_frames == delay and rt.threads == split
+            assert rt.background and rt.mode == "low-latency"
+            if isinstance(spec, Sliced):
+                assert rt.executor.max_delay == spec.max_delay and rt.executor.threads == 2
+        with built("fixed", spec) as rt:
+            assert isinstance(rt.executor, InlineExecutor) and not rt.background and rt.mode == "fixed"
+    assert RuntimeConfig().executor == Sliced() and executor_spec("parallel") == Parallel()
+    assert executor_spec("sliced", 3) == Sliced(max_delay=3)
+    with pytest.raises(ParameterError, match="^delay_frames 0 is not valid"):
+        Inline(0)
+    with pytest.raises(ParameterError, match="^max_delay 0 is not valid"):
+        Sliced(max_delay=0)
+    with pytest.raises(UserError, match="unknown worker 'gpu'"):
+        executor_spec("gpu")
