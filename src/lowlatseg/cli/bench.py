@@ -27,9 +27,13 @@ def cmd_bench_svconv(a: argparse.Namespace) -> int:
 
     if a.kernel_size % 2 == 0:
         raise UserError(f"--kernel-size {a.kernel_size} must be odd (the kernel has a centre tap)")
+    from lowlatseg.evaluation import reporting as rep
+
     set_threads(a.threads)
-    bench_svconv(channels=a.channels, height=a.height, width=a.width, kernel_size=a.kernel_size,
-                 dilation=a.dilation, repeats=a.repeats, json_path=Path(a.json) if a.json else None)
+    rep.check_outputs(json_path(a))
+    res = bench_svconv(channels=a.channels, height=a.height, width=a.width, kernel_size=a.kernel_size,
+                       dilation=a.dilation, repeats=a.repeats)
+    rep.emit(rep.svconv_table(res), res, json_path(a))
     return 0
 
 

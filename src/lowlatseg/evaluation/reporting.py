@@ -17,6 +17,7 @@ from lowlatseg.evaluation.commands.scheduling_video import VideoSchedulingEval
 from lowlatseg.evaluation.commands.tradeoff import TradeoffEval
 from lowlatseg.evaluation.commands.video import VideoEval
 from lowlatseg.outputs import check_parent, write_json
+from lowlatseg.propagation.bench import SvconvBench
 
 
 class Result(Protocol):
@@ -165,6 +166,13 @@ def latency_plot(r: LatencyBench, path: Path) -> None:
     plot_latency(r.rows, path, title=f"{Path(r.video).name}, {r.resolution}, {r.threads} threads, "
                  f"{'as fast as possible' if rate == 0 else f'{rate:g} fps'}, {r.rows[0]['frames']} measured frames"
                  + (f" in {r.rounds} interleaved rounds" if r.rounds > 1 else ""))
+
+
+def svconv_table(r: SvconvBench) -> str:
+    """``bench svconv``: one line."""
+    return (f"sv_conv {r.kernel_size}x{r.kernel_size} (dilation {r.dilation}) on {r.shape}: {r.svconv_ms:.2f} ms compiled "
+            f"(the tensor loop used for training: {r.svconv_loop_ms:.2f} ms); 3x3 conv {r.shape.split('x')[1]}->"
+            f"{r.shape.split('x')[1]}: {r.conv3x3_ms:.2f} ms; ratio {r.ratio:.2f} ({r.threads} threads)")
 
 
 def split_table(r: SplitBench) -> str:
