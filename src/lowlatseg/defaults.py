@@ -14,7 +14,7 @@ PROPAGATION_METHODS = ("adaptive", "flow-guided")
 # on the 2-core CPU at the 15 Hz CamVid clip's rate, the less flattering of the two common values.
 DEFAULT_DELAY_FRAMES = 2
 
-# Where live low-latency runs a keyframe's high (runtime/executors.py): between frames with
+# Where live low-latency runs a keyframe's high (runtime/sliced.py, runtime/executors.py): between frames with
 # every core, on the stream's compute thread ("sliced", the default), or on a worker thread with
 # one core at the same time as the frames ("parallel").
 WORKERS = ("sliced", "parallel")

@@ -88,6 +88,17 @@ def standard_rows(prop_cfg: PropagationConfig, adaptive: Adaptive, uniform: Unif
     return rows
 
 
+@dataclass(frozen=True)
+class ProtocolResult:
+    """What :func:`run_protocol` measured: ``frames`` produced, the keyframe ``interval``, and one
+    row per method as saved (``method``, ``fuse``, ``miou``, ``miou_by_distance`` for d = 0..N-1,
+    ``ms_per_frame``, ``per_class_iou``)."""
+
+    frames: int
+    interval: int
+    rows: list[dict[str, Any]]
+
+
 @dataclass
 class _Acc:
     total: Confusion
@@ -103,7 +114,7 @@ def run_protocol(
     interval: int,
     num_classes: int,
     progress: Callable[[int], None] | None = None,
-) -> dict[str, Any]:
+) -> ProtocolResult:
     """frames: (1 x 3 x H x W image tensor, H x W label or None) in time order. A label of None
     means "score against the per-frame network" (agreement on unlabelled video).
 
@@ -166,7 +177,7 @@ def run_protocol(
             "ms_per_frame": round(float(np.mean(a.ms)), 2) if a.ms else None,
             "per_class_iou": [None if not np.isfinite(v) else round(float(v) * 100, 2) for v in a.total.iou()],
         })
-    return {"frames": n, "interval": interval, "rows": out_rows}
+    return ProtocolResult(n, interval, out_rows)
 
 
 def run_online(

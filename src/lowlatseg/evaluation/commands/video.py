@@ -72,16 +72,17 @@ def eval_video(opts: VideoEvalOptions) -> VideoEval:
     rows = standard_rows(p.config, p.adaptive, p.uniform, flow_guided=load_guided(opts.propagation, p.model))
     res = run_protocol(p.model, rows, frames, interval=opts.interval, num_classes=ds.labels.num_classes, progress=bar.update)
     bar.close()
+    out_rows = list(res.rows)
     if opts.scheduled:
-        res["rows"] += scheduled_rows(p.model, ds, n, opts.interval, propagation=opts.propagation,
-                                      scheduler=opts.scheduler, delay_frames=opts.delay_frames, progress=opts.progress)
+        out_rows += scheduled_rows(p.model, ds, n, opts.interval, propagation=opts.propagation,
+                                   scheduler=opts.scheduler, delay_frames=opts.delay_frames, progress=opts.progress)
     h, w = ds[0][0].shape[:2]
     classes = list(ds.labels.classes)
-    for r in res["rows"]:
+    for r in out_rows:
         r["per_class_iou"] = dict(zip(classes, r["per_class_iou"]))
     source = {"data": str(opts.data), "split": opts.split, "resolution": f"{h}x{w}",
               "weights": str(opts.weights or DEFAULT_WEIGHTS), "propagation": str(opts.propagation or "bundled")}
-    return VideoEval(res["frames"], res["interval"], res["rows"], source, torch.get_num_threads())
+    return VideoEval(res.frames, res.interval, out_rows, source, torch.get_num_threads())
 
 
 def eval_agreement(opts: AgreementOptions) -> VideoEval:
@@ -115,4 +116,4 @@ def eval_agreement(opts: AgreementOptions) -> VideoEval:
     source = {"video": str(opts.video), "resolution": f"{hw[0]}x{hw[1]}", "fps": reader.info.fps,
               "weights": str(opts.weights or DEFAULT_WEIGHTS), "propagation": str(opts.propagation or "bundled"),
               "reference": "per-frame network labels"}
-    return VideoEval(res["frames"], res["interval"], res["rows"], source, torch.get_num_threads())
+    return VideoEval(res.frames, res.interval, res.rows, source, torch.get_num_threads())
