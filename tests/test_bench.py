@@ -270,9 +270,9 @@ def test_bench_rounds_interleave_the_modes(small_video: Path, tiny_weights: Path
     order: list[str] = []
     real = build.build_runtime
 
-    def spy(mode: str, *args: object, **kw: object) -> object:
-        order.append(mode)
-        return real(mode, *args, **kw)  # type: ignore[arg-type]
+    def spy(model: object, config: object, **kw: object) -> object:
+        order.append(config.mode)  # type: ignore[attr-defined]
+        return real(model, config, **kw)  # type: ignore[arg-type]
 
     monkeypatch.setattr(build, "build_runtime", spy)
     import lowlatseg.evaluation.latency as latency

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from lowlatseg.data.cityscapes import cityscapes
-from lowlatseg.evaluation.metrics import Confusion
+from lowlatseg.metrics import Confusion
 
 from conftest import CITYSCAPES, needs_cityscapes
 

@@ -64,7 +64,7 @@ def test_worker_crash_is_one_sentence_and_keeps_output(small_video: Path, tiny_w
                                                        capsys: pytest.CaptureFixture[str]) -> None:
     from concurrent.futures import Future
 
-    from lowlatseg.runtime.executors import SlicedExecutor
+    from lowlatseg.runtime.sliced import SlicedExecutor
 
     def broken(self: SlicedExecutor, fn: object, f_low: object) -> Future:
         fut: Future = Future()

@@ -14,7 +14,7 @@ from lowlatseg.checkpoint import load_model
 from lowlatseg.cli import main
 from lowlatseg.evaluation import long_video as lv
 from lowlatseg.evaluation import schedules as sc
-from lowlatseg.evaluation.metrics import Confusion
+from lowlatseg.metrics import Confusion
 from lowlatseg.propagation.weights import load_propagation
 from lowlatseg.scheduling.weights import load_scheduler
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from lowlatseg.classes import IGNORE_INDEX
-from lowlatseg.evaluation.metrics import Confusion
+from lowlatseg.metrics import Confusion
 
 
 def test_perfect_prediction_is_100() -> None:

@@ -106,14 +106,14 @@ def test_same_labels_and_frames_in_the_same_order_as_one_thread(mode: str, size:
     from lowlatseg.overlay import blend
     from lowlatseg.runtime import parse_size
     from lowlatseg.runtime.build import build_runtime
+    from lowlatseg.runtime.config import RuntimeConfig
 
     labels_dir = tmp_path / "labels"
     rc, out, s = _segment(small_video, tmp_path, tiny_weights, "--mode", mode, "--size", size, "--labels",
                           str(labels_dir), "--propagation", str(tiny_prop), *extra)
     assert rc == 0 and _no_pipeline_threads()
     # the sequential reference: runtime.step on each decoded frame, labels upsampled, blended
-    runtime = build_runtime(mode, load_model(tiny_weights), propagation=tiny_prop, interval=3 if extra else None,
-                            size=parse_size(size), threads=torch.get_num_threads())
+    runtime = build_runtime(load_model(tiny_weights), RuntimeConfig(mode=mode, propagation=tiny_prop, interval=3 if extra else None, size=parse_size(size), threads=torch.get_num_threads()))
     ref_labels, ref_overlays = [], []
     with VideoReader(small_video) as reader:
         for frame in reader:

@@ -17,7 +17,8 @@ from conftest import write_camvid
 from lowlatseg.data.camvid import camvid
 from lowlatseg.data.photometric import gamma, jpeg, photometric
 from lowlatseg.data.transforms import AugmentConfig
-from lowlatseg.errors import UserError
+from lowlatseg.cli import flag_of
+from lowlatseg.errors import ParameterError, UserError
 from lowlatseg.nn.builders import build, variant_config
 from lowlatseg.nn.efficientnet_lite import EfficientNetLite0, FrontEnd, SameConv, load_imagenet, pretrained_path
 from lowlatseg.nn.inference import for_inference
@@ -188,8 +189,9 @@ def test_pretrained_run_distils_low_then_fine_tunes(tmp_path: Path, monkeypatch:
 
 def test_pretrained_flags_are_checked(tmp_path: Path) -> None:
     root = _two_drive_camvid(tmp_path / "data")
-    with pytest.raises(UserError, match="needs --pretrained"):
+    with pytest.raises(ParameterError, match="it needs pretrained$") as e:  # the library names its parameters
         train_base(_cfg(root, distill_epochs=1), tmp_path / "a", progress=False)
+    assert e.value.naming(flag_of) == "--distill-epochs teaches low the pretrained front end; it needs --pretrained"
     with pytest.raises(UserError, match="pretrained backbone"):
         train_base(_cfg(root, arch="llnet-tiny", pretrained=True), tmp_path / "b", progress=False)
 

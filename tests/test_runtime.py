@@ -15,7 +15,9 @@ from lowlatseg.checkpoint import load_model
 from lowlatseg.errors import UserError
 from lowlatseg.runtime import StreamRuntime, WorkerError
 from lowlatseg.runtime.build import build_runtime
-from lowlatseg.runtime.executors import InlineExecutor, SlicedExecutor, ThreadExecutor
+from lowlatseg.runtime.config import Inline, Parallel, RuntimeConfig, Sliced, executor_spec
+from lowlatseg.runtime.executors import InlineExecutor, ThreadExecutor
+from lowlatseg.runtime.sliced import SlicedExecutor
 from lowlatseg.runtime.frames import prepare
 from lowlatseg.scheduling.calibrate import keyframe_fraction, threshold_for_rate
 from lowlatseg.scheduling.policies import Fixed
@@ -42,7 +44,7 @@ def _run(rt: StreamRuntime, frames: list[np.ndarray]):
 
 def test_per_frame_mode_is_the_network(model, tiny_prop: Path) -> None:
     frames = _frames(4)
-    res = _run(build_runtime("per-frame", model, propagation=tiny_prop, size=SIZE), frames)
+    res = _run(build_runtime(model, RuntimeConfig(mode="per-frame", propagation=tiny_prop, size=SIZE)), frames)
     for f, r in zip(frames, res):
         x = torch.from_numpy(f).permute(2, 0, 1).float().div(255)[None]
         with torch.inference_mode():
@@ -53,7 +55,7 @@ def test_per_frame_mode_is_the_network(model, tiny_prop: Path) -> None:
 
 
 def test_fixed_schedule_and_order(model, tiny_prop: Path) -> None:
-    res = _run(build_runtime("fixed", model, propagation=tiny_prop, interval=3, size=SIZE), _frames(8))
+    res = _run(build_runtime(model, RuntimeConfig(mode="fixed", propagation=tiny_prop, interval=3, size=SIZE)), _frames(8))
     assert [r.index for r in res] == list(range(8))  # nothing lost, duplicated or reordered
     assert [r.index for r in res if r.is_keyframe] == [0, 3, 6]
     assert [r.keyframe_index for r in res] == [0, 0, 0, 3, 3, 3, 6, 6]
@@ -63,23 +65,20 @@ def test_fixed_schedule_and_order(model, tiny_prop: Path) -> None:
 @pytest.mark.parametrize("delay", [1, 2, 4])
 def test_low_latency_sequential_equals_parallel(model, tiny_prop: Path, delay: int, worker: str) -> None:
     frames = _frames(12)
-    seq = _run(build_runtime("low-latency", model, propagation=tiny_prop, interval=3, size=SIZE,
-                             parallel=False, delay_frames=delay), frames)
-    par = _run(build_runtime("low-latency", model, propagation=tiny_prop, interval=3, size=SIZE,
-                             parallel=True, delay_frames=delay, worker=worker), frames)
+    seq = _run(build_runtime(model, RuntimeConfig(mode="low-latency", propagation=tiny_prop, interval=3, size=SIZE, executor=Inline(delay))), frames)
+    par = _run(build_runtime(model, RuntimeConfig(mode="low-latency", propagation=tiny_prop, interval=3, size=SIZE, executor=(Sliced(delay_frames=delay) if worker == 'sliced' else Parallel(delay_frames=delay)))), frames)
     assert isinstance(par[0], type(seq[0]))
     for a, b in zip(seq, par):
         assert (a.index, a.is_keyframe, a.keyframe_index) == (b.index, b.is_keyframe, b.keyframe_index)
         assert np.array_equal(a.labels, b.labels)
     # the comparison can fail: labels depend on which keyframe a frame was propagated from
-    per_frame = _run(build_runtime("per-frame", model, propagation=tiny_prop, size=SIZE), frames)
+    per_frame = _run(build_runtime(model, RuntimeConfig(mode="per-frame", propagation=tiny_prop, size=SIZE)), frames)
     propagated = [i for i, r in enumerate(seq) if r.keyframe_index != i]
     assert propagated and any(not np.array_equal(seq[i].labels, per_frame[i].labels) for i in propagated)
 
 
 def test_low_latency_never_answers_with_its_own_fresh_keyframe(model, tiny_prop: Path) -> None:
-    res = _run(build_runtime("low-latency", model, propagation=tiny_prop, interval=3, size=SIZE,
-                             parallel=False, delay_frames=1), _frames(10))
+    res = _run(build_runtime(model, RuntimeConfig(mode="low-latency", propagation=tiny_prop, interval=3, size=SIZE, executor=Inline(1))), _frames(10))
     chosen = [r.index for r in res if r.is_keyframe]
     assert chosen == [0, 3, 6, 9]
     for r in res[1:]:
@@ -89,13 +88,13 @@ def test_low_latency_never_answers_with_its_own_fresh_keyframe(model, tiny_prop:
 
 @pytest.mark.parametrize("worker", ["sliced", "parallel"])
 def test_live_parallel_mode_runs_and_keeps_order(model, tiny_prop: Path, worker: str) -> None:
-    res = _run(build_runtime("low-latency", model, propagation=tiny_prop, interval=2, size=SIZE, worker=worker), _frames(10))
+    res = _run(build_runtime(model, RuntimeConfig(mode="low-latency", propagation=tiny_prop, interval=2, size=SIZE, executor=executor_spec(worker))), _frames(10))
     assert [r.index for r in res] == list(range(10))
     assert all(r.keyframe_index <= r.index for r in res)
 
 
 def test_worker_crash_surfaces_in_the_caller(model, tiny_prop: Path) -> None:
-    rt = build_runtime("low-latency", model, propagation=tiny_prop, interval=2, size=SIZE, delay_frames=1)
+    rt = build_runtime(model, RuntimeConfig(mode="low-latency", propagation=tiny_prop, interval=2, size=SIZE, executor=Sliced(delay_frames=1)))
     calls = {"n": 0}
 
     def flaky(module: torch.nn.Module, inputs: object, output: torch.Tensor) -> None:
@@ -137,7 +136,7 @@ def _state_tensor_bytes(obj: object, seen: set[int] | None = None) -> int:
 def test_state_stays_small_over_a_long_stream(model, tiny_prop: Path, parallel: bool) -> None:
     """What the runtime holds does not grow with the stream: after 20 and after 60 frames it holds
     the same bytes of tensors (one keyframe, at most one pending), and the keyframe is recent."""
-    rt = build_runtime("low-latency", model, propagation=tiny_prop, interval=4, size=SIZE, parallel=parallel, delay_frames=2)
+    rt = build_runtime(model, RuntimeConfig(mode="low-latency", propagation=tiny_prop, interval=4, size=SIZE, executor=(Sliced(delay_frames=2) if parallel else Inline(2))))
     frames = _frames(60)
     held = []
     for i, f in enumerate(frames):
@@ -155,26 +154,26 @@ def test_state_stays_small_over_a_long_stream(model, tiny_prop: Path, parallel: 
 
 def test_bad_threshold_and_interval(model, tiny_prop: Path, tiny_sched: Path) -> None:
     with pytest.raises(UserError, match="outside \\[0, 1\\]"):
-        build_runtime("adaptive", model, propagation=tiny_prop, scheduler=tiny_sched, threshold=1.5)
+        build_runtime(model, RuntimeConfig(mode="adaptive", propagation=tiny_prop, scheduler=tiny_sched, threshold=1.5))
     with pytest.raises(UserError, match="at least 1"):
-        build_runtime("fixed", model, propagation=tiny_prop, interval=0)
+        build_runtime(model, RuntimeConfig(mode="fixed", propagation=tiny_prop, interval=0))
     with pytest.raises(UserError, match="unknown mode"):
-        build_runtime("turbo", model, propagation=tiny_prop)
-    with pytest.raises(UserError, match="--budget -0.1 is not valid"):
-        build_runtime("adaptive", model, propagation=tiny_prop, scheduler=tiny_sched, budget=-0.1)
+        build_runtime(model, RuntimeConfig(mode="turbo", propagation=tiny_prop))
+    with pytest.raises(UserError, match="^budget -0.1 is not valid"):  # the library names its parameter
+        build_runtime(model, RuntimeConfig(mode="adaptive", propagation=tiny_prop, scheduler=tiny_sched, budget=-0.1))
     with pytest.raises(UserError, match="not both"):
-        build_runtime("adaptive", model, propagation=tiny_prop, scheduler=tiny_sched, threshold=0.1, budget=0.1)
+        build_runtime(model, RuntimeConfig(mode="adaptive", propagation=tiny_prop, scheduler=tiny_sched, threshold=0.1, budget=0.1))
 
 
 def test_accumulated_rule_sums_deviations_since_the_keyframe(model, tiny_prop: Path, tiny_sched: Path) -> None:
     """With budget B, a keyframe comes when the predicted deviations summed since the last one pass B;
     the runtime's replayed choices match a hand replay of the reported deviations."""
     frames = _frames(12)
-    free = _run(build_runtime("adaptive", model, propagation=tiny_prop, scheduler=tiny_sched, threshold=1.0, size=SIZE), frames)
+    free = _run(build_runtime(model, RuntimeConfig(mode="adaptive", propagation=tiny_prop, scheduler=tiny_sched, threshold=1.0, size=SIZE)), frames)
     devs = [r.deviation for r in free[1:]]
     assert all(d is not None and 0 < d < 1 for d in devs)
     budget = 2.5 * float(np.mean(devs))  # a keyframe about every 3 frames
-    res = _run(build_runtime("adaptive", model, propagation=tiny_prop, scheduler=tiny_sched, budget=budget, size=SIZE), frames)
+    res = _run(build_runtime(model, RuntimeConfig(mode="adaptive", propagation=tiny_prop, scheduler=tiny_sched, budget=budget, size=SIZE)), frames)
     acc, want = 0.0, [True]
     for r in res[1:]:
         assert r.deviation is not None
@@ -185,14 +184,14 @@ def test_accumulated_rule_sums_deviations_since_the_keyframe(model, tiny_prop: P
     assert got == want and 2 <= sum(got) <= 8
     with torch.inference_mode():
         f_lows = [model.low(prepare(f, SIZE)) for f in frames]
-    pred = build_runtime("adaptive", model, propagation=tiny_prop, scheduler=tiny_sched, budget=budget).policy.predictor
+    pred = build_runtime(model, RuntimeConfig(mode="adaptive", propagation=tiny_prop, scheduler=tiny_sched, budget=budget)).policy.predictor
     assert keyframe_fraction(pred, f_lows, budget, rule="accumulated") == pytest.approx(sum(got) / len(got))
 
 
 def test_adaptive_mode_threshold_extremes(model, tiny_prop: Path, tiny_sched: Path) -> None:
     frames = _frames(6)
-    every = _run(build_runtime("adaptive", model, propagation=tiny_prop, scheduler=tiny_sched, threshold=0.0, size=SIZE), frames)
-    never = _run(build_runtime("adaptive", model, propagation=tiny_prop, scheduler=tiny_sched, threshold=1.0, size=SIZE), frames)
+    every = _run(build_runtime(model, RuntimeConfig(mode="adaptive", propagation=tiny_prop, scheduler=tiny_sched, threshold=0.0, size=SIZE)), frames)
+    never = _run(build_runtime(model, RuntimeConfig(mode="adaptive", propagation=tiny_prop, scheduler=tiny_sched, threshold=1.0, size=SIZE)), frames)
     assert all(r.is_keyframe for r in every)
     assert [r.is_keyframe for r in never] == [True] + [False] * 5
     assert all(r.deviation is not None for r in never[1:])
@@ -287,7 +286,7 @@ def test_sliced_executor_runs_high_in_slices_between_frames() -> None:
 def test_slices_owed_meets_the_bound_with_the_fewest_slices(total: int, max_delay: int) -> None:
     """Saturated (a frame always waiting), a keyframe chosen at frame k is ready for frame
     k + max_delay at the latest, and no frame carries more than the even share of slices."""
-    from lowlatseg.runtime.executors import slices_owed
+    from lowlatseg.runtime.sliced import slices_owed
 
     done = waited = 0
     per_frame = []
@@ -364,9 +363,9 @@ def test_sliced_executor_hands_over_at_once_a_keyframe_chosen_back_to_back(monke
     does not wait for one. The helper stays single-threaded even if another thread sets a
     larger count just before the helper's first operator (PyTorch's lazy per-thread set-up
     would otherwise give it that count: a second OpenMP team, which slows every frame)."""
-    from lowlatseg.runtime import executors
+    from lowlatseg.runtime import sliced
 
-    monkeypatch.setattr(executors, "SATURATED_GAP_S", 0.05)  # "back to back" with room for a slow CI machine
+    monkeypatch.setattr(sliced, "SATURATED_GAP_S", 0.05)  # "back to back" with room for a slow CI machine
     caller_threads = torch.get_num_threads()
     ex = SlicedExecutor(threads=2)
     try:
@@ -454,7 +453,7 @@ def test_sliced_executor_survives_an_interrupted_frame() -> None:
 def test_sequential_twin_defaults_to_the_measured_delay(model, tiny_prop: Path) -> None:
     from lowlatseg.defaults import DEFAULT_DELAY_FRAMES
 
-    rt = build_runtime("low-latency", model, propagation=tiny_prop, interval=3, size=SIZE, parallel=False)
+    rt = build_runtime(model, RuntimeConfig(mode="low-latency", propagation=tiny_prop, interval=3, size=SIZE, executor=Inline()))
     res = _run(rt, _frames(12))
     assert rt.delay_frames == DEFAULT_DELAY_FRAMES
     # every keyframe chosen after the first answers frames exactly DEFAULT_DELAY_FRAMES later
@@ -469,7 +468,7 @@ def test_frames_of_another_size_keep_the_streams_network_size(model, tiny_prop: 
     frames = _frames(6)
     other = [np.ascontiguousarray(np.resize(f, (60, 100, 3))) for f in _frames(4)]
     for mode in ("fixed", "low-latency"):
-        rt = build_runtime(mode, model, propagation=tiny_prop, interval=2, size=size, delay_frames=1)
+        rt = build_runtime(model, RuntimeConfig(mode=mode, propagation=tiny_prop, interval=2, size=size, executor=Sliced(delay_frames=1)))
         res = _run(rt, frames + other)
         assert {r.labels.shape for r in res} == {(48, 64)}
         assert [r.index for r in res] == list(range(10))
@@ -483,7 +482,7 @@ def test_keyframe_high_starts_after_the_frame_is_answered(model, tiny_prop: Path
     labelled = []
     real = stream.upsampled_labels
     monkeypatch.setattr(stream, "upsampled_labels", lambda *a, **k: (labelled.append(1), real(*a, **k))[1])
-    rt = build_runtime("low-latency", model, propagation=tiny_prop, interval=3, size=SIZE, delay_frames=1)
+    rt = build_runtime(model, RuntimeConfig(mode="low-latency", propagation=tiny_prop, interval=3, size=SIZE, executor=Sliced(delay_frames=1)))
     submitted = []
     submit = rt.executor.submit
     rt.executor.submit = lambda fn, f_low: (submitted.append((rt.state.index, len(labelled))), submit(fn, f_low))[1]
@@ -496,7 +495,7 @@ def test_keyframe_high_starts_after_the_frame_is_answered(model, tiny_prop: Path
 def test_a_rejected_frame_changes_nothing(model, tiny_prop: Path) -> None:
     """A frame the runtime rejects (wrong layout) fixes no network size: later frames run as if
     it never came."""
-    rt = build_runtime("fixed", model, propagation=tiny_prop, interval=2, size=None)
+    rt = build_runtime(model, RuntimeConfig(mode="fixed", propagation=tiny_prop, interval=2, size=None))
     with pytest.raises(UserError, match="H x W x 3 uint8"):
         rt.step(np.zeros((3, 48, 64), np.uint8))
     res = _run(rt, _frames(3))
@@ -517,7 +516,7 @@ def test_a_keyframe_survives_a_failure_before_its_submission(model, tiny_prop: P
         return real(*a, **k)
 
     monkeypatch.setattr(stream, "upsampled_labels", fail_on_frame_3)
-    rt = build_runtime("low-latency", model, propagation=tiny_prop, interval=3, size=SIZE, parallel=False, delay_frames=1)
+    rt = build_runtime(model, RuntimeConfig(mode="low-latency", propagation=tiny_prop, interval=3, size=SIZE, executor=Inline(1)))
     frames = _frames(8)
     out = [rt.step(f) for f in frames[:3]]
     with pytest.raises(RuntimeError, match="simulated"):
@@ -540,7 +539,7 @@ def test_a_process_exits_cleanly_with_a_keyframe_in_flight(tmp_path: Path) -> No
     script = tmp_path / "leave.py"
     script.write_text(
         "import time, torch\n"
-        "from lowlatseg.runtime.executors import SlicedExecutor\n"
+        "from lowlatseg.runtime.sliced import SlicedExecutor\n"
         "class Heavy:\n"
         "    def steps(self, t):\n"
         "        for _ in range(50):\n"
@@ -554,3 +553,32 @@ def test_a_process_exits_cleanly_with_a_keyframe_in_flight(tmp_path: Path) -> No
     )
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-500:]
+
+
+def test_the_executor_spec_chooses_where_high_runs(model, tiny_prop: Path) -> None:
+    """RuntimeConfig's executor spec decides low-latency's executor and delay; the other modes run
+    their keyframes inline whatever it says; a bad spec names its parameter."""
+    from lowlatseg.errors import ParameterError
+
+    def built(mode: str, spec: object) -> StreamRuntime:
+        return build_runtime(model, RuntimeConfig(mode=mode, propagation=tiny_prop, interval=2, size=SIZE, threads=2,
+                                                  executor=spec))  # type: ignore[arg-type]
+
+    cases = [(Inline(3), InlineExecutor, 3, None), (Sliced(max_delay=4), SlicedExecutor, None, None),
+             (Sliced(delay_frames=2), SlicedExecutor, 2, None), (Parallel(), ThreadExecutor, None, (2, 1))]
+    for spec, kind, delay, split in cases:
+        with built("low-latency", spec) as rt:
+            assert isinstance(rt.executor, kind) and rt.delay_frames == delay and rt.threads == split
+            assert rt.background and rt.mode == "low-latency"
+            if isinstance(spec, Sliced):
+                assert rt.executor.max_delay == spec.max_delay and rt.executor.threads == 2
+        with built("fixed", spec) as rt:
+            assert isinstance(rt.executor, InlineExecutor) and not rt.background and rt.mode == "fixed"
+    assert RuntimeConfig().executor == Sliced() and executor_spec("parallel") == Parallel()
+    assert executor_spec("sliced", 3) == Sliced(max_delay=3)
+    with pytest.raises(ParameterError, match="^delay_frames 0 is not valid"):
+        Inline(0)
+    with pytest.raises(ParameterError, match="^max_delay 0 is not valid"):
+        Sliced(max_delay=0)
+    with pytest.raises(UserError, match="unknown worker 'gpu'"):
+        executor_spec("gpu")

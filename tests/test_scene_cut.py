@@ -11,6 +11,7 @@ import torch
 from conftest import SHARED
 from lowlatseg.checkpoint import load_model
 from lowlatseg.runtime.build import build_runtime
+from lowlatseg.runtime.config import Inline, RuntimeConfig
 from lowlatseg.runtime.frames import network_size, prepare
 from lowlatseg.scheduling.scene_cut import distances, is_cut, signature
 
@@ -64,11 +65,11 @@ def test_the_cuts_of_the_freeway_clip_are_found_and_nothing_else() -> None:
 def test_the_runtime_makes_a_keyframe_at_a_cut(tiny_weights: Path, tiny_prop: Path) -> None:
     model = load_model(tiny_weights)
     frames = _scene(0, 7) + _scene(5, 7)  # a cut at frame 7
-    with build_runtime("fixed", model, propagation=tiny_prop, interval=100, size=SIZE) as rt:
+    with build_runtime(model, RuntimeConfig(mode="fixed", propagation=tiny_prop, interval=100, size=SIZE)) as rt:
         res = [rt.step(f) for f in frames]
     assert [r.index for r in res if r.is_keyframe] == [0, 7]
     assert [r.keyframe_index for r in res][7:] == [7] * 7
-    with build_runtime("fixed", model, propagation=tiny_prop, interval=100, size=SIZE) as rt:
+    with build_runtime(model, RuntimeConfig(mode="fixed", propagation=tiny_prop, interval=100, size=SIZE)) as rt:
         rt.scene_cuts = False
         assert [r.index for r in (rt.step(f) for f in frames) if r.is_keyframe] == [0]
 
@@ -78,7 +79,7 @@ def test_low_latency_makes_the_cut_keyframe_as_soon_as_one_is_free(tiny_weights:
     model = load_model(tiny_weights)
     frames = _scene(0, 6) + _scene(5, 8)  # a cut at frame 6
     # keyframes every 5 frames, each ready 3 frames after it is chosen: frame 5's is in flight at 6
-    rt = build_runtime("low-latency", model, propagation=tiny_prop, interval=5, size=SIZE, parallel=False, delay_frames=3)
+    rt = build_runtime(model, RuntimeConfig(mode="low-latency", propagation=tiny_prop, interval=5, size=SIZE, executor=Inline(3)))
     with rt:
         res = [rt.step(f) for f in frames]
     chosen = [r.index for r in res if r.is_keyframe]

@@ -12,6 +12,7 @@ from lowlatseg.checkpoint import load_model
 from lowlatseg.cli import main
 from lowlatseg.data.synthetic import MotionConfig
 from lowlatseg.runtime.build import build_runtime
+from lowlatseg.runtime.config import RuntimeConfig
 from lowlatseg.scheduling.weights import load_scheduler
 from lowlatseg.train.scheduler import UNCALIBRATED_BUDGET, UNCALIBRATED_THRESHOLD, SchedTrainConfig, train_scheduler
 
@@ -35,7 +36,7 @@ def test_train_scheduler_then_run_it(tiny_camvid: Path, tiny_weights: Path, tiny
     assert defaults.rule == "accumulated" and defaults.value("accumulated") == pytest.approx(res["default_budget"])
     rng = np.random.default_rng(0)
     frames = [rng.integers(0, 255, (48, 64, 3), dtype=np.uint8) for _ in range(6)]
-    with build_runtime("adaptive", model, propagation=tiny_prop, scheduler=tmp_path / "s" / "scheduler.pt", size=(48, 64)) as rt:
+    with build_runtime(model, RuntimeConfig(mode="adaptive", propagation=tiny_prop, scheduler=tmp_path / "s" / "scheduler.pt", size=(48, 64))) as rt:
         results = [rt.step(f) for f in frames]
     assert results[0].is_keyframe and all(r.deviation is not None for r in results[1:])
 

@@ -38,7 +38,7 @@ def test_fixed_schedule_scores_like_the_online_protocol(table_and_data) -> None:
     table, model, adaptive, images, labels = table_and_data
     for interval in (1, 2, 3):
         res = run_protocol(model, [Row("adaptive", adaptive, True)], zip(images, labels), interval=interval, num_classes=11)
-        assert sc.score(table, sc.fixed_schedule(N, interval)) == pytest.approx(res["rows"][0]["miou"], abs=0.01)
+        assert sc.score(table, sc.fixed_schedule(N, interval)) == pytest.approx(res.rows[0]["miou"], abs=0.01)
 
 
 def test_rules_hit_the_count_and_respect_the_gap(table_and_data) -> None:

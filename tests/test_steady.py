@@ -10,6 +10,7 @@ import pytest
 
 from lowlatseg.checkpoint import load_model
 from lowlatseg.runtime.build import build_runtime
+from lowlatseg.runtime.config import RuntimeConfig
 from lowlatseg.runtime.steady import keep_freed_memory, quiet_gc
 
 
@@ -33,7 +34,7 @@ def test_keep_freed_memory_is_accepted_by_glibc() -> None:
 def test_every_runtime_applies_them(tiny_weights: Path, tiny_prop: Path) -> None:
     gc.unfreeze()
     assert gc.get_freeze_count() == 0
-    build_runtime("fixed", load_model(tiny_weights), propagation=tiny_prop, size=(48, 64)).close()
+    build_runtime(load_model(tiny_weights), RuntimeConfig(mode="fixed", propagation=tiny_prop, size=(48, 64))).close()
     assert gc.get_freeze_count() > 0
 
 

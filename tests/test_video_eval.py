@@ -58,11 +58,11 @@ def _clip(n: int) -> list[tuple[torch.Tensor, np.ndarray]]:
 def test_protocol_rows_and_distances(tiny) -> None:
     net, cfg, adaptive, uniform = tiny
     res = run_protocol(net, standard_rows(cfg, adaptive, uniform), _clip(7), interval=3, num_classes=11)
-    names = [r["method"] for r in res["rows"]]
+    names = [r["method"] for r in res.rows]
     assert names[: len(REQUIRED)] == REQUIRED
-    assert res["frames"] == 7 and res["interval"] == 3
-    rows = {r["method"]: r for r in res["rows"]}
-    for r in res["rows"]:
+    assert res.frames == 7 and res.interval == 3
+    rows = {r["method"]: r for r in res.rows}
+    for r in res.rows:
         assert len(r["miou_by_distance"]) == 3
         # d = 0 is the keyframe itself: every method gives the per-frame result there
         assert r["miou_by_distance"][0] == rows["per-frame"]["miou_by_distance"][0]
@@ -72,14 +72,14 @@ def test_protocol_rows_and_distances(tiny) -> None:
 def test_interval_one_makes_every_method_per_frame(tiny) -> None:
     net, cfg, adaptive, uniform = tiny
     res = run_protocol(net, standard_rows(cfg, adaptive, uniform), _clip(4), interval=1, num_classes=11)
-    assert len({r["miou"] for r in res["rows"]}) == 1
+    assert len({r["miou"] for r in res.rows}) == 1
 
 
 def test_agreement_of_per_frame_with_itself_is_100(tiny) -> None:
     net, cfg, adaptive, uniform = tiny
     frames = [(img, None) for img, _ in _clip(4)]
     res = run_protocol(net, standard_rows(cfg, adaptive, uniform), frames, interval=2, num_classes=11)
-    assert res["rows"][0]["miou"] == pytest.approx(100.0)
+    assert res.rows[0]["miou"] == pytest.approx(100.0)
 
 
 def test_interval_below_one_is_refused(tiny) -> None:

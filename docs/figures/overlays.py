@@ -14,7 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from lowlatseg import VideoReader, build_runtime, load_model
+from lowlatseg import RuntimeConfig, VideoReader, build_runtime, load_model
 from lowlatseg.classes import CAMVID
 from lowlatseg.overlay import colorize, draw_legend
 
@@ -33,7 +33,7 @@ def main() -> None:
     for name, at in CLIPS:
         with VideoReader(Path(a.videos) / name) as r:
             frame = next(f for i, f in enumerate(r) if i == at)
-        with build_runtime("per-frame", model, size=360) as rt:
+        with build_runtime(model, RuntimeConfig(mode="per-frame", size=360)) as rt:
             labels = rt.step(frame).labels
         labels = cv2.resize(labels, (frame.shape[1], frame.shape[0]), interpolation=cv2.INTER_NEAREST)
         mixed = cv2.addWeighted(frame, 0.55, colorize(labels, CAMVID), 0.45, 0)

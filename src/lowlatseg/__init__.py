@@ -2,9 +2,9 @@
 
 Public API (imported lazily so that ``lowlatseg --help`` stays instant)::
 
-    from lowlatseg import load_model, build_runtime, VideoReader
+    from lowlatseg import load_model, build_runtime, RuntimeConfig, VideoReader
     model = load_model()                      # the bundled default model
-    runtime = build_runtime("low-latency", model, size=(360, 480))
+    runtime = build_runtime(model, RuntimeConfig(mode="low-latency", size=(360, 480)))
     for frame in VideoReader("clip.mp4"):     # H x W x 3 uint8 RGB
         result = runtime.step(frame)          # FrameResult: labels, is_keyframe, keyframe_index, compute_ms
     runtime.close()
@@ -20,6 +20,7 @@ _EXPORTS = {
     "load_model": "lowlatseg.checkpoint",
     "export_weights": "lowlatseg.checkpoint",
     "build_runtime": "lowlatseg.runtime.build",
+    "RuntimeConfig": "lowlatseg.runtime.config",
     "StreamRuntime": "lowlatseg.runtime.stream",
     "FrameResult": "lowlatseg.runtime.frames",
     "VideoReader": "lowlatseg.io.video",

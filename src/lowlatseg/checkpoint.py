@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from lowlatseg.errors import UserError
+from lowlatseg.errors import ParameterError, UserError
 from lowlatseg.nn.builders import build
 from lowlatseg.nn.splitnet import SplitNetConfig, SplitSegNet
 
@@ -96,7 +96,7 @@ def load_model(path: str | Path | None = None, *, expect: SplitNetConfig | None 
     """
     source = Path(path) if path is not None else DEFAULT_WEIGHTS
     if path is None and not source.is_file():
-        raise UserError(f"the bundled default model {source} is missing; reinstall lowlatseg or pass --weights")
+        raise ParameterError(f"the bundled default model {source} is missing; reinstall lowlatseg or pass {{weights}}", "weights")
     obj = load_file(source)
     cfg = net_config_from(obj, source)
     if expect is not None and cfg != expect:
@@ -158,9 +158,9 @@ def load_companion(path: str | Path | None, default: Path, *, fmt: str, kind: st
     if not isinstance(obj, dict) or obj.get("format") != fmt:
         raise UserError(f"{p} is not a lowlatseg {kind} file; pass one written by 'lowlatseg train {kind}'")
     if obj.get("base_fingerprint") != fp:
-        raise UserError(
+        raise ParameterError(
             f"{p} was trained for base weights {obj.get('base_fingerprint')} ({obj.get('base_arch')}), not the base model "
-            f"in use ({fp}, {base.config.arch}); pass the matching --weights (the exact file it was trained on: an exported "
-            f"or re-exported copy differs) or retrain with 'lowlatseg train {kind}'"
+            f"in use ({fp}, {base.config.arch}); pass the matching {{weights}} (the exact file it was trained on: an exported "
+            f"or re-exported copy differs) or retrain with 'lowlatseg train {kind}'", "weights"
         )
     return obj

@@ -3,12 +3,18 @@
 Where each number comes from is in ``docs/runtime.md`` and ``docs/measurements.md``.
 """
 
+# The runtime's modes (runtime/stream.py), in the order tables and choices list them.
+MODES = ("per-frame", "fixed", "adaptive", "low-latency")
+
+# The learned propagation methods a runtime can propagate with (runtime/build.py).
+PROPAGATION_METHODS = ("adaptive", "flow-guided")
+
 # Frames from choosing a keyframe to the first frame its features answer, used to score the
 # low-latency mode deterministically (``eval video``, ``eval tradeoff``): the delay measured live
 # on the 2-core CPU at the 15 Hz CamVid clip's rate, the less flattering of the two common values.
 DEFAULT_DELAY_FRAMES = 2
 
-# Where live low-latency runs a keyframe's high (runtime/executors.py): between frames with
+# Where live low-latency runs a keyframe's high (runtime/sliced.py, runtime/executors.py): between frames with
 # every core, on the stream's compute thread ("sliced", the default), or on a worker thread with
 # one core at the same time as the frames ("parallel").
 WORKERS = ("sliced", "parallel")

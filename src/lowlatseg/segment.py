@@ -38,7 +38,9 @@ from lowlatseg.overlay import blend_upsampled
 from lowlatseg.pipeline import Pipeline
 from lowlatseg.runtime import network_size, parse_size
 from lowlatseg.runtime.build import build_runtime
+from lowlatseg.runtime.config import RuntimeConfig, executor_spec
 from lowlatseg.runtime.frames import FrameResult
+from lowlatseg.scheduling.policies import rule_fields
 
 # libx264's preset for the overlay: superfast takes less CPU time than veryfast for a larger file
 # at the same crf (about the same quality); on a 2-core machine encoding 1080p competes with the
@@ -63,7 +65,7 @@ class SegmentOptions:
     size: str = "360"  # network input: 'HxW', a height keeping the aspect ratio, or 'native'
     max_frames: int = 0  # 0: the whole video
     alpha: float = 0.5  # label colour opacity in the overlay
-    worker: str = "sliced"  # low-latency: where a keyframe's high runs (runtime/executors.py)
+    worker: str = "sliced"  # low-latency: where a keyframe's high runs (runtime/config.py: executor_spec)
     max_delay: int = MAX_DELAY_FRAMES  # sliced worker, frames faster than answered: features at most this late
     propagation_method: str = DEFAULT_PROPAGATION_METHOD  # adaptive (the paper's) or flow-guided
     preset: str = FILE_PRESET  # libx264 speed preset of the overlay video
@@ -86,10 +88,10 @@ def segment_video(opts: SegmentOptions) -> dict[str, Any]:
         labelset = LABEL_SETS.get("cityscapes" if model.config.num_classes == 19 else "camvid", CAMVID)
         # low-latency: every thread for each frame, a keyframe's high in slices between frames
         # (--worker parallel: on its own thread, at the same time; docs/runtime.md)
-        runtime = build_runtime(opts.mode, model, propagation=opts.propagation, scheduler=opts.scheduler,
-                                interval=opts.interval, threshold=opts.threshold, budget=opts.budget, size=size,
-                                threads=torch.get_num_threads(), worker=opts.worker, max_delay=opts.max_delay,
-                                propagation_method=opts.propagation_method)
+        runtime = build_runtime(model, RuntimeConfig(
+            mode=opts.mode, propagation=opts.propagation, scheduler=opts.scheduler, interval=opts.interval,
+            threshold=opts.threshold, budget=opts.budget, size=size, threads=torch.get_num_threads(),
+            executor=executor_spec(opts.worker, opts.max_delay), propagation_method=opts.propagation_method))
         if opts.labels_dir is not None:
             try:
                 opts.labels_dir.mkdir(parents=True, exist_ok=True)
@@ -192,7 +194,7 @@ def _summary(opts: SegmentOptions, info: Any, net_hw: tuple[int, int], lat: list
     arr = np.array(lat) if lat else np.zeros(1)
     return {
         # the keyframe policy as it ran: name, and for adaptive its rule and threshold / budget
-        "policy": {"name": getattr(policy, "name", None), "rule": getattr(policy, "rule", None),
+        "policy": {"name": getattr(policy, "name", None), "rule": rule_fields(policy)["rule"] if policy is not None else None,
                    "value": getattr(policy, "threshold", None), "interval": getattr(policy, "interval", None)},
         "input": str(opts.source),
         "output": str(opts.out),

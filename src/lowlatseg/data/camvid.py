@@ -14,7 +14,7 @@ import numpy as np
 
 from lowlatseg.classes import CAMVID, IGNORE_INDEX, LabelSet
 from lowlatseg.data.images import read_label, read_rgb
-from lowlatseg.errors import UserError
+from lowlatseg.errors import ParameterError, UserError
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,7 @@ def read_split(root: str | Path, split: str) -> list[Sample]:
     """The samples of ``root/split.txt``; every named file must exist."""
     root = Path(root)
     if not root.is_dir():
-        raise UserError(f"dataset folder {root} does not exist; pass --data pointing at a folder with SPLIT.txt")
+        raise ParameterError(f"dataset folder {root} does not exist; pass {{data}} pointing at a folder with SPLIT.txt", "data")
     listing = root / f"{split}.txt"
     if not listing.is_file():
         found = sorted(p.stem for p in root.glob("*.txt"))

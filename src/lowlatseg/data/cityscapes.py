@@ -11,7 +11,7 @@ import numpy as np
 
 from lowlatseg.classes import CITYSCAPES, IGNORE_INDEX
 from lowlatseg.data.camvid import Sample, SegmentationDataset
-from lowlatseg.errors import UserError
+from lowlatseg.errors import ParameterError, UserError
 
 
 def label_id_to_train_id() -> np.ndarray:
@@ -40,7 +40,7 @@ def cityscapes_samples(root: str | Path, split: str) -> list[Sample]:
     root = Path(root)
     img_dir = root / "leftImg8bit" / split
     if not img_dir.is_dir():
-        raise UserError(f"{img_dir} does not exist; --data must be a Cityscapes root with leftImg8bit/ and gtFine/")
+        raise ParameterError(f"{img_dir} does not exist; {{data}} must be a Cityscapes root with leftImg8bit/ and gtFine/", "data")
     samples = []
     for img in sorted(img_dir.glob("*/*_leftImg8bit.png")):
         stem = img.name[: -len("_leftImg8bit.png")]

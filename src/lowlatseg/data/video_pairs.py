@@ -26,7 +26,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from lowlatseg.errors import UserError
+from lowlatseg.errors import ParameterError, UserError
 from lowlatseg.io.video import VideoReader
 
 DEFAULT_VIDEO_DIR = "../shared/data/video"
@@ -49,10 +49,10 @@ def default_videos(folder: str | Path = DEFAULT_VIDEO_DIR) -> list[str]:
     """Every ``.mp4`` / ``.avi`` / ``.mkv`` / ``.mov`` file of a folder, sorted."""
     root = Path(folder)
     if not root.is_dir():
-        raise UserError(f"video folder {root} does not exist; pass --video FILE (repeatable) or --video-dir DIR")
+        raise ParameterError(f"video folder {root} does not exist; pass {{video}} FILE (repeatable) or {{video_dir}} DIR", "video", "video_dir")
     found = sorted(str(p) for p in root.iterdir() if p.suffix.lower() in (".mp4", ".avi", ".mkv", ".mov"))
     if not found:
-        raise UserError(f"video folder {root} holds no .mp4/.avi/.mkv/.mov file; pass --video FILE")
+        raise ParameterError(f"video folder {root} holds no .mp4/.avi/.mkv/.mov file; pass {{video}} FILE", "video")
     return found
 
 
@@ -68,8 +68,8 @@ def check_videos(paths: Sequence[str], *, max_gap_30: int) -> list[ClipInfo]:
             raise UserError(f"video {p} in the training list cannot be read ({e}); remove it from the list") from None
         need = scaled_gap(max_gap_30, fps) + 1
         if 0 < frames < need:
-            raise UserError(f"video {p} has {frames} frames, fewer than the {need} that the longest gap "
-                            f"({max_gap_30} frames at 30 fps) needs; lower --max-gap or remove the clip")
+            raise ParameterError(f"video {p} has {frames} frames, fewer than the {need} that the longest gap "
+                                 f"({max_gap_30} frames at 30 fps) needs; lower {{max_gap}} or remove the clip", "max_gap")
         infos.append(ClipInfo(path=str(p), fps=fps, frames=frames))
     return infos
 
@@ -120,7 +120,7 @@ class VideoPairStream:
     def __init__(self, infos: Sequence[ClipInfo], *, height: int, min_width: int, max_gap_30: int = 10,
                  min_gap_30: int = 1) -> None:
         if not infos:
-            raise UserError("no videos to draw training pairs from; pass --video FILE or --video-dir DIR")
+            raise ParameterError("no videos to draw training pairs from; pass {video} FILE or {video_dir} DIR", "video", "video_dir")
         if not 1 <= min_gap_30 <= max_gap_30:
             raise UserError(f"the gaps must satisfy 1 <= min gap ({min_gap_30}) <= max gap ({max_gap_30})")
         self.min_gap_30, self.max_gap_30 = min_gap_30, max_gap_30
@@ -138,7 +138,7 @@ class VideoPairStream:
                 break
             r.advance()  # the start of a pass: fill the window
         else:
-            raise UserError(f"video {r.info.path} is shorter than a gap of {gap} frames; lower --max-gap or remove the clip")
+            raise ParameterError(f"video {r.info.path} is shorter than a gap of {gap} frames; lower {{max_gap}} or remove the clip", "max_gap")
         return r.frames[-1 - gap], r.frames[-1], gap
 
     def close(self) -> None:

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from lowlatseg.evaluation.metrics import Confusion
+from lowlatseg.metrics import Confusion
 from lowlatseg.evaluation.schedules import (
     Chance, Pair, PairTable, count_keys, default_jitter, fixed_schedule, jittered_schedules, matched_rule_schedule,
     pair_result, schedule_of, score,
@@ -35,8 +35,8 @@ from lowlatseg.evaluation.schedules import (
 from lowlatseg.nn.splitnet import SplitSegNet, to_labels
 from lowlatseg.propagation.methods import Current, KeyState, Propagator
 from lowlatseg.propagation.produce import make_key
-from lowlatseg.scheduling.policies import RULES
 from lowlatseg.scheduling.predictor import DeviationPredictor
+from lowlatseg.scheduling.rules import other_rules
 
 BLOCK_SECONDS = 2.0
 DEFAULT_BLOCK_FPS = 30.0  # the rate assumed for blocks when a container states none
@@ -103,7 +103,7 @@ def block_sums(per_frame: np.ndarray, block: int) -> np.ndarray:
 
 def batch_miou(matrices: np.ndarray) -> np.ndarray:
     """... x C x C confusions (rows = target) -> mIoU in %, exactly as
-    :meth:`~lowlatseg.evaluation.metrics.Confusion.miou` (a class absent from both target and
+    :meth:`~lowlatseg.metrics.Confusion.miou` (a class absent from both target and
     prediction left out; NaN when every class is)."""
     m = np.asarray(matrices)
     tp = np.diagonal(m, axis1=-2, axis2=-1).astype(np.float64)
@@ -117,7 +117,7 @@ def batch_miou(matrices: np.ndarray) -> np.ndarray:
 
 
 def confusion_miou(matrix: np.ndarray) -> float:
-    """mIoU in % of one C x C confusion, by :meth:`~lowlatseg.evaluation.metrics.Confusion.miou` itself."""
+    """mIoU in % of one C x C confusion, by :meth:`~lowlatseg.metrics.Confusion.miou` itself."""
     c = Confusion(matrix.shape[0])
     c.matrix = np.asarray(matrix, dtype=np.int64)
     return c.miou()
@@ -173,7 +173,7 @@ def rule_schedules(table: PairTable, interval: int, *, shipped_rule: str) -> dic
     of fixed as near as its number allows (:func:`~lowlatseg.evaluation.schedules.matched_rule_schedule`)."""
     fixed = fixed_schedule(table.frames, interval)
     want = count_keys(fixed)
-    other = next(r for r in RULES if r != shipped_rule)
+    other = other_rules(shipped_rule)[0].name
     return {
         "fixed": fixed,
         "adaptive": matched_rule_schedule(table, table.predicted, want, rule=shipped_rule),

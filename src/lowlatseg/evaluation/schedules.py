@@ -42,12 +42,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from lowlatseg.evaluation.metrics import Confusion
+from lowlatseg.metrics import Confusion
 from lowlatseg.nn.splitnet import SplitSegNet, to_labels
 from lowlatseg.propagation.methods import Current, KeyState, Propagator
 from lowlatseg.propagation.produce import make_key, propagated_logits
-from lowlatseg.scheduling.policies import RULE_SEARCH_MAX, rule_fires
 from lowlatseg.scheduling.predictor import DeviationPredictor
+from lowlatseg.scheduling.rules import AdaptiveRule, as_rule, decide_keyframe
 
 Pair = tuple[int, int]
 
@@ -207,23 +207,24 @@ def chance(table: PairTable, interval: int, *, samples: int, seed: int = 0) -> C
     return Chance(interval, phases, j, np.array([score(table, s) for s in draws]))
 
 
-def rule_schedule(table: PairTable, deviations: dict[Pair, float], value: float, *, rule: str) -> list[int]:
-    """The instant / accumulated rule replayed on a deviation table (keyframe forced at max_gap)."""
+def rule_schedule(table: PairTable, deviations: dict[Pair, float], value: float, *, rule: AdaptiveRule | str) -> list[int]:
+    """An adaptive rule (scheduling/rules.py) replayed on a deviation table (keyframe forced past max_gap)."""
+    rule = as_rule(rule)
     keys_of, k, acc = [0], 0, 0.0
     for t in range(1, table.frames):
-        if t - k > table.max_gap:  # the table has no pair this far apart: forced keyframe
-            k, acc = t, 0.0
-        elif rule_fires(rule, deviations[(k, t)], acc, value):
-            k, acc = t, 0.0
-        else:
-            acc += deviations[(k, t)]
+        forced = t - k > table.max_gap  # the table has no pair this far apart: forced keyframe
+        choose, acc = decide_keyframe(rule, value, 0.0 if forced else deviations[(k, t)], acc, forced=forced)
+        if choose:
+            k = t
         keys_of.append(k)
     return keys_of
 
 
-def matched_rule_schedule(table: PairTable, deviations: dict[Pair, float], n_keys: int, *, rule: str) -> list[int]:
+def matched_rule_schedule(table: PairTable, deviations: dict[Pair, float], n_keys: int, *,
+                          rule: AdaptiveRule | str) -> list[int]:
     """The rule's schedule whose keyframe count is closest to ``n_keys`` (bisection on its number)."""
-    lo, hi = 0.0, RULE_SEARCH_MAX[rule]
+    rule = as_rule(rule)
+    lo, hi = 0.0, rule.search_max
     best: list[int] | None = None
     for _ in range(40):
         mid = (lo + hi) / 2
@@ -238,12 +239,13 @@ def matched_rule_schedule(table: PairTable, deviations: dict[Pair, float], n_key
     return best
 
 
-def same_count_range(table: PairTable, deviations: dict[Pair, float], n_keys: int, *, rule: str,
+def same_count_range(table: PairTable, deviations: dict[Pair, float], n_keys: int, *, rule: AdaptiveRule | str,
                      steps: int = 2000) -> tuple[float, float] | None:
     """(lowest, highest) mIoU over every rule number on a fine grid that gives exactly ``n_keys``
     keyframes (None if none does). Several numbers give the same count but different keyframe
     placements, so a "same rate" comparison has this much play in it."""
-    top = max(deviations.values(), default=1.0) * (1 if rule == "instant" else table.max_gap + 1)
+    rule = as_rule(rule)
+    top = rule.sweep_top(max(deviations.values(), default=1.0), table.max_gap)
     scores = [score(table, ks) for v in np.linspace(0.0, top, steps)
               if count_keys(ks := rule_schedule(table, deviations, float(v), rule=rule)) == n_keys]
     return (min(scores), max(scores)) if scores else None

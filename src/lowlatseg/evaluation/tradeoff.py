@@ -30,10 +30,10 @@ from lowlatseg.evaluation.latency import WARMUP_FRAMES, run_live
 from lowlatseg.evaluation.video import run_online
 from lowlatseg.nn.splitnet import SplitSegNet
 from lowlatseg.propagation.methods import Clockwork, FlowWarp, ImageDifference, Propagator, Uniform
-from lowlatseg.runtime.executors import InlineExecutor, SlicedExecutor
-from lowlatseg.runtime.stream import StreamRuntime
+from lowlatseg.runtime.build import build_runtime
+from lowlatseg.runtime.config import Inline, RuntimeConfig
 from lowlatseg.scheduling.calibrate import fixed_interval_rate, threshold_for_rate
-from lowlatseg.scheduling.policies import AdaptiveThreshold, EveryFrame, Fixed, KeyframePolicy
+from lowlatseg.scheduling.policies import AdaptiveThreshold, EveryFrame, Fixed, KeyframePolicy, rule_fields
 from lowlatseg.scheduling.predictor import DeviationPredictor
 
 
@@ -90,10 +90,10 @@ def tradeoff_points(
     runs += [(lp.name, lp.model, lp.size, configs[0]) for lp in ladder]
     runs += [(own, model, tuple(hw), c) for c in configs[1:]]
     for net_name, net, size, (name, method, policy, background, n) in tqdm(runs, desc="trade-off", disable=not progress):
+        mode = "low-latency" if background else policy.name
         # latency: live, low-latency as it runs by default (high in slices between frames)
         torch.set_num_threads(threads)
-        rt = StreamRuntime(net, method=method, policy=policy, background=background,
-                           executor=SlicedExecutor(threads) if background else InlineExecutor(), size=size)
+        rt = build_runtime(net, RuntimeConfig(mode=mode, size=size, threads=threads), method=method, policy=policy)
         with rt:
             live = run_live(rt, live_frames, fps=fps, warmup=min(WARMUP_FRAMES, len(live_frames) // 2))
         torch.set_num_threads(threads)
@@ -108,8 +108,8 @@ def tradeoff_points(
                 rate = fixed_interval_rate(len(images), n or 1)
                 policy = AdaptiveThreshold(policy.predictor, threshold_for_rate(policy.predictor, f_lows, rate,
                                            delay_frames=delay, rule=rule), rule=rule)
-        rt = StreamRuntime(net, method=method, policy=policy, background=background, executor=InlineExecutor(),
-                           delay_frames=delay, size=size)
+        rt = build_runtime(net, RuntimeConfig(mode=mode, size=size, executor=Inline(delay or DEFAULT_DELAY_FRAMES)),
+                           method=method, policy=policy)
         with rt, torch.inference_mode():
             acc = run_online(rt, images, labels, num_classes=num_classes, name=name, interval=max(n or 1, 1))
         points.append({
@@ -117,8 +117,7 @@ def tradeoff_points(
             "propagation": None if name == "per-frame" else getattr(method, "name", None), "miou": acc["miou"], "keyframe_fraction": acc["keyframe_fraction"],
             "latency_ms": live["latency_ms"], "latency_frames": live["frames"], "latency_warmup_frames": live["warmup_frames"],
             "live_keyframe_fraction": live["keyframe_fraction"], "live_keyframe_delay_frames": live["keyframe_delay_frames"],
-            "delay_frames": delay, "rule": getattr(policy, "rule", None),
-            ("budget" if getattr(policy, "rule", None) == "accumulated" else "threshold"): getattr(policy, "threshold", None),
+            "delay_frames": delay, **rule_fields(policy),
         })
     return points
 

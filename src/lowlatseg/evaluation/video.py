@@ -31,7 +31,7 @@ from torch import nn
 
 from lowlatseg.data.camvid import Sample
 from lowlatseg.errors import UserError
-from lowlatseg.evaluation.metrics import Confusion
+from lowlatseg.metrics import Confusion
 from lowlatseg.nn.inference import for_inference
 from lowlatseg.nn.splitnet import SplitSegNet, to_labels
 from lowlatseg.runtime.steady import keep_freed_memory
@@ -88,6 +88,17 @@ def standard_rows(prop_cfg: PropagationConfig, adaptive: Adaptive, uniform: Unif
     return rows
 
 
+@dataclass(frozen=True)
+class ProtocolResult:
+    """What :func:`run_protocol` measured: ``frames`` produced, the keyframe ``interval``, and one
+    row per method as saved (``method``, ``fuse``, ``miou``, ``miou_by_distance`` for d = 0..N-1,
+    ``ms_per_frame``, ``per_class_iou``)."""
+
+    frames: int
+    interval: int
+    rows: list[dict[str, Any]]
+
+
 @dataclass
 class _Acc:
     total: Confusion
@@ -103,7 +114,7 @@ def run_protocol(
     interval: int,
     num_classes: int,
     progress: Callable[[int], None] | None = None,
-) -> dict[str, Any]:
+) -> ProtocolResult:
     """frames: (1 x 3 x H x W image tensor, H x W label or None) in time order. A label of None
     means "score against the per-frame network" (agreement on unlabelled video).
 
@@ -166,20 +177,7 @@ def run_protocol(
             "ms_per_frame": round(float(np.mean(a.ms)), 2) if a.ms else None,
             "per_class_iou": [None if not np.isfinite(v) else round(float(v) * 100, 2) for v in a.total.iou()],
         })
-    return {"frames": n, "interval": interval, "rows": out_rows}
-
-
-def format_rows(result: dict[str, Any]) -> str:
-    rows = result["rows"]
-    ref = next((r for r in rows if r["method"] == "per-frame"), None)
-    head = f"{'method':<24} {'mIoU':>6} {'% of per-frame':>14} {'ms/frame':>9} {'cost ratio':>10}   mIoU by distance d=0..{result['interval'] - 1}"
-    lines = [head, "-" * len(head)]
-    for r in rows:
-        rel = f"{r['miou'] / ref['miou'] * 100:.1f}" if ref and ref["miou"] else "-"
-        cost = f"{r['ms_per_frame'] / ref['ms_per_frame']:.2f}" if ref and r["ms_per_frame"] else "-"
-        by_d = " ".join("-" if v is None else f"{v:.1f}" for v in r["miou_by_distance"])
-        lines.append(f"{r['method']:<24} {r['miou']:>6.2f} {rel:>14} {r['ms_per_frame'] or 0:>9.1f} {cost:>10}   {by_d}")
-    return "\n".join(lines)
+    return ProtocolResult(n, interval, out_rows)
 
 
 def run_online(

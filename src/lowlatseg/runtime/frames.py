@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from lowlatseg.data.transforms import to_tensor
-from lowlatseg.errors import UserError
+from lowlatseg.errors import ParameterError, UserError
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ def parse_size(text: str) -> tuple[int, int] | int | None:
             raise ValueError
         return h
     except ValueError:
-        raise UserError(f"--size {text!r} is not valid; use HxW (e.g. 360x480), a height (e.g. 360) or 'native'") from None
+        raise ParameterError(f"{{size}} {text!r} is not valid; use HxW (e.g. 360x480), a height (e.g. 360) or 'native'", "size") from None
 
 
 def network_size(frame_hw: tuple[int, int], size: tuple[int, int] | int | None) -> tuple[int, int]:

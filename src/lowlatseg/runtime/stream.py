@@ -1,6 +1,6 @@
 """The online runtime: ``reset()`` and ``step(frame) -> FrameResult``, one object per stream.
 
-Modes (see :func:`build_runtime`):
+Modes (see :func:`~lowlatseg.runtime.build.build_runtime`):
 
 * ``per-frame``: ``low -> high -> head`` on every frame;
 * ``fixed`` / ``adaptive``: keyframes chosen by a policy (every N frames / predicted deviation
@@ -9,7 +9,7 @@ Modes (see :func:`build_runtime`):
 * ``low-latency``: as ``adaptive`` (or ``fixed``), but a frame chosen as a keyframe is answered
   at once by propagation from the previous keyframe, then its ``high`` runs in the background
   (by default in slices between the next frames, on the stream's compute thread; see
-  runtime/executors.py); its features are swapped in when ready. No frame ever waits for
+  runtime/sliced.py); its features are swapped in when ready. No frame ever waits for
   ``high``.
 
 The sequential and live low-latency runtimes share this one step function; only the executor
@@ -33,14 +33,14 @@ from lowlatseg.nn.labels import load_compiled, upsampled_labels
 from lowlatseg.nn.splitnet import SplitSegNet
 from lowlatseg.propagation.methods import Current, KeyState, Propagator
 from lowlatseg.propagation.produce import make_key, propagated_logits
-from lowlatseg.runtime.executors import InlineExecutor, KeyExecutor, SlicedExecutor, set_thread_count
+from lowlatseg.runtime.executors import InlineExecutor, KeyExecutor, set_thread_count
+from lowlatseg.runtime.sliced import SlicedExecutor
 from lowlatseg.runtime.frames import FrameResult, network_size, prepare
 from lowlatseg.runtime.state import PendingKey, StreamState
 from lowlatseg.runtime.steady import steady
 from lowlatseg.scheduling.policies import EveryFrame, KeyframePolicy
 from lowlatseg.scheduling.scene_cut import is_cut, signature
 
-MODES = ("per-frame", "fixed", "adaptive", "low-latency")
 
 
 class StreamRuntime:
@@ -150,9 +150,10 @@ class StreamRuntime:
         if st.key is not None and st.pending is None and st.cut_waiting:
             st.cut_waiting = False  # another scene: a keyframe at once, whatever the policy says
         elif st.key is not None and st.pending is None:
-            choose, dev = self.policy.decide(i - st.last_choice, st.deviation_sum, st.key, cur)
+            dev = self.policy.deviation(st.key, cur)
+            choose, deviation_sum = self.policy.decide(i - st.last_choice, st.deviation_sum, dev)
             if not choose:
-                st.deviation_sum += dev or 0.0
+                st.deviation_sum = deviation_sum
         elif st.key is not None:
             choose = False  # one keyframe in flight at a time (a cut waits for the next chance)
         if st.key is None or (choose and not self.background):

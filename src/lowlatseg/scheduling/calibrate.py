@@ -12,8 +12,8 @@ from collections.abc import Sequence
 
 import torch
 
-from lowlatseg.scheduling.policies import RULE_SEARCH_MAX, rule_fires
 from lowlatseg.scheduling.predictor import DeviationPredictor
+from lowlatseg.scheduling.rules import INSTANT, AdaptiveRule, as_rule, decide_keyframe
 
 
 Clips = Sequence[torch.Tensor] | Sequence[Sequence[torch.Tensor]]
@@ -27,12 +27,13 @@ def _as_clips(f_lows: Clips) -> list[Sequence[torch.Tensor]]:
 
 @torch.inference_mode()
 def keyframe_fraction(predictor: DeviationPredictor, f_lows: Clips, threshold: float, *, delay_frames: int = 0,
-                      rule: str = "instant") -> float:
+                      rule: AdaptiveRule | str = INSTANT) -> float:
     """Fraction of frames chosen as keyframes (each clip's frame 0 counts) when replaying the
     adaptive policy (``rule`` instant or accumulated, see :mod:`lowlatseg.scheduling.policies`)
     like the runtime does. ``delay_frames`` > 0 replays the low-latency mode: a keyframe chosen
     at t becomes the reference at t + delay, and no frame is considered while one is pending.
     ``f_lows``: one clip (a list of 1 x C x h x w) or a list of clips."""
+    rule = as_rule(rule)
     n_keys = n = 0
     for clip in _as_clips(f_lows):
         key, pending, ready_at, acc = clip[0], None, 0, 0.0
@@ -43,12 +44,9 @@ def keyframe_fraction(predictor: DeviationPredictor, f_lows: Clips, threshold: f
                 key, pending = pending, None
             if pending is not None:
                 continue
-            dev = float(predictor(key, f)[0])
-            if not rule_fires(rule, dev, acc, threshold):
-                acc += dev
-            else:
+            choose, acc = decide_keyframe(rule, threshold, float(predictor(key, f)[0]), acc)
+            if choose:
                 n_keys += 1
-                acc = 0.0
                 if delay_frames:
                     pending, ready_at = f, i + delay_frames
                 else:
@@ -62,13 +60,14 @@ def fixed_interval_rate(frames: int, interval: int) -> float:
 
 
 def threshold_for_rate(predictor: DeviationPredictor, f_lows: Clips, rate: float, *, iters: int = 14,
-                       delay_frames: int = 0, rule: str = "instant") -> float:
-    """A threshold (rule ``instant``, in [0, 1]) or budget (rule ``accumulated``, in [0, 64])
-    whose replayed keyframe fraction is as close as possible to ``rate`` (0 < rate <= 1)."""
+                       delay_frames: int = 0, rule: AdaptiveRule | str = INSTANT) -> float:
+    """The rule's number (``instant``: a threshold in [0, 1]; ``accumulated``: a budget in
+    [0, 64]; the rule's ``search_max``) whose replayed keyframe fraction is as close as possible to ``rate`` (0 < rate <= 1)."""
     if not 0 < rate <= 1:
         raise ValueError(f"target keyframe rate {rate} must be in (0, 1]")
-    lo, hi = 0.0, RULE_SEARCH_MAX[rule]
-    iters += 0 if rule == "instant" else 6  # same resolution relative to the range
+    rule = as_rule(rule)
+    lo, hi = 0.0, rule.search_max
+    iters += rule.search_extra_steps  # same resolution relative to the range
     best, best_err = (lo + hi) / 2, float("inf")
     for _ in range(iters):
         mid = (lo + hi) / 2

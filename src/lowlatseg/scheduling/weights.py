@@ -9,9 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from lowlatseg.checkpoint import atomic_save, fingerprint, load_companion
-from lowlatseg.errors import UserError
+from lowlatseg.errors import ParameterError
 from lowlatseg.nn.splitnet import SplitSegNet
 from lowlatseg.scheduling.predictor import DeviationConfig, DeviationPredictor
+from lowlatseg.scheduling.rules import AdaptiveRule, as_rule
 
 SCHED_FORMAT = "lowlatseg/scheduler-v1"
 DEFAULT_SCHEDULER = Path(__file__).resolve().parents[1] / "weights" / "scheduler_llnet_e_camvid.pt"
@@ -21,14 +22,15 @@ DEFAULT_SCHEDULER = Path(__file__).resolve().parents[1] / "weights" / "scheduler
 class SchedulerDefaults:
     """What ``--mode adaptive`` uses when neither ``--threshold`` nor ``--budget`` is given."""
 
-    rule: str  # 'instant' or 'accumulated' (lowlatseg.scheduling.policies)
+    rule: str  # the default rule's name, as stored: 'instant' or 'accumulated' (scheduling/rules.py)
     threshold: float  # instant rule: predicted deviation in [0, 1]
     budget: float | None  # accumulated rule: summed predicted deviation (None: not calibrated)
 
-    def value(self, rule: str) -> float:
-        v = self.threshold if rule == "instant" else self.budget
+    def value(self, rule: AdaptiveRule | str) -> float:
+        """The stored number of ``rule`` (scheduling/rules.py: its ``number`` names the field)."""
+        v = getattr(self, as_rule(rule).number)
         if v is None:
-            raise UserError("this scheduler file has no default budget; pass --budget or --threshold")
+            raise ParameterError("this scheduler file has no default budget; pass {budget} or {threshold}", "budget", "threshold")
         return v
 
 

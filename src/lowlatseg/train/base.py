@@ -26,8 +26,8 @@ from lowlatseg.classes import IGNORE_INDEX
 from lowlatseg.data.camvid import SegmentationDataset
 from lowlatseg.data.datasets import open_dataset
 from lowlatseg.data.transforms import augment, label_tensor, to_tensor
-from lowlatseg.errors import UserError
-from lowlatseg.evaluation.image import evaluate_images
+from lowlatseg.errors import ParameterError, UserError
+from lowlatseg.scoring import evaluate_images
 from lowlatseg.nn.builders import build, variant_config
 from lowlatseg.nn.splitnet import SplitSegNet
 from lowlatseg.nn.grow import copy_body, freeze_body, grow_from
@@ -88,9 +88,9 @@ def train_base(cfg: BaseTrainConfig, out: Path, *, resume: bool = True, progress
 def _train(cfg: BaseTrainConfig, out: Path, di: distributed.DistInfo, *, resume: bool, progress: bool) -> dict[str, Any]:
     torch.manual_seed(cfg.seed)
     if cfg.batch_size < 2:
-        raise UserError("--batch-size must be at least 2 per process: BatchNorm needs 2 samples per step")
+        raise ParameterError("{batch_size} must be at least 2 per process: BatchNorm needs 2 samples per step", "batch_size")
     if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out} is an existing file; give a folder for the run (it is created if needed)")
+        raise ParameterError(f"{{out}} {out} is an existing file; give a folder for the run (it is created if needed)", "out")
     out.mkdir(parents=True, exist_ok=True)
     last = out / "last.pt"
 
@@ -99,7 +99,7 @@ def _train(cfg: BaseTrainConfig, out: Path, di: distributed.DistInfo, *, resume:
     if resume and last.is_file():
         state = load_file(last)
         if state.get("format") != RUN_FORMAT:
-            raise UserError(f"{last} is a weights file, not a run checkpoint; use a fresh --out folder")
+            raise ParameterError(f"{last} is a weights file, not a run checkpoint; use a fresh {{out}} folder", "out")
         saved = BaseTrainConfig.from_dict(state["train_config"])
         diff = [k for k in saved.differences(cfg) if k != "epochs"]
         if diff:
@@ -129,7 +129,7 @@ def _train(cfg: BaseTrainConfig, out: Path, di: distributed.DistInfo, *, resume:
     net_cfg = variant_config(cfg.arch, num_classes=train_ds.labels.num_classes)
     model = build(net_cfg)
     if cfg.distill_epochs and not cfg.pretrained:
-        raise UserError("--distill-epochs teaches low the pretrained front end; it needs --pretrained")
+        raise ParameterError("{distill_epochs} teaches low the pretrained front end; it needs {pretrained}", "distill_epochs", "pretrained")
     if state is None and cfg.pretrained:
         _init_pretrained(model, cfg, pairs, out, progress=progress and di.is_main)
     if state is None and cfg.init:
@@ -139,7 +139,8 @@ def _train(cfg: BaseTrainConfig, out: Path, di: distributed.DistInfo, *, resume:
     frozen: list[torch.nn.Module] = []
     if cfg.body_from:
         if cfg.init or cfg.pretrained:
-            raise UserError("--body-from copies low and high from a trained network; it does not go with --init or --pretrained")
+            raise ParameterError("{body_from} copies low and high from a trained network; it does not go with {init} or "
+                                 "{pretrained}", "body_from", "init", "pretrained")
         if state is None:
             copy_body(model, load_model(cfg.body_from))
         frozen = freeze_body(model)
@@ -236,10 +237,10 @@ def _init_pretrained(model: SplitSegNet, cfg: BaseTrainConfig, pairs: Dataset, o
     from lowlatseg.train.distill import distill_low
 
     if not isinstance(model.high, LiteHigh):
-        raise UserError(f"--pretrained needs an architecture with a pretrained backbone (llnet-e, llnet-d16), not {cfg.arch}")
+        raise ParameterError(f"{{pretrained}} needs an architecture with a pretrained backbone (llnet-e, llnet-d16), not {cfg.arch}", "pretrained")
     if cfg.distill_epochs > 0 and model.high.frame:
-        raise UserError(f"{cfg.arch} runs the whole pretrained backbone on the frame: there is no front end to distil; "
-                        "drop --distill-epochs")
+        raise ParameterError(f"{cfg.arch} runs the whole pretrained backbone on the frame: there is no front end to distil; "
+                             "drop {distill_epochs}", "distill_epochs")
     net = load_imagenet()
     n = model.high.load_pretrained(net)
     if progress:

@@ -36,7 +36,7 @@ from lowlatseg.data.camvid import camvid
 from lowlatseg.data.pairs import PairSampler
 from lowlatseg.data.synthetic import MotionConfig
 from lowlatseg.data.transforms import to_tensor
-from lowlatseg.errors import UserError
+from lowlatseg.errors import ParameterError
 from lowlatseg.data.video_pairs import VideoPairStream, check_videos
 from lowlatseg.propagation.flow_guided import FlowGuided
 from lowlatseg.propagation.methods import Adaptive, Current, KeyState, PropagationConfig, Uniform
@@ -67,10 +67,12 @@ def video_stream(videos: tuple[str, ...], *, crop: tuple[int, int], max_gap_30: 
     """The streamed video pairs of a trainer (None without videos); flags that do not go together are refused."""
     if not videos:
         if fraction >= 1.0:
-            raise UserError("--video-fraction 1 asks for video pairs only, but no video was given; pass --video or --video-dir")
+            raise ParameterError("{video_fraction} 1 asks for video pairs only, but no video was given; pass {video} or {video_dir}",
+                                 "video_fraction", "video", "video_dir")
         return None
     if fraction <= 0.0:
-        raise UserError("--video-fraction 0 uses synthetic pairs only; drop --video/--video-dir, or raise the fraction")
+        raise ParameterError("{video_fraction} 0 uses synthetic pairs only; drop {video}/{video_dir}, or raise the fraction",
+                             "video_fraction", "video", "video_dir")
     return VideoPairStream(check_videos(videos, max_gap_30=max_gap_30), height=crop[0], min_width=crop[1],
                            max_gap_30=max_gap_30)
 

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from lowlatseg.errors import UserError
+from lowlatseg.errors import ParameterError
 
 
 def start_run(cfg: Any, out: Path) -> np.random.Generator:
@@ -20,7 +20,7 @@ def start_run(cfg: Any, out: Path) -> np.random.Generator:
     :func:`write_config` once the inputs have loaded, so a run that fails on bad input leaves
     no folder behind."""
     if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out} is an existing file; give a folder for the run (it is created if needed)")
+        raise ParameterError(f"{{out}} {out} is an existing file; give a folder for the run (it is created if needed)", "out")
     torch.manual_seed(cfg.seed)
     return np.random.default_rng(cfg.seed)
 
@@ -30,5 +30,5 @@ def write_config(cfg: Any, out: Path) -> None:
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise UserError(f"cannot create the run folder {out} ({e.strerror}); choose another --out") from None
+        raise ParameterError(f"cannot create the run folder {out} ({e.strerror}); choose another {{out}}", "out") from None
     (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))

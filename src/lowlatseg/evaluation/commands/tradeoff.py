@@ -1,0 +1,123 @@
+"""``lowlatseg eval tradeoff``: mean / max latency against mIoU for every method and mode
+(the points: evaluation/tradeoff.py)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from lowlatseg.checkpoint import DEFAULT_WEIGHTS, load_model
+from lowlatseg.defaults import DEFAULT_PROPAGATION_METHOD
+from lowlatseg.errors import ParameterError, UserError
+from lowlatseg.evaluation.commands.loading import load_guided, open_clip
+from lowlatseg.nn.splitnet import SplitSegNet
+
+
+@dataclass(frozen=True)
+class TradeoffOptions:
+    data: str
+    split: str
+    intervals: tuple[int, ...] = (2, 3, 5, 8)
+    fps: float = 15.0  # stream rate of the latency runs (0: as fast as possible)
+    weights: str | None = None
+    propagation: str | None = None
+    scheduler: str | None = None
+    threads: int = 2
+    delay_frames: int | None = None  # low-latency accuracy: frames before keyframe features are ready (None: as late as live)
+    progress: bool = True
+    max_frames: int = 0
+    latency_repeat: int = 3  # latency on the clip played this many times (forwards, backwards, ...)
+    ladder: tuple[str, ...] | None = None  # WEIGHTS or WEIGHTS@HxW per-frame points; None: see ladder_points
+
+
+@dataclass(frozen=True)
+class TradeoffEval:
+    data: str
+    split: str
+    frames: int
+    resolution: str
+    threads: int
+    stream_fps: float
+    delay_frames: int | None
+    latency_repeat: int
+    weights: str
+    ladder: list[dict[str, str]]  # model, size, weights of each ladder point
+    points: list[dict[str, Any]]  # as saved: evaluation/tradeoff.py
+
+    def to_json(self) -> dict[str, Any]:
+        return {"data": self.data, "split": self.split, "frames": self.frames, "resolution": self.resolution,
+                "threads": self.threads, "stream_fps": self.stream_fps, "delay_frames": self.delay_frames,
+                "latency_repeat": self.latency_repeat, "weights": self.weights, "ladder": self.ladder,
+                "points": self.points}
+
+
+def eval_tradeoff(opts: TradeoffOptions) -> TradeoffEval:
+    """``ladder``: per-frame points besides the model's own, each ``WEIGHTS`` (at the clip's size)
+    or ``WEIGHTS@HxW``; None: every bundled network at the clip's size and the model at
+    ``LADDER_SIZES`` (see :func:`ladder_points`)."""
+    from lowlatseg.evaluation.tradeoff import tradeoff_points
+    from lowlatseg.propagation.methods import ImageDifference
+    from lowlatseg.scheduling.weights import load_scheduler
+
+    if any(n < 1 for n in opts.intervals):
+        raise ParameterError("every {intervals} value must be at least 1", "intervals")
+    clip = open_clip(opts.data, opts.split, opts.weights, opts.propagation, opts.max_frames)
+    ds, n, p = clip.ds, clip.n, clip.prop
+    model = p.model
+    predictor, defaults = load_scheduler(opts.scheduler, model)
+    images = [ds[i][0] for i in range(n)]
+    labels = [ds[i][1] for i in range(n)]
+    torch.set_num_threads(opts.threads)
+    members = ladder_points(opts.ladder, model, opts.weights, clip_hw=images[0].shape[:2])
+    guided = load_guided(opts.propagation, model)
+    runtime_method = guided if DEFAULT_PROPAGATION_METHOD == "flow-guided" and guided is not None else p.adaptive
+    points = tradeoff_points(model, p.adaptive, p.uniform, ImageDifference(p.config), predictor, images, labels,
+                             rule=defaults.rule, num_classes=ds.labels.num_classes, intervals=opts.intervals,
+                             fps=opts.fps, threads=opts.threads, delay_frames=opts.delay_frames, progress=opts.progress,
+                             latency_repeat=opts.latency_repeat, ladder=members, flow_guided=guided,
+                             scheduled_method=runtime_method)
+    h, w = images[0].shape[:2]
+    return TradeoffEval(
+        data=str(opts.data), split=opts.split, frames=n, resolution=f"{h}x{w}", threads=opts.threads,
+        stream_fps=opts.fps, delay_frames=opts.delay_frames, latency_repeat=opts.latency_repeat,
+        weights=str(opts.weights or DEFAULT_WEIGHTS),
+        ladder=[{"model": m.name, "size": f"{m.size[0]}x{m.size[1]}", "weights": m.weights} for m in members],
+        points=points,
+    )
+
+
+def ladder_points(specs: tuple[str, ...] | None, model: SplitSegNet, weights: str | None, *,
+                  clip_hw: tuple[int, int]) -> list[Any]:
+    """The per-frame ladder of ``eval tradeoff`` besides the model's own point (see eval_tradeoff)."""
+    from lowlatseg.checkpoint import LADDER_SIZES, bundled_models
+    from lowlatseg.evaluation.tradeoff import LadderPoint
+    from lowlatseg.runtime import parse_size
+
+    hw = (int(clip_hw[0]), int(clip_hw[1]))
+    out: list[LadderPoint] = []
+    if specs is None:
+        own = Path(weights).resolve() if weights else DEFAULT_WEIGHTS.resolve()
+        for size in LADDER_SIZES:
+            if size != hw:
+                out.append(LadderPoint(model.config.arch, model, size, str(weights or DEFAULT_WEIGHTS)))
+        for path in bundled_models():
+            if path.resolve() != own:
+                out.append(LadderPoint(load_model(path).config.arch, load_model(path), hw, str(path)))
+        return out
+    for spec in specs:
+        path_text, _, size_text = spec.partition("@")
+        size = hw
+        if size_text:
+            parsed = parse_size(size_text)
+            if not isinstance(parsed, tuple):
+                raise ParameterError(f"{{ladder}} {spec}: give the size as HxW (e.g. {path_text}@288x384)", "ladder")
+            size = parsed
+        try:
+            net = load_model(path_text)
+        except UserError as e:
+            raise ParameterError(f"{{ladder}} {spec} is not a model file ({e})", "ladder") from None
+        out.append(LadderPoint(net.config.arch, net, size, path_text))
+    return out
