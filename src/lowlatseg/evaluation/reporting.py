@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Protocol
 
+from lowlatseg.evaluation.verdict import verdicts
 from lowlatseg.evaluation.commands.bench import LatencyBench, SplitBench
 from lowlatseg.evaluation.commands.image import ImageEval
 from lowlatseg.evaluation.commands.scheduling import SchedulingEval
@@ -124,6 +125,14 @@ def tradeoff_table(r: TradeoffEval) -> str:
     lines.append(f"keys: keyframe fraction of the accuracy run (low-latency: features {'/'.join(map(str, used)) or '-'} frames late"
                  f"{'' if r.delay_frames else ', as late as in the live run'}); live keys, "
                  "late: the live run's keyframe fraction and mean frames from choosing a keyframe to using it")
+    for v in verdicts(r.points):
+        if v["method"] == "low-latency":
+            cost = v["cost_vs_fastest_as_accurate"]
+            lines.append(f"low-latency 1/{v['interval']} against the per-frame ladder: "
+                         f"{'Pareto-optimal' if v['pareto'] else 'not Pareto-optimal'}"
+                         f" (more accurate than every as-fast point: {'yes' if v['beats_as_fast'] else 'no'}; "
+                         f"faster than every as-accurate point: {'yes' if v['faster_than_as_accurate'] else 'no'})"
+                         + (f"; {cost:.2f}x the mean latency of the fastest as-accurate one" if cost is not None else ""))
     return "\n".join(lines)
 
 

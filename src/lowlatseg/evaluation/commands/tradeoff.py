@@ -11,6 +11,7 @@ import torch
 
 from lowlatseg.checkpoint import DEFAULT_WEIGHTS, load_model
 from lowlatseg.defaults import DEFAULT_PROPAGATION_METHOD
+from lowlatseg.evaluation.verdict import verdicts
 from lowlatseg.errors import ParameterError, UserError
 from lowlatseg.evaluation.commands.loading import load_guided, open_clip
 from lowlatseg.nn.splitnet import SplitSegNet
@@ -51,7 +52,7 @@ class TradeoffEval:
         return {"data": self.data, "split": self.split, "frames": self.frames, "resolution": self.resolution,
                 "threads": self.threads, "stream_fps": self.stream_fps, "delay_frames": self.delay_frames,
                 "latency_repeat": self.latency_repeat, "weights": self.weights, "ladder": self.ladder,
-                "points": self.points}
+                "points": self.points, "verdicts": verdicts(self.points)}
 
 
 def eval_tradeoff(opts: TradeoffOptions) -> TradeoffEval:
