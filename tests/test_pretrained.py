@@ -230,3 +230,27 @@ def test_frame_high_slices_and_pretrained_tensors() -> None:
             except StopIteration:
                 break
     assert count == 18
+
+
+def test_body_from_trains_only_a_new_head(tmp_path: Path) -> None:
+    """``train base --body-from``: a conflicting flag is refused before anything is written; a
+    run leaves low and high exactly as in the source network (weights and BatchNorm statistics)."""
+    from lowlatseg.checkpoint import export_weights, load_model
+
+    from conftest import randomised_net
+
+    root = _two_drive_camvid(tmp_path / "data")
+    src = randomised_net("llnet-e", 0)
+    body = tmp_path / "body.pt"
+    export_weights(src, body, meta={})
+    src = load_model(body)
+    with pytest.raises(UserError, match="body_from copies low and high"):
+        train_base(_cfg(root, arch="llnet-el", body_from=str(body), pretrained=True), tmp_path / "no", progress=False)
+    assert not (tmp_path / "no").exists()
+    out = tmp_path / "run"
+    train_base(_cfg(root, arch="llnet-el", body_from=str(body), epochs=2, lr=1e-2), out, progress=False)
+    net = load_model(out / "weights.pt")
+    for part in ("low", "high"):
+        want, got = getattr(src, part).state_dict(), getattr(net, part).state_dict()
+        assert all(torch.equal(want[k], got[k]) for k in want), part  # weights and BatchNorm statistics
+    assert net.head.adapt[0].out_channels == 64 and net.config.arch == "llnet-el"

@@ -36,3 +36,10 @@ def test_one_verdict_per_video_point_in_order() -> None:
     pts = [*LADDER, _p("a", 60.0, 10.0, 2), _p("b", 61.0, 11.0, 5)]
     assert [(v["method"], v["interval"]) for v in verdicts(pts)] == [("a", 2), ("b", 5)]
     assert verdicts(LADDER) == []
+
+
+def test_counts_say_when_a_test_is_vacuous() -> None:
+    (v,) = verdicts([*LADDER, _p("low-latency", 62.0, 18.0, 5)])
+    assert v["as_fast"] == 0 and v["as_accurate"] == 3
+    (w,) = verdicts([*LADDER, _p("adaptive", 67.0, 26.0, 5)])
+    assert w["as_fast"] == 1 and w["as_accurate"] == 2

@@ -10,8 +10,9 @@ MODES = ("per-frame", "fixed", "adaptive", "low-latency")
 PROPAGATION_METHODS = ("adaptive", "flow-guided")
 
 # Frames from choosing a keyframe to the first frame its features answer, used to score the
-# low-latency mode deterministically (``eval video``, ``eval tradeoff``): the delay measured live
-# on the 2-core CPU at the 15 Hz CamVid clip's rate, the less flattering of the two common values.
+# low-latency mode deterministically (``eval video``; ``eval tradeoff`` uses the delay its live run
+# measures, and this one only as its first assumption): the delay measured live on the 2-core CPU
+# at the 15 Hz CamVid clip's rate, the less flattering of the two common values.
 DEFAULT_DELAY_FRAMES = 2
 
 # Where live low-latency runs a keyframe's high (runtime/sliced.py, runtime/executors.py): between frames with

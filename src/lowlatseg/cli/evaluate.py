@@ -135,7 +135,7 @@ def add_eval_parsers(sub: Any) -> None:
     et.add_argument("--intervals", type=positive_int, nargs="+", default=[2, 3, 5, 8], help="keyframe intervals / rates 1/N")
     et.add_argument("--fps", type=float, default=15.0,
                     help="stream rate for latency (default 15: the CamVid clips' labelled rate, at which low-latency's "
-                         "keyframes arrive --delay-frames late; 0: as fast as possible)")
+                         "keyframes arrive as late as measured live, or --delay-frames; 0: as fast as possible)")
     et.add_argument("--delay-frames", type=positive_int, default=None,
                     help="low-latency accuracy: frames before keyframe features are ready (default: as many as they "
                          "came late in the live run at --fps, at least 1)")

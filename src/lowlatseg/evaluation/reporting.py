@@ -111,6 +111,10 @@ def scheduling_table(r: SchedulingEval) -> str:
     return "\n".join(lines)
 
 
+def _yes(ok: bool, count: int, what: str) -> str:
+    return f"yes, none is as {what}" if count == 0 else ("yes" if ok else "no")
+
+
 def tradeoff_table(r: TradeoffEval) -> str:
     """``eval tradeoff``: one line per point."""
     head = f"{'model':<10} {'size':>7} {'method':<22} {'rate':>5} {'mIoU':>6} {'keys':>5} {'mean ms':>8} {'max ms':>8} {'live keys':>9} {'late':>5}"
@@ -130,8 +134,8 @@ def tradeoff_table(r: TradeoffEval) -> str:
             cost = v["cost_vs_fastest_as_accurate"]
             lines.append(f"low-latency 1/{v['interval']} against the per-frame ladder: "
                          f"{'Pareto-optimal' if v['pareto'] else 'not Pareto-optimal'}"
-                         f" (more accurate than every as-fast point: {'yes' if v['beats_as_fast'] else 'no'}; "
-                         f"faster than every as-accurate point: {'yes' if v['faster_than_as_accurate'] else 'no'})"
+                         f" (more accurate than every as-fast point: {_yes(v['beats_as_fast'], v['as_fast'], 'fast')}; "
+                         f"faster than every as-accurate point: {_yes(v['faster_than_as_accurate'], v['as_accurate'], 'accurate')})"
                          + (f"; {cost:.2f}x the mean latency of the fastest as-accurate one" if cost is not None else ""))
     return "\n".join(lines)
 

@@ -2,7 +2,7 @@
 
 For every method and mode, at several keyframe rates, on one labelled clip:
 mIoU (online over the clip, deterministic: the low-latency mode's keyframe features arrive
-``delay_frames`` later, by default as many frames as they came late in the live run) and latency (the same runtime fed the clip's frames as a live stream,
+``delay_frames`` later, by default as late as the latest keyframe came in the live run) and latency (the same runtime fed the clip's frames as a live stream,
 low-latency with its background worker). Points: per-frame; clockwork, flow, uniform,
 image-difference and adaptive propagation (all with low-level fusion, as the runtime runs them;
 the variants without fusion are in ``eval video``) at fixed intervals; adaptive scheduling and
@@ -61,8 +61,10 @@ def tradeoff_points(
     file has the method. ``scheduled_method``: what the adaptive-scheduled and low-latency points
     propagate with (default ``adaptive``; the runtime's default method, as the runtime runs them).
     ``delay_frames``: frames from choosing a low-latency keyframe to using its features in the
-    accuracy run; None: the most the live run measured at this ``fps`` (at least 1), so that a
-    point's accuracy and latency come from the same stream rate. Every point records ``model``
+    accuracy run; None: the most the live run measured at this ``fps`` (at least 1). The
+    low-latency policy is calibrated for that delay; a live run that measures another delay than
+    the policy assumed is run again with the policy recalibrated for it (once), so a point's
+    latency and accuracy come from one policy (its number is recorded) at one stream rate. Every point records ``model``
     (the network's name), ``size`` (HxW), ``propagation`` and ``delay_frames`` (None: inline)."""
     sched_method = scheduled_method if scheduled_method is not None else adaptive
     hw = images[0].shape[:2]
@@ -83,7 +85,8 @@ def tradeoff_points(
         rate = fixed_interval_rate(len(images), n)
         thr = threshold_for_rate(predictor, f_lows, rate, rule=rule)
         configs.append(("adaptive-scheduled", sched_method, AdaptiveThreshold(predictor, thr, rule=rule), False, n))
-        thr = threshold_for_rate(predictor, f_lows, rate, delay_frames=delay_frames or DEFAULT_DELAY_FRAMES, rule=rule)
+        thr = threshold_for_rate(predictor, f_lows, rate, rule=rule,
+                                 delay_frames=delay_frames if delay_frames is not None else DEFAULT_DELAY_FRAMES)
         configs.append(("low-latency", sched_method, AdaptiveThreshold(predictor, thr, rule=rule), True, n))
     points = []
     runs = [(own, model, tuple(hw), c) for c in configs[:1]]
@@ -91,23 +94,29 @@ def tradeoff_points(
     runs += [(own, model, tuple(hw), c) for c in configs[1:]]
     for net_name, net, size, (name, method, policy, background, n) in tqdm(runs, desc="trade-off", disable=not progress):
         mode = "low-latency" if background else policy.name
-        # latency: live, low-latency as it runs by default (high in slices between frames)
-        torch.set_num_threads(threads)
-        rt = build_runtime(net, RuntimeConfig(mode=mode, size=size, threads=threads), method=method, policy=policy)
-        with rt:
-            live = run_live(rt, live_frames, fps=fps, warmup=min(WARMUP_FRAMES, len(live_frames) // 2))
-        torch.set_num_threads(threads)
-        # accuracy: deterministic (inline keyframes; low-latency: features ready `delay` frames
-        # later, by default as late as the live run's latest keyframe came at this stream rate)
+        # latency: live, low-latency as it runs by default (high in slices between frames).
+        # Low-latency's number is calibrated for a keyframe delay; by default the delay is the
+        # most the live run measured, so a run that finds another delay than its policy assumed
+        # recalibrates and runs again (once): latency and accuracy then share one policy.
+        assumed = delay_frames if delay_frames is not None else DEFAULT_DELAY_FRAMES
         delay = None
-        if background:
+        for _ in range(2):
+            torch.set_num_threads(threads)
+            rt = build_runtime(net, RuntimeConfig(mode=mode, size=size, threads=threads), method=method, policy=policy)
+            with rt:
+                live = run_live(rt, live_frames, fps=fps, warmup=min(WARMUP_FRAMES, len(live_frames) // 2))
+            torch.set_num_threads(threads)
+            if not background:
+                break
             late = live["keyframe_delay_frames"]
-            delay = delay_frames or (max(1, late["max"]) if late else DEFAULT_DELAY_FRAMES)
-            if not delay_frames and delay != DEFAULT_DELAY_FRAMES and isinstance(policy, AdaptiveThreshold):
-                # the rate matched for the delay found (one keyframe in flight at a time)
-                rate = fixed_interval_rate(len(images), n or 1)
-                policy = AdaptiveThreshold(policy.predictor, threshold_for_rate(policy.predictor, f_lows, rate,
-                                           delay_frames=delay, rule=rule), rule=rule)
+            delay = delay_frames if delay_frames is not None else (max(1, late["max"]) if late else assumed)
+            if delay == assumed or not isinstance(policy, AdaptiveThreshold):
+                break
+            # the rate matched for the delay found (one keyframe in flight at a time)
+            assumed = delay
+            policy = AdaptiveThreshold(predictor, threshold_for_rate(predictor, f_lows, fixed_interval_rate(len(images), n or 1),
+                                                                     delay_frames=delay, rule=rule), rule=rule)
+        # accuracy: deterministic (inline keyframes; low-latency: features ready `delay` frames later)
         rt = build_runtime(net, RuntimeConfig(mode=mode, size=size, executor=Inline(delay or DEFAULT_DELAY_FRAMES)),
                            method=method, policy=policy)
         with rt, torch.inference_mode():

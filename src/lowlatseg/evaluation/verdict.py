@@ -9,7 +9,7 @@ of the same run:
   that fast);
 * ``faster_than_as_accurate``: ``t`` below every ``P`` with mIoU at least ``m`` (true when none is
   that accurate);
-* ``pareto``: both;
+* ``pareto``: both (``as_fast`` / ``as_accurate``: how many per-frame points each test met);
 * ``cost_vs_fastest_as_accurate``: ``t`` over the mean latency of the fastest ``P`` with mIoU at
   least ``m`` (None when none is that accurate). For ``low-latency`` every frame is answered by
   propagation, so this is a propagated frame's cost against the per-frame network a user would
@@ -34,7 +34,9 @@ def verdicts(points: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         as_accurate = [lt for lt, lm in ladder if lm >= m]
         beats = all(m > lm for lt, lm in ladder if lt <= t)
         faster = all(t < lt for lt in as_accurate)
-        out.append({"method": p["method"], "interval": p["interval"], "beats_as_fast": beats,
+        as_fast = sum(lt <= t for lt, _ in ladder)
+        out.append({"method": p["method"], "interval": p["interval"], "as_fast": as_fast, "as_accurate": len(as_accurate),
+                    "beats_as_fast": beats,
                     "faster_than_as_accurate": faster, "pareto": beats and faster,
                     "cost_vs_fastest_as_accurate": round(t / min(as_accurate), 3) if as_accurate else None})
     return out

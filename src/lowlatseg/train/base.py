@@ -87,6 +87,9 @@ def train_base(cfg: BaseTrainConfig, out: Path, *, resume: bool = True, progress
 
 def _train(cfg: BaseTrainConfig, out: Path, di: distributed.DistInfo, *, resume: bool, progress: bool) -> dict[str, Any]:
     torch.manual_seed(cfg.seed)
+    if cfg.body_from and (cfg.init or cfg.pretrained):  # before anything is written
+        raise ParameterError("{body_from} copies low and high from a trained network; it does not go with {init} or "
+                             "{pretrained}", "body_from", "init", "pretrained")
     if cfg.batch_size < 2:
         raise ParameterError("{batch_size} must be at least 2 per process: BatchNorm needs 2 samples per step", "batch_size")
     if out.exists() and not out.is_dir():
@@ -138,9 +141,6 @@ def _train(cfg: BaseTrainConfig, out: Path, di: distributed.DistInfo, *, resume:
             tqdm.write(f"grown from {cfg.init}: {len(grown)} new residual blocks start as the identity")
     frozen: list[torch.nn.Module] = []
     if cfg.body_from:
-        if cfg.init or cfg.pretrained:
-            raise ParameterError("{body_from} copies low and high from a trained network; it does not go with {init} or "
-                                 "{pretrained}", "body_from", "init", "pretrained")
         if state is None:
             copy_body(model, load_model(cfg.body_from))
         frozen = freeze_body(model)

@@ -65,6 +65,9 @@ def eval_tradeoff(opts: TradeoffOptions) -> TradeoffEval:
 
     if any(n < 1 for n in opts.intervals):
         raise ParameterError("every {intervals} value must be at least 1", "intervals")
+    if opts.delay_frames is not None and opts.delay_frames < 1:
+        raise ParameterError(f"{{delay_frames}} {opts.delay_frames} is not valid; a keyframe is usable one frame after "
+                             "it is chosen at the earliest", "delay_frames")
     clip = open_clip(opts.data, opts.split, opts.weights, opts.propagation, opts.max_frames)
     ds, n, p = clip.ds, clip.n, clip.prop
     model = p.model
