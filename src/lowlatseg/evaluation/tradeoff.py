@@ -81,12 +81,13 @@ def tradeoff_points(
         methods.append(("flow-guided", flow_guided))
     for name, m in methods:
         configs += [(name, m, Fixed(n), False, n) for n in intervals]
+    # low-latency's number is first calibrated for this delay (the given one, else the default)
+    first_delay = delay_frames if delay_frames is not None else DEFAULT_DELAY_FRAMES
     for n in intervals:
         rate = fixed_interval_rate(len(images), n)
         thr = threshold_for_rate(predictor, f_lows, rate, rule=rule)
         configs.append(("adaptive-scheduled", sched_method, AdaptiveThreshold(predictor, thr, rule=rule), False, n))
-        thr = threshold_for_rate(predictor, f_lows, rate, rule=rule,
-                                 delay_frames=delay_frames if delay_frames is not None else DEFAULT_DELAY_FRAMES)
+        thr = threshold_for_rate(predictor, f_lows, rate, delay_frames=first_delay, rule=rule)
         configs.append(("low-latency", sched_method, AdaptiveThreshold(predictor, thr, rule=rule), True, n))
     points = []
     runs = [(own, model, tuple(hw), c) for c in configs[:1]]
@@ -98,7 +99,7 @@ def tradeoff_points(
         # Low-latency's number is calibrated for a keyframe delay; by default the delay is the
         # most the live run measured, so a run that finds another delay than its policy assumed
         # recalibrates and runs again (once): latency and accuracy then share one policy.
-        assumed = delay_frames if delay_frames is not None else DEFAULT_DELAY_FRAMES
+        assumed = first_delay
         delay = None
         for _ in range(2):
             torch.set_num_threads(threads)
