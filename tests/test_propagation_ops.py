@@ -206,6 +206,26 @@ def test_predictor_starts_as_identity() -> None:
     assert (w.argmax(1) == 12).all()
 
 
+@pytest.mark.parametrize("kernel_size,centre_weight", [(5, 0.8), (7, 0.8), (7, 0.3), (3, 0.95)])
+def test_predictor_starts_with_the_asked_centre_weight(kernel_size: int, centre_weight: float) -> None:
+    """Untrained, every location's kernel holds ``centre_weight`` on its centre tap and spreads the
+    rest evenly over the others, whatever the features."""
+    torch.manual_seed(0)
+    p = KernelPredictor(low_ch=8, kernel_size=kernel_size, dilation=1, centre_weight=centre_weight).eval()
+    with torch.no_grad():
+        w = p(torch.randn(2, 8, 6, 7), torch.randn(2, 8, 6, 7))
+    kk = kernel_size**2
+    torch.testing.assert_close(w[:, kk // 2], torch.full_like(w[:, 0], centre_weight))
+    others = torch.cat([w[:, : kk // 2], w[:, kk // 2 + 1 :]], dim=1)
+    torch.testing.assert_close(others, torch.full_like(others, (1 - centre_weight) / (kk - 1)))
+
+
+@pytest.mark.parametrize("bad", [0.0, 1.0, -0.2, 1.5])
+def test_predictor_refuses_a_centre_weight_outside_0_1(bad: float) -> None:
+    with pytest.raises(ValueError, match="centre_weight"):
+        KernelPredictor(low_ch=8, kernel_size=5, dilation=1, centre_weight=bad)
+
+
 def test_coarse_correlation_is_the_unfolded_dot_product() -> None:
     """Against an obviously-correct reference: unfold the replicate-padded key into its 3 x 3
     neighbourhoods and take the dot product with the current feature (both memory layouts)."""
@@ -256,3 +276,33 @@ def test_kernel_methods_load_the_compiled_loop_when_built() -> None:
             "name = 'lowlatseg.propagation.svconv_kernel'; assert name not in sys.modules; "
             "Uniform(PropagationConfig()); assert name in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_full_correlation_kernels_point_where_the_key_matches() -> None:
+    """With the full correlation and its direct term dominant, each location's kernel peaks at the
+    tap where the keyframe's features equal the current ones, in sv_conv's convention: moving the
+    key by that kernel reproduces the current features."""
+    torch.manual_seed(0)
+    p = KernelPredictor(low_ch=8, kernel_size=5, dilation=2, full_correlation=True).eval()
+    with torch.no_grad():
+        p.net[-1].bias.zero_()
+        p.match_scale.fill_(200.0)
+    big = torch.randn(1, 8, 20, 24)
+    key = big[..., 2:18, 2:22]  # key(p) = big(p + 2)
+    cur = big[..., 4:20, 0:20]  # cur(p) = big(p + (4, 0)) = key(p + (2, -2)): one tap down, one tap left
+    with torch.no_grad():
+        w = p(key, cur)
+    inner = (slice(None), slice(4, -4), slice(4, -4))
+    assert (w.argmax(1)[inner] == (2 + 1) * 5 + (2 - 1)).all()
+    moved = sv_conv(key, w, kernel_size=5, dilation=2)
+    torch.testing.assert_close(moved[..., 4:-4, 4:-4], cur[..., 4:-4, 4:-4], rtol=0, atol=1e-3)
+
+
+def test_old_propagation_files_load_with_their_own_predictor() -> None:
+    """The bundled file's saved config predates centre_weight and full_correlation: it loads with
+    the predictor it was trained with (strict state dicts)."""
+    from lowlatseg.checkpoint import load_model
+    from lowlatseg.propagation.weights import load_propagation
+
+    cfg, adaptive, _ = load_propagation(None, load_model())
+    assert adaptive.predictor.match_scale is None or cfg.full_correlation

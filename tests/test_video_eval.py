@@ -107,6 +107,21 @@ def test_cli_video_eval_bad_interval_and_order(tiny_camvid: Path, tiny_weights: 
     assert rc == 2 and "not in time order" in capsys.readouterr().err
 
 
+def test_train_propagation_flags_reach_the_saved_config(tiny_camvid: Path, tiny_weights: Path, tmp_path: Path) -> None:
+    """--centre-weight and --feature-weight are recorded in the run's config and its weight file."""
+    import torch
+
+    out = tmp_path / "p"
+    rc = main(["train", "propagation", "--base", str(tiny_weights), "--data", str(tiny_camvid), "--video-dir", "none",
+               "--steps", "1", "--batch-size", "1", "--centre-weight", "0.6", "--feature-weight", "0", "--no-flow-guided",
+               "--out", str(out), "--quiet", "--threads", "1"])
+    assert rc == 0
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["feature_weight"] == 0 and cfg["prop"]["centre_weight"] == 0.6
+    saved = torch.load(out / "propagation.pt", weights_only=False)
+    assert saved["prop_config"]["centre_weight"] == 0.6
+
+
 @needs_video
 def test_train_propagation_end_to_end_then_eval(tiny_camvid: Path, tiny_weights: Path, tiny_sched: Path, tmp_path: Path) -> None:
     cfg = PropTrainConfig(base=str(tiny_weights), data=str(tiny_camvid), videos=(str(VIDEO),), steps=2, batch_size=2,

@@ -5,7 +5,8 @@
 The adaptive method moves a keyframe's ``f_high`` by a softmax-weighted sum of K x K taps spaced
 ``dilation`` cells apart on the stride-8 grid. If it knew the motion exactly, the best it could
 do is put the bilinear weights of the displacement on the four taps around it. This script
-builds exactly those kernels from DIS flow (the same flow ``flow+fuse`` warps with) and scores,
+builds exactly those kernels from DIS flow
+(:func:`lowlatseg.propagation.flow_kernels.flow_kernels`) (the same flow ``flow+fuse`` warps with) and scores,
 with the same keyframes (every 5th frame), the same fusion and the same per-frame reference
 (agreement mIoU with the per-frame network, network input at height 360, first 150 frames;
 scored on the stride-8 feature grid, the argmax of the head's logits, so the figures are close
@@ -15,6 +16,7 @@ to but not those of ``eval agreement``, which scores upsampled labels):
 * ``flow-kernel K=7 d=2``: the displacement's bilinear weights on the adaptive method's own tap
   grid (taps 2 cells = 16 px apart, reach 48 px), clipped to its reach;
 * ``flow-kernel K=13 d=1``: the same reach with taps one cell apart;
+* ``flow-kernel K=7 d=1``: the same 49 taps one cell apart (reach 24 px);
 * ``adaptive``: the learned kernels of the bundled propagation file.
 
 If ``flow-kernel K=7 d=2`` scores near ``flow+fuse``, the tap grid is not what holds the
@@ -27,7 +29,6 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,30 +37,13 @@ CLIPS = {"city": "city_slow_626x360.mp4", "highway": "autobahn_960x540.mp4", "st
 FRAMES, INTERVAL = 150, 5
 
 
-def flow_kernels(flow: torch.Tensor, kernel_size: int, dilation: int) -> torch.Tensor:
-    """B x 2 x h x w backward grid flow -> B x K*K x h x w kernels: the bilinear weights of the
-    displacement on the taps (offsets ``dilation * (i - r)``), the displacement clipped to the
-    reach. Taps follow ``sv_conv``'s order (index i*K + j, i the row)."""
-    r = kernel_size // 2
-    u = (flow[:, 0] / dilation + r).clamp(0, kernel_size - 1)  # continuous column tap index
-    v = (flow[:, 1] / dilation + r).clamp(0, kernel_size - 1)  # continuous row tap index
-    j0 = u.floor().clamp(max=kernel_size - 2)
-    i0 = v.floor().clamp(max=kernel_size - 2)
-    fu, fv = u - j0, v - i0
-    w = torch.zeros(flow.shape[0], kernel_size * kernel_size, *flow.shape[-2:], dtype=flow.dtype)
-    for di, dj, wt in ((0, 0, (1 - fv) * (1 - fu)), (0, 1, (1 - fv) * fu), (1, 0, fv * (1 - fu)), (1, 1, fv * fu)):
-        idx = ((i0 + di) * kernel_size + (j0 + dj)).long().unsqueeze(1)
-        w.scatter_add_(1, idx, wt.unsqueeze(1))
-    return w
-
-
 def score_clip(path: Path) -> dict[str, float]:
     from lowlatseg import load_model
-    from lowlatseg.data.transforms import to_tensor
-    from lowlatseg.evaluation.metrics import Confusion
+    from lowlatseg.metrics import Confusion
     from lowlatseg.io.video import VideoReader
     from lowlatseg.nn.inference import for_inference
     from lowlatseg.propagation.flow import DISFlow, warp
+    from lowlatseg.propagation.flow_kernels import flow_kernels
     from lowlatseg.propagation.methods import Current, KeyState, grid_flow
     from lowlatseg.propagation.svconv import sv_conv
     from lowlatseg.propagation.weights import load_propagation
@@ -70,7 +54,8 @@ def score_clip(path: Path) -> dict[str, float]:
     adaptive = for_inference(adaptive)
     dis = DISFlow("fast")
     n = model.config.num_classes
-    conf = {name: Confusion(n) for name in ("flow+fuse", "flow-kernel K=7 d=2", "flow-kernel K=13 d=1", "adaptive")}
+    conf = {name: Confusion(n) for name in ("flow+fuse", "flow-kernel K=7 d=2", "flow-kernel K=13 d=1", "flow-kernel K=7 d=1",
+                                            "adaptive")}
     key: KeyState | None = None
     with VideoReader(str(path)) as reader, torch.inference_mode():
         hw = network_size((reader.info.height, reader.info.width), 360)
@@ -93,6 +78,7 @@ def score_clip(path: Path) -> dict[str, float]:
                 "flow+fuse": warp(key.f_high, flow),
                 "flow-kernel K=7 d=2": sv_conv(key.f_high, flow_kernels(flow, 7, 2), kernel_size=7, dilation=2),
                 "flow-kernel K=13 d=1": sv_conv(key.f_high, flow_kernels(flow, 13, 1), kernel_size=13, dilation=1),
+                "flow-kernel K=7 d=1": sv_conv(key.f_high, flow_kernels(flow, 7, 1), kernel_size=7, dilation=1),
                 "adaptive": adaptive.propagate(key, cur),
             }
             for name, f_high in moved.items():
@@ -104,7 +90,7 @@ def main() -> int:
     if not VIDEO.is_dir():
         print(f"no videos at {VIDEO}; this script needs the project's data folder", file=sys.stderr)
         return 2
-    torch.set_num_threads(1)  # accuracy only: the thread count does not change the labels
+    torch.set_num_threads(2)  # accuracy only: the thread count does not change the labels
     result = {"interval": INTERVAL, "frames": FRAMES, "height": 360, "score": "agreement mIoU with the per-frame network",
               "clips": {name: {"video": clip, **score_clip(VIDEO / clip)} for name, clip in CLIPS.items()}}
     out = ROOT / "docs" / "results" / "kernel_oracle.json"

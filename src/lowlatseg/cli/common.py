@@ -21,34 +21,35 @@ DEFAULT_CAMVID = "../shared/data/camvid"
 DEFAULT_VIDEOS = "../shared/data/video"
 
 
-def positive_int(text: str) -> int:
+def _number(text: str, cast: type, ok: Any, must: str) -> Any:
+    """``cast(text)`` if ``ok`` of it, else an argparse error saying what the value ``must`` be."""
     try:
-        v = int(text)
+        v = cast(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"{v} must be at least 1")
+        raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if cast is int else 'a number'}") from None
+    if not ok(v):
+        raise argparse.ArgumentTypeError(f"{v} must be {must}")
     return v
+
+
+def positive_int(text: str) -> int:
+    return _number(text, int, lambda v: v >= 1, "at least 1")
 
 
 def nonneg_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"{v} must be 0 or more")
-    return v
+    return _number(text, int, lambda v: v >= 0, "0 or more")
 
 
 def positive_float(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not v > 0:
-        raise argparse.ArgumentTypeError(f"{v} must be greater than 0")
-    return v
+    return _number(text, float, lambda v: v > 0, "greater than 0")
+
+
+def nonneg_float(text: str) -> float:
+    return _number(text, float, lambda v: v >= 0, "0 or more")
+
+
+def open_unit(text: str) -> float:
+    return _number(text, float, lambda v: 0 < v < 1, "between 0 and 1, both excluded")
 
 
 Opts = TypeVar("Opts")

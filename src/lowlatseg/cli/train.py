@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from lowlatseg.cli.common import (
-    DEFAULT_CAMVID, add_pair_args, nonneg_int, pair_overrides, positive_float, positive_int, resolve_base, set_threads,
+    DEFAULT_CAMVID, add_pair_args, nonneg_float, nonneg_int, open_unit, pair_overrides, positive_float, positive_int, resolve_base, set_threads,
     training_videos,
 )
 from lowlatseg.errors import UserError
@@ -37,11 +37,13 @@ def cmd_train_base(a: argparse.Namespace) -> int:
 
 
 def cmd_train_propagation(a: argparse.Namespace) -> int:
+    from lowlatseg.propagation.methods import PropagationConfig
     from lowlatseg.train.propagation import PropTrainConfig, train_propagation
 
     set_threads(a.threads)
     cfg = PropTrainConfig(base=resolve_base(a.base), data=a.data, split=a.split, videos=training_videos(a), steps=a.steps,
                           batch_size=a.batch_size, lr=a.lr, seed=a.seed, flow_guided=not a.no_flow_guided,
+                          feature_weight=a.feature_weight, kernel_weight=a.kernel_weight, prop=PropagationConfig(centre_weight=a.centre_weight, full_correlation=a.full_correlation),
                           **pair_overrides(a, "max_video_gap"))
     print(json.dumps(train_propagation(cfg, Path(a.out), progress=not a.quiet)))
     return 0
@@ -124,6 +126,14 @@ def add_train_parsers(sub: Any) -> None:
     tp.add_argument("--seed", type=int, default=0)
     tp.add_argument("--threads", type=nonneg_int, default=0)
     tp.add_argument("--no-flow-guided", action="store_true", help="train only the paper's adaptive and uniform kernels")
+    tp.add_argument("--feature-weight", type=nonneg_float, default=0.5,
+                    help="weight of the feature-distillation term beside the cross-entropy (0: labels only)")
+    tp.add_argument("--kernel-weight", type=nonneg_float, default=1.0,
+                    help="weight of the adaptive kernels' target built from DIS flow (training only; 0: off)")
+    tp.add_argument("--full-correlation", action="store_true",
+                    help="kernel predictors see the feature correlation at every kernel tap (about 2 ms a frame more)")
+    tp.add_argument("--centre-weight", type=open_unit, default=0.8,
+                    help="share of the learned kernels' initial weight on the centre tap, in (0, 1)")
     tp.add_argument("--quiet", action="store_true")
     tp.set_defaults(func=cmd_train_propagation)
 

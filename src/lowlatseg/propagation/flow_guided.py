@@ -13,7 +13,8 @@ and wrong where content appears or disappears. This method does both, in order:
    (K=5, dilation 1 by default: a residual correction of +-2 feature pixels), applied to the
    warped features by the same spatially variant convolution as the paper's method.
 
-With zero flow and a centre-only kernel it is the identity (the predictor starts there).
+With zero flow and a centre-only kernel it is the identity (the predictor starts close to it:
+``PropagationConfig.centre_weight`` on the centre tap).
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ class FlowGuided(_Base):
         self.kernel_size, self.dilation = cfg.guided_kernel_size, cfg.guided_dilation
         self.flow = DISFlow(cfg.flow_preset)
         self.predictor = KernelPredictor(low_ch=low_ch, kernel_size=self.kernel_size, dilation=self.dilation,
-                                         embed_ch=cfg.embed_ch, hidden=cfg.hidden)
+                                         embed_ch=cfg.embed_ch, hidden=cfg.hidden,
+                                         centre_weight=cfg.centre_weight, full_correlation=cfg.full_correlation)
         load_compiled()
 
     def warp(self, key: KeyState, cur: Current, features: torch.Tensor) -> torch.Tensor:

@@ -15,6 +15,13 @@ from lowlatseg.propagation.methods import Adaptive, PropagationConfig, Uniform
 
 PROP_FORMAT = "lowlatseg/propagation-v1"
 DEFAULT_PROPAGATION = Path(__file__).resolve().parents[1] / "weights" / "propagation_llnet_e_camvid.pt"
+# what files written before a config field existed were built with (their saved config lacks it)
+LEGACY_CONFIG: dict[str, Any] = {"centre_weight": 0.29, "full_correlation": False}
+
+
+def saved_config(obj: dict[str, Any]) -> PropagationConfig:
+    """The config a propagation file was trained with, older files' missing fields as they were."""
+    return PropagationConfig(**{**LEGACY_CONFIG, **obj["prop_config"]})
 
 
 def save_propagation(path: Path, *, cfg: PropagationConfig, base: SplitSegNet, adaptive: Adaptive, uniform: Uniform,
@@ -33,7 +40,7 @@ def save_propagation(path: Path, *, cfg: PropagationConfig, base: SplitSegNet, a
 def load_propagation(path: str | Path | None, base: SplitSegNet) -> tuple[PropagationConfig, Adaptive, Uniform]:
     """Learned methods for ``base``; refuses a file trained for another base network."""
     obj = load_companion(path, DEFAULT_PROPAGATION, fmt=PROP_FORMAT, kind="propagation", base=base)
-    cfg = PropagationConfig(**obj["prop_config"])
+    cfg = saved_config(obj)
     adaptive, uniform = Adaptive(cfg, low_ch=base.config.low_ch), Uniform(cfg)
     adaptive.load_state_dict(obj["adaptive"], strict=True)
     uniform.load_state_dict(obj["uniform"], strict=True)
@@ -45,7 +52,7 @@ def load_flow_guided(path: str | Path | None, base: SplitSegNet) -> FlowGuided |
     obj = load_companion(path, DEFAULT_PROPAGATION, fmt=PROP_FORMAT, kind="propagation", base=base)
     if "flow_guided" not in obj:
         return None
-    method = FlowGuided(PropagationConfig(**obj["prop_config"]), low_ch=base.config.low_ch)
+    method = FlowGuided(saved_config(obj), low_ch=base.config.low_ch)
     method.load_state_dict(obj["flow_guided"], strict=True)
     return method.eval()
 

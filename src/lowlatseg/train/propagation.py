@@ -12,7 +12,12 @@ predictor and the uniform kernel are trained on pairs (keyframe, current frame) 
     current frame: distillation of the per-frame network.
 
 Loss = cross-entropy against the labels + ``feature_weight`` x MSE between the propagated
-F_h and the teacher's own F_h of the current frame (normalised by the teacher's variance).
+F_h and the teacher's own F_h of the current frame (normalised by the teacher's variance). The
+adaptive predictor also gets ``kernel_weight`` x the cross-entropy of its kernels against the
+kernels built from DIS flow on its own tap grid (:mod:`lowlatseg.propagation.flow_kernels`;
+``kernel_flow_preset``): a dense signal of where content moved, which the label loss alone gives
+too weakly (kernels trained without it stay nearly in place and blur: docs/measurements.md).
+Only training computes that flow; at run time the kernels come from the low-level features.
 The labelled CamVid frames themselves are 1 s apart (too far for a keyframe interval), so
 they enter through (a) only; the 15 Hz val clip stays out (it is the dev set).
 """
@@ -38,8 +43,10 @@ from lowlatseg.data.synthetic import MotionConfig
 from lowlatseg.data.transforms import to_tensor
 from lowlatseg.errors import ParameterError
 from lowlatseg.data.video_pairs import VideoPairStream, check_videos
+from lowlatseg.propagation.flow import DISFlow
 from lowlatseg.propagation.flow_guided import FlowGuided
-from lowlatseg.propagation.methods import Adaptive, Current, KeyState, PropagationConfig, Uniform
+from lowlatseg.propagation.flow_kernels import flow_kernels, kernel_cross_entropy
+from lowlatseg.propagation.methods import Adaptive, Current, KeyState, PropagationConfig, Uniform, grid_flow
 from lowlatseg.propagation.weights import save_propagation
 from lowlatseg.train.runs import start_run, write_config
 
@@ -57,6 +64,8 @@ class PropTrainConfig:
     flow_guided: bool = True  # also train the flow-guided method (propagation/flow_guided.py)
     lr: float = 2e-3  # AdamW, cosine decay to 0
     feature_weight: float = 0.5  # weight of the feature-distillation term
+    kernel_weight: float = 1.0  # weight of the adaptive kernels' flow-kernel target (0: labels and features only)
+    kernel_flow_preset: str = "medium"  # DIS preset of that target's flow (training only)
     crop: tuple[int, int] = (360, 480)  # H, W of training pairs
     seed: int = 0
     prop: PropagationConfig = field(default_factory=PropagationConfig)
@@ -99,6 +108,7 @@ def train_propagation(cfg: PropTrainConfig, out: Path, *, progress: bool = True)
     donors = [stills[i] for i in range(0, len(stills), 7)]
     stream = video_stream(cfg.videos, crop=cfg.crop, max_gap_30=cfg.max_video_gap, fraction=cfg.video_fraction)
 
+    target_flow = DISFlow(cfg.kernel_flow_preset) if cfg.kernel_weight > 0 else None
     write_config(cfg, out)  # the inputs checked: now the run folder
     ch, cw = cfg.crop
     pairs = PairSampler(stills, donors, [], cfg.motion, cfg.crop, cfg.video_fraction, cfg.max_video_gap, min_gap=1,
@@ -123,8 +133,13 @@ def train_propagation(cfg: PropTrainConfig, out: Path, *, progress: bool = True)
         cur = Current(index=1, image=xc, f_low=fl_c)
         var = fh_c.var().clamp_min(1e-6)
 
-        # 5. both learned methods, same loss
+        # 5. the learned methods, same loss (the adaptive one with its flow-kernel target too)
         adaptive.train()
+        kernel_loss = torch.zeros(())
+        if target_flow is not None:  # where the flow says each location's content came from, on the tap grid
+            target = flow_kernels(grid_flow(target_flow, key, cur, (fl_c.shape[-2], fl_c.shape[-1])),
+                                  cfg.prop.kernel_size, cfg.prop.dilation)
+            kernel_loss = kernel_cross_entropy(torch.log_softmax(adaptive.predictor.logits(fl_k, fl_c), dim=1), target)
         losses = {}
         total = torch.zeros(())
         methods: list[tuple[str, Adaptive | Uniform | FlowGuided]] = [("adaptive", adaptive), ("uniform", uniform)]
@@ -136,7 +151,7 @@ def train_propagation(cfg: PropTrainConfig, out: Path, *, progress: bool = True)
             logits = base.head(prop, fl_c, (ch, cw))
             ce = F.cross_entropy(logits, y, ignore_index=IGNORE_INDEX)
             feat = F.mse_loss(prop, fh_c) / var
-            loss = ce + cfg.feature_weight * feat
+            loss = ce + cfg.feature_weight * feat + (cfg.kernel_weight * kernel_loss if name == "adaptive" else 0.0)
             total = total + loss
             losses[name] = (ce.item(), feat.item())
         opt.zero_grad(set_to_none=True)
@@ -147,6 +162,7 @@ def train_propagation(cfg: PropTrainConfig, out: Path, *, progress: bool = True)
                         **({"guided": f"{losses['flow-guided'][0]:.3f}"} if guided is not None else {}))
         if (step + 1) % 20 == 0 or step + 1 == cfg.steps:
             entry = {"step": step + 1, "adaptive_ce": losses["adaptive"][0], "adaptive_feat": losses["adaptive"][1],
+                     "adaptive_kernel": kernel_loss.item(),
                      "uniform_ce": losses["uniform"][0], "seconds": round(time.perf_counter() - t0, 1)}
             if guided is not None:
                 entry["flow_guided_ce"], entry["flow_guided_feat"] = losses["flow-guided"]
