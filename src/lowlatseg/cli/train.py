@@ -128,8 +128,8 @@ def add_train_parsers(sub: Any) -> None:
     tp.add_argument("--no-flow-guided", action="store_true", help="train only the paper's adaptive and uniform kernels")
     tp.add_argument("--feature-weight", type=nonneg_float, default=0.5,
                     help="weight of the feature-distillation term beside the cross-entropy (0: labels only)")
-    tp.add_argument("--kernel-weight", type=nonneg_float, default=1.0,
-                    help="weight of the adaptive kernels' target built from DIS flow (training only; 0: off)")
+    tp.add_argument("--kernel-weight", type=nonneg_float, default=0.0,
+                    help="weight of a target for the adaptive kernels built from DIS flow (training only; default 0: off)")
     tp.add_argument("--full-correlation", action="store_true",
                     help="kernel predictors see the feature correlation at every kernel tap (about 2 ms a frame more)")
     tp.add_argument("--centre-weight", type=open_unit, default=0.8,

@@ -15,9 +15,9 @@ Loss = cross-entropy against the labels + ``feature_weight`` x MSE between the p
 F_h and the teacher's own F_h of the current frame (normalised by the teacher's variance). The
 adaptive predictor also gets ``kernel_weight`` x the cross-entropy of its kernels against the
 kernels built from DIS flow on its own tap grid (:mod:`lowlatseg.propagation.flow_kernels`;
-``kernel_flow_preset``): a dense signal of where content moved, which the label loss alone gives
-too weakly (kernels trained without it stay nearly in place and blur: docs/measurements.md).
-Only training computes that flow; at run time the kernels come from the low-level features.
+``kernel_flow_preset``): a dense signal of where content moved. Off by default: in a 250-step
+trial it made the kernels flatter, not better (docs/measurements.md). Only training computes that
+flow; at run time the kernels come from the low-level features.
 The labelled CamVid frames themselves are 1 s apart (too far for a keyframe interval), so
 they enter through (a) only; the 15 Hz val clip stays out (it is the dev set).
 """
@@ -64,7 +64,7 @@ class PropTrainConfig:
     flow_guided: bool = True  # also train the flow-guided method (propagation/flow_guided.py)
     lr: float = 2e-3  # AdamW, cosine decay to 0
     feature_weight: float = 0.5  # weight of the feature-distillation term
-    kernel_weight: float = 1.0  # weight of the adaptive kernels' flow-kernel target (0: labels and features only)
+    kernel_weight: float = 0.0  # weight of the adaptive kernels' flow-kernel target (0: off; it did not pay, docs/measurements.md)
     kernel_flow_preset: str = "medium"  # DIS preset of that target's flow (training only)
     crop: tuple[int, int] = (360, 480)  # H, W of training pairs
     seed: int = 0
