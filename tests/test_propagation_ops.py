@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -298,11 +300,20 @@ def test_full_correlation_kernels_point_where_the_key_matches() -> None:
     torch.testing.assert_close(moved[..., 4:-4, 4:-4], cur[..., 4:-4, 4:-4], rtol=0, atol=1e-3)
 
 
-def test_old_propagation_files_load_with_their_own_predictor() -> None:
-    """The bundled file's saved config predates centre_weight and full_correlation: it loads with
-    the predictor it was trained with (strict state dicts)."""
+def test_old_propagation_files_load_with_their_own_predictor(tmp_path: Path) -> None:
+    """A file whose saved config predates centre_weight and full_correlation loads (strict state
+    dicts) with the predictor it was trained with, and says how it started."""
     from lowlatseg.checkpoint import load_model
-    from lowlatseg.propagation.weights import load_propagation
+    from lowlatseg.propagation.weights import LEGACY_CONFIG, load_propagation, save_propagation
 
-    cfg, adaptive, _ = load_propagation(None, load_model())
-    assert adaptive.predictor.match_scale is None or cfg.full_correlation
+    base = load_model()
+    cfg = PropagationConfig(dilation=2)
+    path = tmp_path / "old.pt"
+    save_propagation(path, cfg=cfg, base=base, adaptive=Adaptive(cfg, low_ch=base.config.low_ch), uniform=Uniform(cfg))
+    obj = torch.load(path, weights_only=False)
+    for k in ("centre_weight", "full_correlation"):
+        del obj["prop_config"][k]
+    torch.save(obj, path)
+    loaded, adaptive, _ = load_propagation(path, base)
+    assert loaded.centre_weight == LEGACY_CONFIG["centre_weight"] and not loaded.full_correlation
+    assert adaptive.predictor.match_scale is None and loaded.dilation == 2

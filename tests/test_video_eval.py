@@ -108,18 +108,31 @@ def test_cli_video_eval_bad_interval_and_order(tiny_camvid: Path, tiny_weights: 
 
 
 def test_train_propagation_flags_reach_the_saved_config(tiny_camvid: Path, tiny_weights: Path, tmp_path: Path) -> None:
-    """--centre-weight and --feature-weight are recorded in the run's config and its weight file."""
+    """The loss and predictor flags are recorded in the run's config and its weight file; a file
+    with the full correlation and the flow-kernel target trained loads back, and its inference
+    copy (BatchNorm folded) gives the same kernels."""
     import torch
+
+    from lowlatseg.checkpoint import load_model
+    from lowlatseg.nn.inference import for_inference
+    from lowlatseg.propagation.weights import load_propagation
 
     out = tmp_path / "p"
     rc = main(["train", "propagation", "--base", str(tiny_weights), "--data", str(tiny_camvid), "--video-dir", "none",
-               "--steps", "1", "--batch-size", "1", "--centre-weight", "0.6", "--feature-weight", "0", "--no-flow-guided",
-               "--out", str(out), "--quiet", "--threads", "1"])
+               "--steps", "1", "--batch-size", "1", "--centre-weight", "0.6", "--feature-weight", "0", "--kernel-weight", "0.5",
+               "--full-correlation", "--dilation", "2", "--no-flow-guided", "--out", str(out), "--quiet", "--threads", "1"])
     assert rc == 0
     cfg = json.loads((out / "config.json").read_text())
-    assert cfg["feature_weight"] == 0 and cfg["prop"]["centre_weight"] == 0.6
-    saved = torch.load(out / "propagation.pt", weights_only=False)
-    assert saved["prop_config"]["centre_weight"] == 0.6
+    assert cfg["feature_weight"] == 0 and cfg["kernel_weight"] == 0.5
+    assert cfg["prop"]["centre_weight"] == 0.6 and cfg["prop"]["full_correlation"] and cfg["prop"]["dilation"] == 2
+    assert np.isfinite(json.loads((out / "log.jsonl").read_text().splitlines()[-1])["adaptive_kernel"])
+    base = load_model(str(tiny_weights))
+    prop_cfg, adaptive, _ = load_propagation(out / "propagation.pt", base)
+    assert prop_cfg.full_correlation and prop_cfg.dilation == 2 and adaptive.predictor.match_scale is not None
+    torch.manual_seed(0)
+    a, b = torch.randn(1, base.config.low_ch, 6, 8), torch.randn(1, base.config.low_ch, 6, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(for_inference(adaptive).predictor(a, b), adaptive.predictor(a, b), rtol=1e-4, atol=1e-5)
 
 
 @needs_video

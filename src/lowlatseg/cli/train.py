@@ -41,10 +41,13 @@ def cmd_train_propagation(a: argparse.Namespace) -> int:
     from lowlatseg.train.propagation import PropTrainConfig, train_propagation
 
     set_threads(a.threads)
+    # the flags given override the configs' defaults (which live with the configs, not here)
+    prop = {k: getattr(a, k) for k in ("dilation", "centre_weight") if getattr(a, k) is not None}
+    loss = {k: getattr(a, k) for k in ("feature_weight", "kernel_weight") if getattr(a, k) is not None}
     cfg = PropTrainConfig(base=resolve_base(a.base), data=a.data, split=a.split, videos=training_videos(a), steps=a.steps,
                           batch_size=a.batch_size, lr=a.lr, seed=a.seed, flow_guided=not a.no_flow_guided,
-                          feature_weight=a.feature_weight, kernel_weight=a.kernel_weight, prop=PropagationConfig(centre_weight=a.centre_weight, full_correlation=a.full_correlation),
-                          **pair_overrides(a, "max_video_gap"))
+                          prop=PropagationConfig(full_correlation=a.full_correlation, **prop),
+                          **loss, **pair_overrides(a, "max_video_gap"))
     print(json.dumps(train_propagation(cfg, Path(a.out), progress=not a.quiet)))
     return 0
 
@@ -126,14 +129,16 @@ def add_train_parsers(sub: Any) -> None:
     tp.add_argument("--seed", type=int, default=0)
     tp.add_argument("--threads", type=nonneg_int, default=0)
     tp.add_argument("--no-flow-guided", action="store_true", help="train only the paper's adaptive and uniform kernels")
-    tp.add_argument("--feature-weight", type=nonneg_float, default=0.5,
-                    help="weight of the feature-distillation term beside the cross-entropy (0: labels only)")
-    tp.add_argument("--kernel-weight", type=nonneg_float, default=0.0,
+    tp.add_argument("--feature-weight", type=nonneg_float,
+                    help="weight of the feature-distillation term beside the cross-entropy (0: labels only; default 0.5)")
+    tp.add_argument("--kernel-weight", type=nonneg_float,
                     help="weight of a target for the adaptive kernels built from DIS flow (training only; default 0: off)")
     tp.add_argument("--full-correlation", action="store_true",
                     help="kernel predictors see the feature correlation at every kernel tap (about 2 ms a frame more)")
-    tp.add_argument("--centre-weight", type=open_unit, default=0.8,
-                    help="share of the learned kernels' initial weight on the centre tap, in (0, 1)")
+    tp.add_argument("--dilation", type=positive_int,
+                    help="spacing of the adaptive kernel's 7x7 taps in feature cells (default 1: reach 24 px)")
+    tp.add_argument("--centre-weight", type=open_unit,
+                    help="share of the learned kernels' initial weight on the centre tap, in (0, 1) (default 0.8)")
     tp.add_argument("--quiet", action="store_true")
     tp.set_defaults(func=cmd_train_propagation)
 

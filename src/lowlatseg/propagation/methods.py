@@ -64,7 +64,7 @@ class PropagationConfig:
     guided_kernel_size: int = 5  # flow-guided: taps per side of the correction kernel after the flow warp
     guided_dilation: int = 1  # flow-guided: tap spacing (reach 2 feature px = 16 image px: flow did the rest)
     # the predictors' initial kernel: this much on the centre tap, the rest spread evenly. Only
-    # training reads it. The files bundled up to 2026-12-01 began at a centre logit of 3 (0.29 of a
+    # training reads it. The files bundled up to 2026-12-01 began at a centre logit of 3 (0.295 of a
     # 7x7 kernel, 0.46 of a 5x5), which left their learned kernels too flat (docs/measurements.md)
     centre_weight: float = 0.8
     # the predictors see the correlation at every kernel tap, not at 3 x 3 coarse offsets (predictor.py)

@@ -47,6 +47,7 @@ from lowlatseg.propagation.flow import DISFlow
 from lowlatseg.propagation.flow_guided import FlowGuided
 from lowlatseg.propagation.flow_kernels import flow_kernels, kernel_cross_entropy
 from lowlatseg.propagation.methods import Adaptive, Current, KeyState, PropagationConfig, Uniform, grid_flow
+from lowlatseg.propagation.svconv import sv_conv
 from lowlatseg.propagation.weights import save_propagation
 from lowlatseg.train.runs import start_run, write_config
 
@@ -136,10 +137,14 @@ def train_propagation(cfg: PropTrainConfig, out: Path, *, progress: bool = True)
         # 5. the learned methods, same loss (the adaptive one with its flow-kernel target too)
         adaptive.train()
         kernel_loss = torch.zeros(())
+        adaptive_prop = None
         if target_flow is not None:  # where the flow says each location's content came from, on the tap grid
             target = flow_kernels(grid_flow(target_flow, key, cur, (fl_c.shape[-2], fl_c.shape[-1])),
                                   cfg.prop.kernel_size, cfg.prop.dilation)
-            kernel_loss = kernel_cross_entropy(torch.log_softmax(adaptive.predictor.logits(fl_k, fl_c), dim=1), target)
+            log_w = torch.log_softmax(adaptive.predictor.logits(fl_k, fl_c), dim=1)
+            kernel_loss = kernel_cross_entropy(log_w, target)
+            # the same kernels move the features (one predictor pass a step, as without the target)
+            adaptive_prop = sv_conv(fh_k, log_w.exp(), kernel_size=cfg.prop.kernel_size, dilation=cfg.prop.dilation)
         losses = {}
         total = torch.zeros(())
         methods: list[tuple[str, Adaptive | Uniform | FlowGuided]] = [("adaptive", adaptive), ("uniform", uniform)]
@@ -147,7 +152,7 @@ def train_propagation(cfg: PropTrainConfig, out: Path, *, progress: bool = True)
             guided.train()
             methods.append(("flow-guided", guided))
         for name, method in methods:
-            prop = method.propagate(key, cur)
+            prop = adaptive_prop if name == "adaptive" and adaptive_prop is not None else method.propagate(key, cur)
             logits = base.head(prop, fl_c, (ch, cw))
             ce = F.cross_entropy(logits, y, ignore_index=IGNORE_INDEX)
             feat = F.mse_loss(prop, fh_c) / var
