@@ -317,3 +317,13 @@ def test_old_propagation_files_load_with_their_own_predictor(tmp_path: Path) -> 
     loaded, adaptive, _ = load_propagation(path, base)
     assert loaded.centre_weight == LEGACY_CONFIG["centre_weight"] and not loaded.full_correlation
     assert adaptive.predictor.match_scale is None and loaded.dilation == 2
+
+
+def test_without_a_centre_weight_the_predictor_starts_as_the_bundled_files_did() -> None:
+    """centre_weight None: a centre logit of 3 (0.295 of a 7x7 kernel), the start of the recipe."""
+    import math
+
+    p = KernelPredictor(low_ch=8, kernel_size=7, dilation=2).eval()
+    with torch.no_grad():
+        w = p(torch.randn(1, 8, 5, 6), torch.randn(1, 8, 5, 6))
+    torch.testing.assert_close(w[:, 24], torch.full_like(w[:, 24], math.exp(3) / (math.exp(3) + 48)))

@@ -13,8 +13,8 @@ scored on the stride-8 feature grid, the argmax of the head's logits, so the fig
 to but not those of ``eval agreement``, which scores upsampled labels):
 
 * ``flow+fuse``: bilinear sampling at the displacement (taps one cell apart, unlimited reach);
-* ``flow-kernel K=7 d=2``: the displacement's bilinear weights on the tap grid of the adaptive
-  files bundled up to 2026-12-01 (taps 2 cells = 16 px apart, reach 48 px), clipped to its reach;
+* ``flow-kernel K=7 d=2``: the displacement's bilinear weights on the adaptive method's own tap
+  grid (taps 2 cells = 16 px apart, reach 48 px), clipped to its reach;
 * ``flow-kernel K=13 d=1``: the same reach with taps one cell apart;
 * ``flow-kernel K=7 d=1``: the same 49 taps one cell apart (reach 24 px);
 * ``adaptive``: the learned kernels of the bundled propagation file.

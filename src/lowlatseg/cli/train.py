@@ -136,9 +136,9 @@ def add_train_parsers(sub: Any) -> None:
     tp.add_argument("--full-correlation", action="store_true",
                     help="kernel predictors see the feature correlation at every kernel tap (about 2 ms a frame more)")
     tp.add_argument("--dilation", type=positive_int,
-                    help="spacing of the adaptive kernel's 7x7 taps in feature cells (default 1: reach 24 px)")
+                    help="spacing of the adaptive kernel's 7x7 taps in feature cells (default 2: reach 48 px)")
     tp.add_argument("--centre-weight", type=open_unit,
-                    help="share of the learned kernels' initial weight on the centre tap, in (0, 1) (default 0.8)")
+                    help="share of the learned kernels' initial weight on the centre tap, in (0, 1) (default: a centre logit of 3)")
     tp.add_argument("--quiet", action="store_true")
     tp.set_defaults(func=cmd_train_propagation)
 

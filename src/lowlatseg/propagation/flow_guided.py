@@ -1,7 +1,7 @@
 """Flow-guided adaptive propagation: DIS flow for the large motion, learned kernels for the rest.
 
 Beyond the paper. Its adaptive propagation reaches only ``K // 2 * dilation`` feature cells
-(3 cells = 24 image px at stride 8 with K=7, dilation 1), less than near-camera motion in city
+(6 cells = 48 image px at stride 8 with K=7, dilation 2), less than near-camera motion in city
 video over a few frames; optical flow reaches any distance but is blurred at object borders
 and wrong where content appears or disappears. This method does both, in order:
 

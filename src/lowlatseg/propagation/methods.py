@@ -53,20 +53,20 @@ class PropagationConfig:
     """Numbers shared by the kernel-based methods; saved in propagation checkpoints."""
 
     kernel_size: int = 7  # K: taps per side of the per-location kernel (49 taps: the CPU budget)
-    # spacing of the taps in feature cells: reach = K//2 * dilation = 3 cells = 24 image px. Files
-    # bundled up to 2026-12-01 used 2 (reach 48 px); taps 2 cells apart blur the sub-tap motion
-    # that dominates real video (docs/figures/kernel_oracle.py: -1.6 points on the city clip)
-    dilation: int = 1
+    # spacing of the taps in feature cells: reach = K//2 * dilation = 6 cells = 48 image px. Taps one
+    # cell apart (1) lose nothing to the flow oracle on the city clip, but an 800-step file trained
+    # so lost on the held-out highway and static clips (docs/measurements.md): an option
+    dilation: int = 2
     embed_ch: int = 16  # matching embedding of the kernel predictor
     hidden: int = 32  # width of the kernel predictor's CNN
     image_sigma: float = 0.1  # image-difference baseline: colour distance scale (RGB in [0, 1])
     flow_preset: str = "fast"  # DIS preset of the flow baseline (and of flow-guided propagation)
     guided_kernel_size: int = 5  # flow-guided: taps per side of the correction kernel after the flow warp
     guided_dilation: int = 1  # flow-guided: tap spacing (reach 2 feature px = 16 image px: flow did the rest)
-    # the predictors' initial kernel: this much on the centre tap, the rest spread evenly. Only
-    # training reads it. The files bundled up to 2026-12-01 began at a centre logit of 3 (0.295 of a
-    # 7x7 kernel, 0.46 of a 5x5), which left their learned kernels too flat (docs/measurements.md)
-    centre_weight: float = 0.8
+    # the predictors' initial kernel: this share on the centre tap, the rest spread evenly; None: a
+    # centre logit of 3 (0.295 of a 7x7 kernel, 0.456 of a 5x5), as the bundled files. Only
+    # training reads it. 0.8 trained sharper kernels in 250 steps (docs/measurements.md)
+    centre_weight: float | None = None
     # the predictors see the correlation at every kernel tap, not at 3 x 3 coarse offsets (predictor.py)
     full_correlation: bool = False
 

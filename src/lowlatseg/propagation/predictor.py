@@ -44,6 +44,9 @@ def coarse_correlation(current: torch.Tensor, key: torch.Tensor, *, dilation: in
     return local_correlation(current, key, kernel_size=3, dilation=dilation)
 
 
+LEGACY_CENTRE_LOGIT = 3.0  # the initial centre logit when no centre weight is given (the bundled files)
+
+
 def centre_logit(centre_weight: float, taps: int) -> float:
     """The centre logit (others 0) whose softmax over ``taps`` gives the centre ``centre_weight``."""
     return math.log(centre_weight * (taps - 1) / (1.0 - centre_weight))
@@ -62,10 +65,10 @@ class KernelPredictor(nn.Module):
     by a learned factor: each tap's logit leans towards how well the key matches there.
     """
 
-    def __init__(self, *, low_ch: int, kernel_size: int = 7, dilation: int = 1, embed_ch: int = 16, hidden: int = 32,
-                 centre_weight: float = 0.8, full_correlation: bool = False) -> None:
+    def __init__(self, *, low_ch: int, kernel_size: int = 7, dilation: int = 2, embed_ch: int = 16, hidden: int = 32,
+                 centre_weight: float | None = None, full_correlation: bool = False) -> None:
         super().__init__()
-        if not 0.0 < centre_weight < 1.0:
+        if centre_weight is not None and not 0.0 < centre_weight < 1.0:
             raise ValueError(f"centre_weight {centre_weight} must be in (0, 1)")
         self.kernel_size, self.dilation = kernel_size, dilation
         kk = kernel_size * kernel_size
@@ -79,15 +82,15 @@ class KernelPredictor(nn.Module):
         self.match_scale = nn.Parameter(torch.tensor(1.0)) if full_correlation else None
         body = [ConvBNReLU(3 * embed_ch + corr_ch, hidden, kernel=3), ConvBNReLU(hidden, hidden, kernel=3, dilation=2)]
         out = nn.Conv2d(hidden, kk, 1)
-        # start as "stay where you are": the centre tap holds ``centre_weight`` of the kernel, the
-        # others share the rest, so training starts close to clockwork without blurring (with
+        # start as "stay where you are": the centre tap holds ``centre_weight`` of the kernel (None:
+        # logit 3), the others share the rest, so training starts close to clockwork (with
         # full_correlation the matching term, scale 1 at the start, tilts that towards the taps
         # whose features match)
         nn.init.zeros_(out.weight)
         with torch.no_grad():
             assert out.bias is not None
             out.bias.zero_()
-            out.bias[kk // 2] = centre_logit(centre_weight, kk)
+            out.bias[kk // 2] = LEGACY_CENTRE_LOGIT if centre_weight is None else centre_logit(centre_weight, kk)
         self.net = nn.Sequential(*body, out)
 
     def unit_embedding(self, f_low: torch.Tensor) -> torch.Tensor:

@@ -4,7 +4,6 @@ config, and the fingerprint of the base network they were trained on."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -17,8 +16,8 @@ from lowlatseg.propagation.methods import Adaptive, PropagationConfig, Uniform
 PROP_FORMAT = "lowlatseg/propagation-v1"
 DEFAULT_PROPAGATION = Path(__file__).resolve().parents[1] / "weights" / "propagation_llnet_e_camvid.pt"
 # what files written before a config field existed were built with (their saved config lacks it):
-# a centre logit of 3, which is 0.295 of the adaptive 7x7 kernel (0.456 of the flow-guided 5x5)
-LEGACY_CONFIG: dict[str, Any] = {"centre_weight": math.exp(3) / (math.exp(3) + 48), "full_correlation": False}
+# a centre logit of 3 (centre_weight None) and the coarse correlation
+LEGACY_CONFIG: dict[str, Any] = {"centre_weight": None, "full_correlation": False}
 
 
 def saved_config(obj: dict[str, Any]) -> PropagationConfig:
