@@ -13,8 +13,8 @@ and wrong where content appears or disappears. This method does both, in order:
    (K=5, dilation 1 by default: a residual correction of +-2 feature pixels), applied to the
    warped features by the same spatially variant convolution as the paper's method.
 
-With zero flow and a centre-only kernel it is the identity (the predictor starts close to it:
-``PropagationConfig.centre_weight`` on the centre tap).
+With zero flow and a centre-only kernel it is the identity; the predictor starts with a strong
+centre tap (``PropagationConfig.centre_weight``) and learns the correction from there.
 """
 
 from __future__ import annotations

@@ -75,7 +75,6 @@ class KernelPredictor(nn.Module):
         # the coarse offsets sit half the reach out (at a reach of 3 cells: 1 cell; the refinement
         # convs see 3 cells further), so they resolve the small motions that dominate
         self.corr_dilation = max(1, kernel_size // 2 * dilation // 2)
-        self.full_correlation = full_correlation
         self.embed = nn.Conv2d(low_ch, embed_ch, 1)
         corr_ch = kk if full_correlation else 9
         # the direct matching term of the logits (full correlation only): cosine similarity x scale
