@@ -102,9 +102,10 @@ class KernelPredictor(nn.Module):
         ec = self.unit_embedding(f_low_cur)
         if self.match_scale is None:
             corr = coarse_correlation(ec, ek, dilation=self.corr_dilation)  # B x 9 x h x w
-            return self.net(torch.cat([ec, ek, (ec - ek).abs(), corr], dim=1))
-        corr = local_correlation(ec, ek, kernel_size=self.kernel_size, dilation=self.dilation)  # B x K*K x h x w
-        return self.net(torch.cat([ec, ek, (ec - ek).abs(), corr], dim=1)) + self.match_scale * corr
+        else:
+            corr = local_correlation(ec, ek, kernel_size=self.kernel_size, dilation=self.dilation)  # B x K*K x h x w
+        logits = self.net(torch.cat([ec, ek, (ec - ek).abs(), corr], dim=1))
+        return logits if self.match_scale is None else logits + self.match_scale * corr
 
     def forward(self, f_low_key: torch.Tensor, f_low_cur: torch.Tensor, *, key_embedding: torch.Tensor | None = None) -> torch.Tensor:
         """``key_embedding``: ``unit_embedding(f_low_key)`` if already computed (a keyframe serves many frames)."""
