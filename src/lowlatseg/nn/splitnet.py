@@ -29,6 +29,8 @@ from torch import nn
 from lowlatseg.nn.blocks import BasicBlock, ConvBNReLU, PyramidPooling, stage
 from lowlatseg.nn.lite_high import FRAME_CHANNELS, LiteHigh
 
+FRAME_BACKBONES = ("lite0-frame", "lite1-frame", "lite2-frame")  # high runs the whole pretrained backbone on the frame
+
 T = TypeVar("T")
 
 # ImageNet statistics are a reasonable fixed normalisation for RGB photographs.
@@ -55,9 +57,10 @@ class SplitNetConfig:
     fuse_ch: int = 128  # width of the head's fusion layer
     adapt_ch: int = 0  # channels the head's 1x1 adapts f_low to before fusing it (0: low_ch). Every frame pays
     # for the head: llnet-el adapts llnet-e's 256 channels to 64, about 1.2 ms less of a ~11 ms propagated frame
-    backbone: str = "resnet"  # high: 'resnet' (basic blocks from scratch), 'lite0-frame' (the whole pretrained
-    # EfficientNet-Lite0 on the frame, which low passes on in f_low) or 'lite0' (its blocks 5-15 behind an adapter)
-    output_stride: int = 32  # lite0 only: 16 keeps block 11 at stride 1 (more accurate, about twice the cost of the last blocks)
+    backbone: str = "resnet"  # high: 'resnet' (basic blocks from scratch), 'lite0-frame' / 'lite1-frame' / 'lite2-frame'
+    # (the whole pretrained EfficientNet-Lite on the frame, which low passes on in f_low) or 'lite0' (Lite0's blocks 5-15
+    # behind an adapter)
+    output_stride: int = 32  # lite backbones only: 16 keeps the block to stride 32 at stride 1 (more accurate, costlier)
 
 
 class Low(nn.Module):
@@ -194,16 +197,16 @@ class SplitSegNet(nn.Module):
         c = config
         self.config = config
         self.low: Low | FrameLow
-        if c.backbone == "lite0-frame":
+        if c.backbone in FRAME_BACKBONES:
             self.low = FrameLow(stem_ch=c.stem_ch, low_ch=c.low_ch, blocks=c.low_blocks)
         else:
             self.low = Low(stem_ch=c.stem_ch, low_ch=c.low_ch, blocks=c.low_blocks)
         self.high: High | LiteHigh
-        if c.backbone in ("lite0", "lite0-frame"):
+        if c.backbone == "lite0" or c.backbone in FRAME_BACKBONES:
             self.high = LiteHigh(low_ch=c.low_ch, high_ch=c.high_ch, output_stride=c.output_stride,
-                                 frame=c.backbone == "lite0-frame")
+                                 frame=c.backbone in FRAME_BACKBONES, variant=c.backbone.split("-")[0])
         elif c.backbone != "resnet":
-            raise ValueError(f"unknown backbone {c.backbone!r}; choose resnet, lite0-frame or lite0")
+            raise ValueError(f"unknown backbone {c.backbone!r}; choose resnet, lite0, {', '.join(FRAME_BACKBONES)}")
         else:
             self.high = High(
                 low_ch=c.low_ch,
@@ -222,7 +225,7 @@ class SplitSegNet(nn.Module):
     def learned_low_ch(self) -> int:
         """The leading channels of f_low that are learned features (the rest, in ``lite0-frame``
         networks, is the frame itself): what the deviation predictor reads."""
-        return self.config.low_ch - FRAME_CHANNELS if self.config.backbone == "lite0-frame" else self.config.low_ch
+        return self.config.low_ch - FRAME_CHANNELS if self.config.backbone in FRAME_BACKBONES else self.config.low_ch
 
     @property
     def stride(self) -> int:

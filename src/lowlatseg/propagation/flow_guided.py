@@ -38,7 +38,8 @@ class FlowGuided(_Base):
         self.flow = DISFlow(cfg.flow_preset)
         self.predictor = KernelPredictor(low_ch=low_ch, kernel_size=self.kernel_size, dilation=self.dilation,
                                          embed_ch=cfg.embed_ch, hidden=cfg.hidden,
-                                         centre_weight=cfg.centre_weight, full_correlation=cfg.full_correlation)
+                                         centre_weight=cfg.centre_weight, full_correlation=cfg.full_correlation,
+                                         sharpness=cfg.guided_sharpness)
         load_compiled()
 
     def warp(self, key: KeyState, cur: Current, features: torch.Tensor) -> torch.Tensor:

@@ -69,6 +69,11 @@ class PropagationConfig:
     centre_weight: float | None = None
     # the predictors see the correlation at every kernel tap, not at 3 x 3 coarse offsets (predictor.py)
     full_correlation: bool = False
+    # kernels = softmax(sharpness * logits) at inference (2 = each kernel squared and renormalised):
+    # training leaves them flatter than the labels want; `train sharpness` picks these on training
+    # clips after training (1: as trained). ``guided_sharpness``: the flow-guided predictor's
+    sharpness: float = 1.0
+    guided_sharpness: float = 1.0
 
 
 @runtime_checkable
@@ -188,7 +193,7 @@ class Adaptive(_KernelMethod):
         super().__init__(cfg)
         self.predictor = KernelPredictor(
             low_ch=low_ch, kernel_size=cfg.kernel_size, dilation=cfg.dilation, embed_ch=cfg.embed_ch, hidden=cfg.hidden,
-            centre_weight=cfg.centre_weight, full_correlation=cfg.full_correlation,
+            centre_weight=cfg.centre_weight, full_correlation=cfg.full_correlation, sharpness=cfg.sharpness,
         )
 
     def weights(self, key: KeyState, cur: Current) -> torch.Tensor:

@@ -63,13 +63,20 @@ class KernelPredictor(nn.Module):
     With ``full_correlation`` the correlation is taken at every tap of the kernel (K*K shifted
     products, about 2 ms more at 45 x 60 on 2 cores) and also enters the logits directly, scaled
     by a learned factor: each tap's logit leans towards how well the key matches there.
+
+    ``sharpness`` s (not learned; set after training, see ``train sharpness``): the kernel is
+    ``softmax(s * logits)``, i.e. the trained kernel raised to the power s and renormalised; s > 1
+    pulls each kernel's mass towards its largest taps.
     """
 
     def __init__(self, *, low_ch: int, kernel_size: int = 7, dilation: int = 2, embed_ch: int = 16, hidden: int = 32,
-                 centre_weight: float | None = None, full_correlation: bool = False) -> None:
+                 centre_weight: float | None = None, full_correlation: bool = False, sharpness: float = 1.0) -> None:
         super().__init__()
         if centre_weight is not None and not 0.0 < centre_weight < 1.0:
             raise ValueError(f"centre_weight {centre_weight} must be in (0, 1)")
+        if not sharpness > 0.0:
+            raise ValueError(f"sharpness {sharpness} must be positive")
+        self.sharpness = float(sharpness)
         self.kernel_size, self.dilation = kernel_size, dilation
         kk = kernel_size * kernel_size
         # the coarse offsets sit half the reach out (at a reach of 3 cells: 1 cell; the refinement
@@ -109,4 +116,5 @@ class KernelPredictor(nn.Module):
 
     def forward(self, f_low_key: torch.Tensor, f_low_cur: torch.Tensor, *, key_embedding: torch.Tensor | None = None) -> torch.Tensor:
         """``key_embedding``: ``unit_embedding(f_low_key)`` if already computed (a keyframe serves many frames)."""
-        return torch.softmax(self.logits(f_low_key, f_low_cur, key_embedding=key_embedding), dim=1)
+        logits = self.logits(f_low_key, f_low_cur, key_embedding=key_embedding)
+        return torch.softmax(logits if self.sharpness == 1.0 else self.sharpness * logits, dim=1)

@@ -4,7 +4,7 @@ config, and the fingerprint of the base network they were trained on."""
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -58,4 +58,16 @@ def load_flow_guided(path: str | Path | None, base: SplitSegNet) -> FlowGuided |
     return method.eval()
 
 
-__all__ = ["fingerprint", "save_propagation", "load_propagation", "load_flow_guided", "DEFAULT_PROPAGATION"]
+def save_sharpened(src: str | Path | None, base: SplitSegNet, out: Path, *, sharpness: float,
+                   guided_sharpness: float | None = None, note: str = "") -> PropagationConfig:
+    """A copy of the propagation file ``src`` (None: bundled) for ``base`` whose config holds the
+    given kernel sharpness (``guided_sharpness`` None: unchanged); weights untouched. ``note`` (the
+    table the values were chosen from) is stored as ``sharpness_calibration``."""
+    obj = load_companion(src, DEFAULT_PROPAGATION, fmt=PROP_FORMAT, kind="propagation", base=base)
+    cfg = saved_config(obj)
+    cfg = replace(cfg, sharpness=sharpness, guided_sharpness=cfg.guided_sharpness if guided_sharpness is None else guided_sharpness)
+    atomic_save({**obj, "prop_config": asdict(cfg), "sharpness_calibration": note}, out)
+    return cfg
+
+
+__all__ = ["fingerprint", "save_propagation", "load_propagation", "load_flow_guided", "save_sharpened", "DEFAULT_PROPAGATION"]

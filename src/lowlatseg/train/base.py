@@ -237,14 +237,14 @@ def _init_pretrained(model: SplitSegNet, cfg: BaseTrainConfig, pairs: Dataset, o
     from lowlatseg.train.distill import distill_low
 
     if not isinstance(model.high, LiteHigh):
-        raise ParameterError(f"{{pretrained}} needs an architecture with a pretrained backbone (llnet-e, llnet-d16), not {cfg.arch}", "pretrained")
+        raise ParameterError(f"{{pretrained}} needs an architecture with a pretrained backbone (llnet-e, llnet-e2, llnet-d16), not {cfg.arch}", "pretrained")
     if cfg.distill_epochs > 0 and model.high.frame:
         raise ParameterError(f"{cfg.arch} runs the whole pretrained backbone on the frame: there is no front end to distil; "
                              "drop {distill_epochs}", "distill_epochs")
-    net = load_imagenet()
+    net = load_imagenet(variant=model.high.variant)
     n = model.high.load_pretrained(net)
     if progress:
-        tqdm.write(f"high: {n} tensors of EfficientNet-Lite0 from the ImageNet weights")
+        tqdm.write(f"high: {n} tensors of EfficientNet-{model.high.variant.capitalize()} from the ImageNet weights")
     if cfg.distill_epochs > 0:
         loader = DataLoader(pairs, batch_size=cfg.batch_size, shuffle=True, num_workers=cfg.workers,
                             generator=torch.Generator().manual_seed(cfg.seed + 1), drop_last=True)
