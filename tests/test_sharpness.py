@@ -119,7 +119,26 @@ def test_calibration_refuses_bad_input(tiny_weights: Path, small_video: Path, ti
     with pytest.raises(SystemExit) as e:
         main(["train", "sharpness", "--out", str(tmp_path / "o"), "--video", str(small_video), "--grid", "0"])
     assert e.value.code == 2 and "--grid" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["train", "sharpness", "--out", str(tmp_path / "o"), "--video", str(small_video), "--grid", "inf"])
+    with pytest.raises(ParameterError, match="repeats a value"):
+        calibrate_sharpness(SharpnessConfig(videos=(str(small_video),), grid=(1.0, 1.0), **base), progress=False)
     (tmp_path / "f").write_text("")
-    assert main(["train", "sharpness", "--out", str(tmp_path / "f"), "--video", str(small_video)]) == 2
+    common = ["--base", str(tiny_weights), "--propagation", str(tiny_prop), "--size", "native", "--quiet"]
+    assert main(["train", "sharpness", "--out", str(tmp_path / "f"), "--video", str(small_video)] + common) == 2
     assert "is an existing file" in capsys.readouterr().err
-    assert not (tmp_path / "o").exists()
+    assert main(["train", "sharpness", "--out", str(tmp_path / "o")] + common) == 2
+    assert "--video" in capsys.readouterr().err  # no default clips: the held-out ones must not be chosen on by accident
+    (tmp_path / "run").mkdir()
+    own = tmp_path / "run" / "propagation.pt"
+    own.write_bytes(tiny_prop.read_bytes())
+    assert main(["train", "sharpness", "--out", str(tmp_path / "run"), "--video", str(small_video), "--base", str(tiny_weights),
+                 "--propagation", str(own), "--quiet"]) == 2
+    assert "holds the --propagation file itself" in capsys.readouterr().err
+    # a failure while scoring leaves no folder behind
+    assert main(["train", "sharpness", "--out", str(tmp_path / "o"), "--video", str(small_video), "--interval", "8",
+                 "--frames", "16"] + common) == 2
+    assert "fewer than two keyframe intervals" in capsys.readouterr().err and not (tmp_path / "o").exists()
+    assert main(["train", "sharpness", "--out", str(tmp_path / "f" / "sub"), "--video", str(small_video), "--interval", "3",
+                 "--frames", "12", "--grid", "1"] + common) == 2
+    assert "cannot create the folder" in capsys.readouterr().err

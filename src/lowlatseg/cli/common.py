@@ -6,6 +6,7 @@ Nothing here imports torch, so ``lowlatseg --help`` stays instant.
 from __future__ import annotations
 
 import argparse
+import math
 import dataclasses
 from pathlib import Path
 from typing import Any, TypeVar
@@ -27,6 +28,8 @@ def _number(text: str, cast: type, ok: Any, must: str) -> Any:
         v = cast(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if cast is int else 'a number'}") from None
+    if cast is float and not math.isfinite(v):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
     if not ok(v):
         raise argparse.ArgumentTypeError(f"{v} must be {must}")
     return v

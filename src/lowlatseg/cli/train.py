@@ -53,20 +53,27 @@ def cmd_train_propagation(a: argparse.Namespace) -> int:
 
 
 def cmd_train_sharpness(a: argparse.Namespace) -> int:
-    from lowlatseg.checkpoint import load_model
     from lowlatseg.evaluation.commands.sharpness import GRID, SharpnessConfig, calibrate_sharpness
     from lowlatseg.propagation.weights import save_sharpened
 
     set_threads(a.threads)
+    if not a.video and a.video_dir is None:
+        raise UserError("give the training clips to choose on with --video (repeatable) or --video-dir; "
+                        "never the clips you report results on")
     out = Path(a.out)
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is an existing file; give a folder (it is created if needed)")
+    if a.propagation and (out / "propagation.pt").resolve() == Path(a.propagation).resolve():
+        raise UserError(f"--out {out} holds the --propagation file itself; write the calibrated copy to another folder")
     cfg = SharpnessConfig(videos=training_videos(a), base=resolve_base(a.base), propagation=a.propagation,
                           grid=tuple(a.grid) if a.grid else GRID, interval=a.interval, frames=a.frames, size=a.size)
     res = calibrate_sharpness(cfg, progress=not a.quiet)
     table = json.dumps(res.to_json(), indent=2) + "\n"
-    out.mkdir(parents=True, exist_ok=True)
-    save_sharpened(cfg.propagation, load_model(cfg.base), out / "propagation.pt", sharpness=res.chosen["adaptive"],
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"cannot create the folder --out {out} ({e.strerror}); choose another") from None
+    save_sharpened(cfg.propagation, res.model, out / "propagation.pt", sharpness=res.chosen["adaptive"],
                    guided_sharpness=res.chosen.get("flow-guided"), note=table)
     (out / "sharpness.json").write_text(table)
     print(json.dumps({"chosen": res.chosen, "mean_agreement": res.means, "propagation": str(out / "propagation.pt")}))
@@ -103,7 +110,7 @@ def cmd_export(a: argparse.Namespace) -> int:
 
 
 def add_train_parsers(sub: Any) -> None:
-    """``train base``, ``train propagation``, ``train scheduler``."""
+    """``train base``, ``train propagation``, ``train sharpness``, ``train scheduler``."""
     t = sub.add_parser("train", help="train models").add_subparsers(dest="what", required=True, metavar="WHAT")
     b = t.add_parser("base", help="train the split segmentation network on labelled images")
     b.add_argument("--data", default=DEFAULT_CAMVID, help="dataset folder")
@@ -167,7 +174,7 @@ def add_train_parsers(sub: Any) -> None:
     tk.add_argument("--base", help="base weights file or run folder (default: the bundled model)")
     tk.add_argument("--propagation", help="the propagation file to calibrate (default: bundled)")
     tk.add_argument("--video", action="append", help="training clip to choose on (repeatable; instead of --video-dir)")
-    tk.add_argument("--video-dir", default=None, metavar="DIR", help="every video of this folder (the default folder when neither is given)")
+    tk.add_argument("--video-dir", default=None, metavar="DIR", help="every video of this folder (one of --video / --video-dir is needed)")
     tk.add_argument("--grid", type=positive_float, nargs="+", metavar="S",
                     help="sharpness values to try (default 1 1.5 2 2.5 3; 1: as trained, 2: kernels squared and renormalised)")
     tk.add_argument("--interval", type=positive_int, default=5, help="keyframe every N frames while scoring")

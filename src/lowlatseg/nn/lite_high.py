@@ -25,7 +25,8 @@ f_low (B x low_ch x h x w, h, w = the stride-8 grid) -> f_high (B x high_ch x h 
    from block 10 (stride 16) and the adapted stride-8 features, each followed by a 3x3 conv,
    back to the stride-8 grid. Bilinear upsampling with ``align_corners=False``.
 
-``steps`` yields after each block (13 slices; 18 on the frame, 23 for Lite2) for the low-latency runtime's
+``steps`` yields after the stem and each block (13 yields behind the adapter; 18 on the frame,
+23 for Lite1 and Lite2) for the low-latency runtime's
 sliced executor.
 """
 

@@ -71,7 +71,7 @@ class PropagationConfig:
     full_correlation: bool = False
     # kernels = softmax(sharpness * logits) at inference (2 = each kernel squared and renormalised):
     # training leaves them flatter than the labels want; `train sharpness` picks these on training
-    # clips after training (1: as trained). ``guided_sharpness``: the flow-guided predictor's
+    # clips after training (1: as trained); guided_sharpness is the flow-guided predictor's
     sharpness: float = 1.0
     guided_sharpness: float = 1.0
 

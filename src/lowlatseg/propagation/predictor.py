@@ -74,8 +74,8 @@ class KernelPredictor(nn.Module):
         super().__init__()
         if centre_weight is not None and not 0.0 < centre_weight < 1.0:
             raise ValueError(f"centre_weight {centre_weight} must be in (0, 1)")
-        if not sharpness > 0.0:
-            raise ValueError(f"sharpness {sharpness} must be positive")
+        if not 0.0 < sharpness <= 100.0:
+            raise ValueError(f"sharpness {sharpness} must be in (0, 100]")
         self.sharpness = float(sharpness)
         self.kernel_size, self.dilation = kernel_size, dilation
         kk = kernel_size * kernel_size

@@ -32,6 +32,7 @@ from tqdm import tqdm
 from lowlatseg.errors import ParameterError, UserError
 
 GRID = (1.0, 1.5, 2.0, 2.5, 3.0)
+MAX_SHARPNESS = 20.0  # beyond this a kernel is its argmax tap already, and s * logits may overflow
 
 
 @dataclass(frozen=True)
@@ -48,8 +49,10 @@ class SharpnessConfig:
 def _check(cfg: SharpnessConfig) -> None:
     if not cfg.videos:
         raise ParameterError("{video} is missing: give the training clips to choose the sharpness on", "video")
-    if not cfg.grid or any(not s > 0 for s in cfg.grid):
-        raise ParameterError(f"{{grid}} {list(cfg.grid)} must be positive numbers, e.g. 1 1.5 2 3", "grid")
+    if not cfg.grid or any(not 0 < s <= MAX_SHARPNESS for s in cfg.grid):
+        raise ParameterError(f"{{grid}} {list(cfg.grid)} must be numbers in (0, {MAX_SHARPNESS:g}], e.g. 1 1.5 2 3", "grid")
+    if len({f"{s:g}" for s in cfg.grid}) != len(cfg.grid):
+        raise ParameterError(f"{{grid}} {list(cfg.grid)} repeats a value; give each sharpness once", "grid")
     if cfg.frames < 2 * cfg.interval:
         raise ParameterError(f"{{frames}} {cfg.frames} must be at least twice the interval ({cfg.interval})", "frames")
 
@@ -113,6 +116,7 @@ class SharpnessResult:
     means: dict[str, dict[str, float]]
     clips: list[dict[str, Any]]
     config: SharpnessConfig
+    model: Any  # the base network the file belongs to (SplitSegNet)
 
     def to_json(self) -> dict[str, Any]:
         return {"config": asdict(self.config), "chosen": self.chosen, "mean_agreement": self.means,
@@ -143,4 +147,4 @@ def calibrate_sharpness(cfg: SharpnessConfig, *, progress: bool = True) -> Sharp
     means: dict[str, dict[str, float]] = {}
     for name in methods:
         chosen[name], means[name] = choose(per_clip, name, cfg.grid)
-    return SharpnessResult(chosen, means, per_clip, cfg)
+    return SharpnessResult(chosen, means, per_clip, cfg, model)
