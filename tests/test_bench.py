@@ -92,10 +92,13 @@ def test_tradeoff_plot_and_json(tiny_weights: Path, tiny_prop: Path, tiny_sched:
     fixed = [p for p in res["points"] if p["method"] == "adaptive"]
     assert [p["keyframe_fraction"] for p in fixed] == [pytest.approx(0.5), pytest.approx(2 / 6, abs=1e-4)]
     assert all(np.isfinite(p["latency_ms"]["mean"]) for p in res["points"])
-    # the per-frame ladder: the model at 360x480 and the smaller sizes, and every bundled network
+    # the per-frame ladder: the model at 360x480 and the smaller sizes, and every bundled network at all three
     ladder = [(p["model"], p["size"]) for p in res["points"] if p["method"] == "per-frame"]
     assert ladder[:3] == [("llnet-tiny", "360x480"), ("llnet-tiny", "240x320"), ("llnet-tiny", "288x384")]
-    assert len(ladder) == 3 + len(bundled_models())
+    bundled = ladder[3:]
+    assert len(bundled) == 3 * len(bundled_models())
+    for arch in {a for a, _ in bundled}:
+        assert sorted(s for a, s in bundled if a == arch) == ["240x320", "288x384", "360x480"]  # one file per arch
     assert all({"model", "size", "method", "miou", "latency_ms"} <= set(p) for p in res["points"])
     assert all({"mean", "p95", "max"} <= set(p["latency_ms"]) for p in res["points"])
     # low-latency accuracy is scored with the keyframe delay its own live run showed (at least 1)

@@ -29,7 +29,7 @@ WEIGHTS_FORMAT = "lowlatseg/weights-v1"
 DEFAULT_WEIGHTS = Path(__file__).parent / "weights" / "llnet_e_camvid.pt"
 
 
-LADDER_SIZES = ((240, 320), (288, 384))  # the default model's smaller per-frame operating points (besides 360x480)
+LADDER_SIZES = ((240, 320), (288, 384))  # smaller per-frame operating points of every bundled network (besides the clip's size)
 
 
 def bundled_models() -> list[Path]:

@@ -57,8 +57,9 @@ class TradeoffEval:
 
 def eval_tradeoff(opts: TradeoffOptions) -> TradeoffEval:
     """``ladder``: per-frame points besides the model's own, each ``WEIGHTS`` (at the clip's size)
-    or ``WEIGHTS@HxW``; None: every bundled network at the clip's size and the model at
-    ``LADDER_SIZES`` (see :func:`ladder_points`)."""
+    or ``WEIGHTS@HxW``; None: the model at ``LADDER_SIZES``, and every other bundled network at the
+    clip's size and at ``LADDER_SIZES`` (see :func:`ladder_points`): a user may pick any of them
+    at any size."""
     from lowlatseg.evaluation.tradeoff import tradeoff_points
     from lowlatseg.propagation.methods import ImageDifference
     from lowlatseg.scheduling.weights import load_scheduler
@@ -104,12 +105,12 @@ def ladder_points(specs: tuple[str, ...] | None, model: SplitSegNet, weights: st
     out: list[LadderPoint] = []
     if specs is None:
         own = Path(weights).resolve() if weights else DEFAULT_WEIGHTS.resolve()
-        for size in LADDER_SIZES:
-            if size != hw:
-                out.append(LadderPoint(model.config.arch, model, size, str(weights or DEFAULT_WEIGHTS)))
+        smaller = [size for size in LADDER_SIZES if size != hw]
+        out += [LadderPoint(model.config.arch, model, size, str(weights or DEFAULT_WEIGHTS)) for size in smaller]
         for path in bundled_models():
             if path.resolve() != own:
-                out.append(LadderPoint(load_model(path).config.arch, load_model(path), hw, str(path)))
+                net = load_model(path)
+                out += [LadderPoint(net.config.arch, net, size, str(path)) for size in (hw, *smaller)]
         return out
     for spec in specs:
         path_text, _, size_text = spec.partition("@")
