@@ -19,7 +19,6 @@ import sys
 from pathlib import Path
 
 import torch
-from torch import nn
 
 ROOT = Path(__file__).resolve().parents[2]
 VIDEO = ROOT.parent / "shared" / "data" / "video"
@@ -27,31 +26,13 @@ CLIPS = {"city": "city_slow_626x360.mp4", "highway": "autobahn_960x540.mp4", "st
 FRAMES, INTERVAL, POWERS = 150, 5, (1, 2)
 
 
-class Sharpened(nn.Module):
-    """A kernel predictor whose softmax weights are raised to ``power`` and renormalised."""
-
-    def __init__(self, predictor: nn.Module, power: int) -> None:
-        super().__init__()
-        self.inner, self.power = predictor, power
-        self.kernel_size, self.dilation = predictor.kernel_size, predictor.dilation
-
-    def unit_embedding(self, f_low: torch.Tensor) -> torch.Tensor:
-        return self.inner.unit_embedding(f_low)
-
-    def forward(self, f_low_key: torch.Tensor, f_low_cur: torch.Tensor, *, key_embedding: torch.Tensor | None = None) -> torch.Tensor:
-        w = self.inner(f_low_key, f_low_cur, key_embedding=key_embedding)
-        if self.power == 1:
-            return w
-        w = w.clamp_min(1e-12) ** self.power
-        return w / w.sum(1, keepdim=True)
-
-
 def score_clip(path: Path, propagation: str | None) -> dict[str, float]:
     from lowlatseg.evaluation.commands.loading import load_guided, load_propagation_of
+    from lowlatseg.evaluation.commands.video import unlabelled_frames
     from lowlatseg.evaluation.video import Row, run_protocol
     from lowlatseg.io.video import VideoReader
     from lowlatseg.propagation.methods import FlowWarp
-    from lowlatseg.runtime import network_size, parse_size, prepare
+    from lowlatseg.runtime import network_size, parse_size
 
     p = load_propagation_of(None, propagation)
     guided = load_guided(propagation, p.model)
@@ -61,19 +42,13 @@ def score_clip(path: Path, propagation: str | None) -> dict[str, float]:
             continue
         for power in POWERS:
             m = copy.deepcopy(method)
-            m.predictor = Sharpened(m.predictor, power)
+            m.predictor.sharpness = float(power)  # softmax(power * logits): the kernel to that power, renormalised
             rows.append(Row(f"{name} t{power}", m, True))
     reader = VideoReader(str(path))
     hw = network_size((reader.info.height, reader.info.width), parse_size("360"))
-
-    def frames():
-        for i, f in enumerate(reader):
-            if i >= FRAMES:
-                break
-            yield prepare(f, hw), None
-
     try:
-        res = run_protocol(p.model, rows, frames(), interval=INTERVAL, num_classes=p.model.config.num_classes)
+        res = run_protocol(p.model, rows, unlabelled_frames(reader, hw, FRAMES), interval=INTERVAL,
+                           num_classes=p.model.config.num_classes)
     finally:
         reader.close()
     return {r["method"]: round(r["miou"], 2) for r in res.rows}

@@ -66,10 +66,11 @@ def _sharpened(method: Any, s: float) -> Any:
 def score_clip(video: str, cfg: SharpnessConfig, model: Any, methods: dict[str, Any], flow_preset: str,
                progress: bool) -> dict[str, Any]:
     """Agreement of every method at every sharpness (and flow+fuse for scale) on one clip."""
+    from lowlatseg.evaluation.commands.video import unlabelled_frames
     from lowlatseg.evaluation.video import Row, run_protocol
     from lowlatseg.io.video import VideoReader
     from lowlatseg.propagation.methods import FlowWarp
-    from lowlatseg.runtime import network_size, parse_size, prepare
+    from lowlatseg.runtime import network_size, parse_size
 
     rows = [Row("flow+fuse", FlowWarp(flow_preset), True)]
     for name, method in methods.items():
@@ -81,16 +82,9 @@ def score_clip(video: str, cfg: SharpnessConfig, model: Any, methods: dict[str, 
                         "drop it from the clips")
     hw = network_size((reader.info.height, reader.info.width), parse_size(cfg.size))
     bar = tqdm(total=cfg.frames, desc=f"sharpness {Path(video).name}", unit="frame", disable=not progress, leave=False)
-
-    def frames():
-        for i, f in enumerate(reader):
-            if i >= cfg.frames:
-                break
-            yield prepare(f, hw), None
-
     try:
-        res = run_protocol(model, rows, frames(), interval=cfg.interval, num_classes=model.config.num_classes,
-                           progress=bar.update)
+        res = run_protocol(model, rows, unlabelled_frames(reader, hw, cfg.frames), interval=cfg.interval,
+                           num_classes=model.config.num_classes, progress=bar.update)
     finally:
         bar.close()
         reader.close()

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,11 +86,22 @@ def eval_video(opts: VideoEvalOptions) -> VideoEval:
     return VideoEval(res.frames, res.interval, out_rows, source, torch.get_num_threads())
 
 
+def unlabelled_frames(reader: Any, hw: tuple[int, int], max_frames: int = 0) -> Iterator[tuple[torch.Tensor, None]]:
+    """A video's frames as :func:`~lowlatseg.evaluation.video.run_protocol` takes them when the
+    per-frame network is the reference: (1 x 3 x H x W at ``hw``, None); ``max_frames`` 0: all."""
+    from lowlatseg.runtime import prepare
+
+    for i, f in enumerate(reader):
+        if max_frames and i >= max_frames:
+            break
+        yield prepare(f, hw), None
+
+
 def eval_agreement(opts: AgreementOptions) -> VideoEval:
     """The methods of ``eval video`` on unlabelled video, scored against the per-frame network."""
     from lowlatseg.evaluation.video import run_protocol, standard_rows
     from lowlatseg.io.video import VideoReader
-    from lowlatseg.runtime import network_size, parse_size, prepare
+    from lowlatseg.runtime import network_size, parse_size
 
     check_interval(opts.interval)
     size_spec = parse_size(opts.size)
@@ -98,17 +110,11 @@ def eval_agreement(opts: AgreementOptions) -> VideoEval:
     hw = network_size((reader.info.height, reader.info.width), size_spec)
     max_frames = opts.max_frames
 
-    def frames():
-        for i, f in enumerate(reader):
-            if max_frames and i >= max_frames:
-                break
-            yield prepare(f, hw), None
-
     total = min(reader.info.frames, max_frames) if max_frames and reader.info.frames else (max_frames or reader.info.frames or None)
     bar = tqdm(total=total, desc=f"agreement N={opts.interval}", unit="frame", disable=not opts.progress)
     try:
         rows = standard_rows(p.config, p.adaptive, p.uniform, flow_guided=load_guided(opts.propagation, p.model))
-        res = run_protocol(p.model, rows, frames(), interval=opts.interval,
+        res = run_protocol(p.model, rows, unlabelled_frames(reader, hw, max_frames), interval=opts.interval,
                            num_classes=p.model.config.num_classes, progress=bar.update)
     finally:
         bar.close()
