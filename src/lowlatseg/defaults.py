@@ -7,7 +7,10 @@ Where each number comes from is in ``docs/runtime.md`` and ``docs/measurements.m
 MODES = ("per-frame", "fixed", "adaptive", "low-latency")
 
 # The learned propagation methods a runtime can propagate with (runtime/build.py).
-PROPAGATION_METHODS = ("adaptive", "flow-guided")
+PROPAGATION_METHODS = ("adaptive", "flow-guided", "flow-residual")
+
+# The learned methods a propagation file holds, by name (train/propagation.py; ``train propagation --only``).
+TRAINED_METHODS = ("adaptive", "uniform", "flow-guided", "flow-residual")
 
 # Frames from choosing a keyframe to the first frame its features answer, used to score the
 # low-latency mode deterministically (``eval video``; ``eval tradeoff`` uses the delay its live run
@@ -25,6 +28,7 @@ WORKERS = ("sliced", "parallel")
 # staleness costs accuracy, so the bound keeps them no staler than the parallel worker's.
 MAX_DELAY_FRAMES = 6
 
-# The learned propagation the runtime uses by default: "adaptive" (the paper's) or "flow-guided"
-# (DIS flow, then learned kernels); chosen by `eval video` / `eval agreement` (README).
+# The learned propagation the runtime uses by default: "adaptive" (the paper's), "flow-guided"
+# (DIS flow, then learned kernels) or "flow-residual" (DIS flow, then a learned correction); chosen
+# by `eval video` / `eval agreement` (README).
 DEFAULT_PROPAGATION_METHOD = "adaptive"

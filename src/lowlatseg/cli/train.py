@@ -11,7 +11,8 @@ from lowlatseg.cli.common import (
     DEFAULT_CAMVID, add_pair_args, nonneg_float, nonneg_int, open_unit, pair_overrides, positive_float, positive_int, resolve_base, set_threads,
     training_videos,
 )
-from lowlatseg.errors import UserError
+from lowlatseg.defaults import TRAINED_METHODS
+from lowlatseg.errors import ParameterError, UserError
 from lowlatseg.scheduling.rules import ACCUMULATED, INSTANT
 
 
@@ -43,9 +44,13 @@ def cmd_train_propagation(a: argparse.Namespace) -> int:
     set_threads(a.threads)
     # the flags given override the configs' defaults (which live with the configs, not here)
     prop = {k: getattr(a, k) for k in ("dilation", "centre_weight") if getattr(a, k) is not None}
+    if a.start is not None and (prop or a.full_correlation):
+        raise ParameterError("{start} trains on the file's own propagation config; drop {dilation}, {centre_weight} and "
+                             "{full_correlation}", "start", "dilation", "centre_weight", "full_correlation")
     loss = {k: getattr(a, k) for k in ("feature_weight", "kernel_weight") if getattr(a, k) is not None}
     cfg = PropTrainConfig(base=resolve_base(a.base), data=a.data, split=a.split, videos=training_videos(a), steps=a.steps,
                           batch_size=a.batch_size, lr=a.lr, seed=a.seed, flow_guided=not a.no_flow_guided,
+                          flow_residual=not a.no_flow_residual, loss=a.loss, start=a.start, only=tuple(a.only or ()),
                           prop=PropagationConfig(full_correlation=a.full_correlation, **prop),
                           **loss, **pair_overrides(a, "max_video_gap"))
     print(json.dumps(train_propagation(cfg, Path(a.out), progress=not a.quiet)))
@@ -156,7 +161,15 @@ def add_train_parsers(sub: Any) -> None:
     tp.add_argument("--lr", type=positive_float, default=2e-3)
     tp.add_argument("--seed", type=int, default=0)
     tp.add_argument("--threads", type=nonneg_int, default=0)
-    tp.add_argument("--no-flow-guided", action="store_true", help="train only the paper's adaptive and uniform kernels")
+    tp.add_argument("--no-flow-guided", action="store_true", help="do not train the flow-guided method")
+    tp.add_argument("--no-flow-residual", action="store_true", help="do not train the flow-residual method")
+    tp.add_argument("--loss", choices=["ce", "kl"], default="ce",
+                    help="ce: cross-entropy against labels (the teacher's argmax on video); kl: match the teacher's "
+                         "class distribution on every pair (default ce)")
+    tp.add_argument("--start", metavar="FILE",
+                    help="start from this propagation file (its config and weights) instead of fresh methods")
+    tp.add_argument("--only", nargs="+", metavar="METHOD", choices=TRAINED_METHODS,
+                    help="train only these methods and keep the others of the --start file as they are")
     tp.add_argument("--feature-weight", type=nonneg_float,
                     help="weight of the feature-distillation term beside the cross-entropy (0: labels only; default 0.5)")
     tp.add_argument("--kernel-weight", type=nonneg_float,

@@ -52,12 +52,13 @@ def tradeoff_points(
     predictor: DeviationPredictor, images: list[np.ndarray],
     labels: list[np.ndarray], *, rule: str = "instant", num_classes: int, intervals: tuple[int, ...], fps: float, threads: int,
     delay_frames: int | None = None, progress: bool = True, latency_repeat: int = 3, ladder: Sequence[LadderPoint] = (),
-    flow_guided: Propagator | None = None, scheduled_method: Propagator | None = None,
+    flow_guided: Propagator | None = None, flow_residual: Propagator | None = None,
+    scheduled_method: Propagator | None = None,
 ) -> list[dict[str, Any]]:
     """``latency_repeat``: latency is measured on the clip played forwards and backwards this
     many times (a 51-frame clip alone gives too few frames for a stable maximum). ``ladder``:
     more per-frame points (other networks or input sizes), measured the same way, after the
-    default model's own per-frame point. ``flow_guided``: its rows too, when the propagation
+    default model's own per-frame point. ``flow_guided``, ``flow_residual``: their rows too, when the propagation
     file has the method. ``scheduled_method``: what the adaptive-scheduled and low-latency points
     propagate with (default ``adaptive``; the runtime's default method, as the runtime runs them).
     ``delay_frames``: frames from choosing a low-latency keyframe to using its features in the
@@ -79,6 +80,8 @@ def tradeoff_points(
                                              ("image-difference+fuse", image_difference), ("adaptive", adaptive)]
     if flow_guided is not None:
         methods.append(("flow-guided", flow_guided))
+    if flow_residual is not None:
+        methods.append(("flow-residual", flow_residual))
     for name, m in methods:
         configs += [(name, m, Fixed(n), False, n) for n in intervals]
     # low-latency's number is first calibrated for this delay (the given one, else the default)
@@ -141,7 +144,7 @@ def plot_tradeoff(points: list[dict[str, Any]], path: Path, *, title: str) -> No
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.8), dpi=110, sharey=True)
     styles = {"per-frame": ("k", "*"), "clockwork+fuse": ("tab:gray", "s"), "flow+fuse": ("tab:blue", "^"),
               "uniform+fuse": ("tab:brown", "v"), "image-difference+fuse": ("tab:pink", "X"), "adaptive": ("tab:green", "o"),
-              "flow-guided": ("tab:cyan", "h"), "adaptive-scheduled": ("tab:orange", "D"), "low-latency": ("tab:red", "P")}
+              "flow-guided": ("tab:cyan", "h"), "flow-residual": ("tab:olive", "p"), "adaptive-scheduled": ("tab:orange", "D"), "low-latency": ("tab:red", "P")}
     for ax, stat in zip(axes, ("mean", "max")):
         for name, (color, marker) in styles.items():
             pts = sorted((p for p in points if p["method"] == name), key=lambda p: p["interval"] or 0)  # along the keyframe rate

@@ -9,7 +9,8 @@ Rows: ``per-frame``; the paper's baselines without low-level fusion (``clockwork
 ``uniform``, ``image-difference``) and ``adaptive-nofuse``; ``adaptive`` (with fusion); so
 that nobody has to guess, the baselines *with* fusion (``clockwork+fuse`` ...); and, with
 propagation files that have it, ``flow-guided`` (beyond the paper; propagation/flow_guided.py)
-with and without fusion.
+with and without fusion, and ``flow-residual`` (with fusion only: its correction reads the
+current frame's low-level features, a fusion of its own).
 
 ``ms_per_frame`` is the mean compute time of a non-key frame (d > 0): ``low`` on the frame,
 the method's propagation, the head at the evaluated resolution and the argmax, measured inline
@@ -68,9 +69,9 @@ class Row:
 
 
 def standard_rows(prop_cfg: PropagationConfig, adaptive: Adaptive, uniform: Uniform, *, with_fused_baselines: bool = True,
-                  flow_guided: Propagator | None = None) -> list[Row]:
-    """The paper's rows, the fused baselines, and (when the propagation file has one) the
-    flow-guided method with and without fusion, after them."""
+                  flow_guided: Propagator | None = None, flow_residual: Propagator | None = None) -> list[Row]:
+    """The paper's rows, the fused baselines, and (when the propagation file has them) the
+    flow-guided method with and without fusion and the flow-residual method, after them."""
     clock, flow, imgdiff = Clockwork(), FlowWarp(prop_cfg.flow_preset), ImageDifference(prop_cfg)
     rows = [
         Row("per-frame", None, True),
@@ -85,6 +86,8 @@ def standard_rows(prop_cfg: PropagationConfig, adaptive: Adaptive, uniform: Unif
         rows += [Row(f"{r.name}+fuse", r.method, True) for r in rows[1:5]]
     if flow_guided is not None:
         rows += [Row("flow-guided-nofuse", flow_guided, False), Row("flow-guided", flow_guided, True)]
+    if flow_residual is not None:
+        rows.append(Row("flow-residual", flow_residual, True))
     return rows
 
 

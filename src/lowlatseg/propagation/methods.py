@@ -74,6 +74,7 @@ class PropagationConfig:
     # clips after training (1: as trained); guided_sharpness is the flow-guided predictor's
     sharpness: float = 1.0
     guided_sharpness: float = 1.0
+    residual_hidden: int = 64  # flow-residual: width of its correction network (propagation/flow_residual.py)
 
 
 @runtime_checkable

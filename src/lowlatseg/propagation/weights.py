@@ -1,5 +1,5 @@
 """Propagation weight files: the learned methods (adaptive predictor, uniform kernel, and the
-flow-guided predictor in files that have one), their
+flow-guided predictor and flow-residual correction in files that have them), their
 config, and the fingerprint of the base network they were trained on."""
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from typing import Any
 from lowlatseg.checkpoint import atomic_save, fingerprint, load_companion
 from lowlatseg.nn.splitnet import SplitSegNet
 from lowlatseg.propagation.flow_guided import FlowGuided
+from lowlatseg.propagation.flow_residual import FlowResidual
 from lowlatseg.propagation.methods import Adaptive, PropagationConfig, Uniform
 
 PROP_FORMAT = "lowlatseg/propagation-v1"
@@ -26,7 +27,8 @@ def saved_config(obj: dict[str, Any]) -> PropagationConfig:
 
 
 def save_propagation(path: Path, *, cfg: PropagationConfig, base: SplitSegNet, adaptive: Adaptive, uniform: Uniform,
-                     flow_guided: FlowGuided | None = None, extra: dict[str, Any] | None = None) -> None:
+                     flow_guided: FlowGuided | None = None, flow_residual: FlowResidual | None = None,
+                     extra: dict[str, Any] | None = None) -> None:
     obj = {
         "format": PROP_FORMAT, "prop_config": asdict(cfg), "base_arch": base.config.arch,
         "base_fingerprint": fingerprint(base), "low_ch": base.config.low_ch,
@@ -34,6 +36,8 @@ def save_propagation(path: Path, *, cfg: PropagationConfig, base: SplitSegNet, a
     }
     if flow_guided is not None:
         obj["flow_guided"] = flow_guided.state_dict()
+    if flow_residual is not None:
+        obj["flow_residual"] = flow_residual.state_dict()
     obj.update(extra or {})
     atomic_save(obj, path)
 
@@ -58,6 +62,17 @@ def load_flow_guided(path: str | Path | None, base: SplitSegNet) -> FlowGuided |
     return method.eval()
 
 
+def load_flow_residual(path: str | Path | None, base: SplitSegNet) -> FlowResidual | None:
+    """The flow-residual method of a propagation file, or None when the file has none (older files)."""
+    obj = load_companion(path, DEFAULT_PROPAGATION, fmt=PROP_FORMAT, kind="propagation", base=base)
+    if "flow_residual" not in obj:
+        return None
+    method = FlowResidual(saved_config(obj), low_ch=base.config.low_ch, learned_ch=base.learned_low_ch,
+                          high_ch=base.config.high_ch)
+    method.load_state_dict(obj["flow_residual"], strict=True)
+    return method.eval()
+
+
 def save_sharpened(src: str | Path | None, base: SplitSegNet, out: Path, *, sharpness: float,
                    guided_sharpness: float | None = None, note: str = "") -> PropagationConfig:
     """A copy of the propagation file ``src`` (None: bundled) for ``base`` whose config holds the
@@ -70,4 +85,4 @@ def save_sharpened(src: str | Path | None, base: SplitSegNet, out: Path, *, shar
     return cfg
 
 
-__all__ = ["fingerprint", "save_propagation", "load_propagation", "load_flow_guided", "save_sharpened", "DEFAULT_PROPAGATION"]
+__all__ = ["fingerprint", "save_propagation", "load_propagation", "load_flow_guided", "load_flow_residual", "save_sharpened", "DEFAULT_PROPAGATION"]

@@ -66,16 +66,17 @@ def build_runtime(model: SplitSegNet, config: RuntimeConfig | None = None, *, me
 
 def _load_method(cfg: RuntimeConfig, model: SplitSegNet) -> Propagator:
     """The learned propagation of the config's method (per-frame: never asked to propagate)."""
-    from lowlatseg.propagation.weights import load_flow_guided, load_propagation
+    from lowlatseg.propagation.weights import load_flow_guided, load_flow_residual, load_propagation
 
     if cfg.mode == "per-frame":
         return Clockwork()
-    if cfg.propagation_method == "flow-guided":
-        guided = load_flow_guided(cfg.propagation, model)
-        if guided is None:
-            raise UserError("this propagation file has no flow-guided method; retrain it with the propagation trainer "
-                            "or use the adaptive method")
-        return guided
+    loaders = {"flow-guided": load_flow_guided, "flow-residual": load_flow_residual}
+    if cfg.propagation_method in loaders:
+        method = loaders[cfg.propagation_method](cfg.propagation, model)
+        if method is None:
+            raise UserError(f"this propagation file has no {cfg.propagation_method} method; add it with 'lowlatseg train "
+                            f"propagation --start FILE --only {cfg.propagation_method}' or use the adaptive method")
+        return method
     _, adaptive, _ = load_propagation(cfg.propagation, model)
     return adaptive
 

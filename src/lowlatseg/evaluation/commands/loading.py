@@ -46,6 +46,13 @@ def load_guided(propagation: str | None, model: SplitSegNet) -> Propagator | Non
     return load_flow_guided(propagation, model)
 
 
+def load_residual(propagation: str | None, model: SplitSegNet) -> Propagator | None:
+    """The flow-residual method of the propagation file, None if it has none."""
+    from lowlatseg.propagation.weights import load_flow_residual
+
+    return load_flow_residual(propagation, model)
+
+
 @dataclass(frozen=True)
 class Clip:
     """A labelled clip in time order and the first ``n`` frames to use, with the base model's propagation."""

@@ -13,7 +13,7 @@ from lowlatseg.checkpoint import DEFAULT_WEIGHTS, load_model
 from lowlatseg.defaults import DEFAULT_PROPAGATION_METHOD
 from lowlatseg.evaluation.verdict import verdicts
 from lowlatseg.errors import ParameterError, UserError
-from lowlatseg.evaluation.commands.loading import load_guided, open_clip
+from lowlatseg.evaluation.commands.loading import load_guided, load_residual, open_clip
 from lowlatseg.nn.splitnet import SplitSegNet
 
 
@@ -78,11 +78,15 @@ def eval_tradeoff(opts: TradeoffOptions) -> TradeoffEval:
     torch.set_num_threads(opts.threads)
     members = ladder_points(opts.ladder, model, opts.weights, clip_hw=images[0].shape[:2])
     guided = load_guided(opts.propagation, model)
-    runtime_method = guided if DEFAULT_PROPAGATION_METHOD == "flow-guided" and guided is not None else p.adaptive
+    residual = load_residual(opts.propagation, model)
+    learned = {"adaptive": p.adaptive, "flow-guided": guided, "flow-residual": residual}
+    runtime_method = learned.get(DEFAULT_PROPAGATION_METHOD)
+    if runtime_method is None:
+        runtime_method = p.adaptive
     points = tradeoff_points(model, p.adaptive, p.uniform, ImageDifference(p.config), predictor, images, labels,
                              rule=defaults.rule, num_classes=ds.labels.num_classes, intervals=opts.intervals,
                              fps=opts.fps, threads=opts.threads, delay_frames=opts.delay_frames, progress=opts.progress,
-                             latency_repeat=opts.latency_repeat, ladder=members, flow_guided=guided,
+                             latency_repeat=opts.latency_repeat, ladder=members, flow_guided=guided, flow_residual=residual,
                              scheduled_method=runtime_method)
     h, w = images[0].shape[:2]
     return TradeoffEval(
