@@ -151,7 +151,7 @@ def test_train_propagation_end_to_end_then_eval(tiny_camvid: Path, tiny_weights:
     res = json.loads(js.read_text())
     names = [r["method"] for r in res["rows"]]
     assert names[: len(REQUIRED)] == REQUIRED
-    assert {"flow-guided", "flow-guided-nofuse"} <= set(names)  # trained beside adaptive, saved in the same file
+    assert {"flow-guided", "flow-guided-nofuse", "flow-residual"} <= set(names)  # trained beside adaptive, saved in the same file
     # the shipped rule (this scheduler file: instant), the other rule, then low-latency with the shipped rule
     assert names[-3:] == ["adaptive-scheduled", "adaptive-scheduled-accumulated", "low-latency"]
     assert [r["rule"] for r in res["rows"][-3:]] == ["instant", "accumulated", "instant"]
