@@ -4,9 +4,11 @@ config, and the fingerprint of the base network they were trained on."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+from torch import nn
 
 from lowlatseg.checkpoint import atomic_save, fingerprint, load_companion
 from lowlatseg.nn.splitnet import SplitSegNet
@@ -42,35 +44,53 @@ def save_propagation(path: Path, *, cfg: PropagationConfig, base: SplitSegNet, a
     atomic_save(obj, path)
 
 
-def load_propagation(path: str | Path | None, base: SplitSegNet) -> tuple[PropagationConfig, Adaptive, Uniform]:
-    """Learned methods for ``base``; refuses a file trained for another base network."""
+@dataclass(frozen=True)
+class LearnedMethods:
+    """Every learned method of one propagation file, in eval mode; the optional ones are None
+    when the file has none (older files)."""
+
+    config: PropagationConfig
+    adaptive: Adaptive
+    uniform: Uniform
+    flow_guided: FlowGuided | None
+    flow_residual: FlowResidual | None
+
+
+M = TypeVar("M", bound=nn.Module)
+
+
+def _loaded(method: M, state: dict[str, Any]) -> M:
+    method.load_state_dict(state, strict=True)
+    return method.eval()
+
+
+def load_methods(path: str | Path | None, base: SplitSegNet) -> LearnedMethods:
+    """The learned methods for ``base`` from one read of the file; refuses a file trained for
+    another base network."""
     obj = load_companion(path, DEFAULT_PROPAGATION, fmt=PROP_FORMAT, kind="propagation", base=base)
     cfg = saved_config(obj)
-    adaptive, uniform = Adaptive(cfg, low_ch=base.config.low_ch), Uniform(cfg)
-    adaptive.load_state_dict(obj["adaptive"], strict=True)
-    uniform.load_state_dict(obj["uniform"], strict=True)
-    return cfg, adaptive.eval(), uniform.eval()
+    c = base.config
+    guided = _loaded(FlowGuided(cfg, low_ch=c.low_ch), obj["flow_guided"]) if "flow_guided" in obj else None
+    residual = (_loaded(FlowResidual(cfg, low_ch=c.low_ch, learned_ch=base.learned_low_ch, high_ch=c.high_ch),
+                        obj["flow_residual"]) if "flow_residual" in obj else None)
+    return LearnedMethods(cfg, _loaded(Adaptive(cfg, low_ch=c.low_ch), obj["adaptive"]), _loaded(Uniform(cfg), obj["uniform"]),
+                          guided, residual)
+
+
+def load_propagation(path: str | Path | None, base: SplitSegNet) -> tuple[PropagationConfig, Adaptive, Uniform]:
+    """The paper's learned methods for ``base`` (see :func:`load_methods`)."""
+    m = load_methods(path, base)
+    return m.config, m.adaptive, m.uniform
 
 
 def load_flow_guided(path: str | Path | None, base: SplitSegNet) -> FlowGuided | None:
     """The flow-guided method of a propagation file, or None when the file has none (older files)."""
-    obj = load_companion(path, DEFAULT_PROPAGATION, fmt=PROP_FORMAT, kind="propagation", base=base)
-    if "flow_guided" not in obj:
-        return None
-    method = FlowGuided(saved_config(obj), low_ch=base.config.low_ch)
-    method.load_state_dict(obj["flow_guided"], strict=True)
-    return method.eval()
+    return load_methods(path, base).flow_guided
 
 
 def load_flow_residual(path: str | Path | None, base: SplitSegNet) -> FlowResidual | None:
     """The flow-residual method of a propagation file, or None when the file has none (older files)."""
-    obj = load_companion(path, DEFAULT_PROPAGATION, fmt=PROP_FORMAT, kind="propagation", base=base)
-    if "flow_residual" not in obj:
-        return None
-    method = FlowResidual(saved_config(obj), low_ch=base.config.low_ch, learned_ch=base.learned_low_ch,
-                          high_ch=base.config.high_ch)
-    method.load_state_dict(obj["flow_residual"], strict=True)
-    return method.eval()
+    return load_methods(path, base).flow_residual
 
 
 def save_sharpened(src: str | Path | None, base: SplitSegNet, out: Path, *, sharpness: float,
@@ -85,4 +105,4 @@ def save_sharpened(src: str | Path | None, base: SplitSegNet, out: Path, *, shar
     return cfg
 
 
-__all__ = ["fingerprint", "save_propagation", "load_propagation", "load_flow_guided", "load_flow_residual", "save_sharpened", "DEFAULT_PROPAGATION"]
+__all__ = ["fingerprint", "save_propagation", "load_propagation", "load_flow_guided", "load_flow_residual", "load_methods", "LearnedMethods", "save_sharpened", "DEFAULT_PROPAGATION"]

@@ -66,19 +66,17 @@ def build_runtime(model: SplitSegNet, config: RuntimeConfig | None = None, *, me
 
 def _load_method(cfg: RuntimeConfig, model: SplitSegNet) -> Propagator:
     """The learned propagation of the config's method (per-frame: never asked to propagate)."""
-    from lowlatseg.propagation.weights import load_flow_guided, load_flow_residual, load_propagation
+    from lowlatseg.propagation.weights import load_methods
 
     if cfg.mode == "per-frame":
         return Clockwork()
-    loaders = {"flow-guided": load_flow_guided, "flow-residual": load_flow_residual}
-    if cfg.propagation_method in loaders:
-        method = loaders[cfg.propagation_method](cfg.propagation, model)
-        if method is None:
-            raise UserError(f"this propagation file has no {cfg.propagation_method} method; add it with 'lowlatseg train "
-                            f"propagation --start FILE --only {cfg.propagation_method}' or use the adaptive method")
-        return method
-    _, adaptive, _ = load_propagation(cfg.propagation, model)
-    return adaptive
+    learned = load_methods(cfg.propagation, model)
+    method = {"adaptive": learned.adaptive, "flow-guided": learned.flow_guided,
+              "flow-residual": learned.flow_residual}[cfg.propagation_method]
+    if method is None:
+        raise UserError(f"this propagation file has no {cfg.propagation_method} method; add it with 'lowlatseg train "
+                        f"propagation --start FILE --only {cfg.propagation_method}' or use the adaptive method")
+    return method
 
 
 def _load_policy(cfg: RuntimeConfig, model: SplitSegNet) -> KeyframePolicy:

@@ -22,35 +22,24 @@ def check_classes(model: SplitSegNet, ds: Any) -> None:
 
 @dataclass(frozen=True)
 class Propagation:
-    """A base model with the learned propagation of its propagation file."""
+    """A base model with the learned propagation of its propagation file (``flow_guided``,
+    ``flow_residual``: None when the file has none)."""
 
     model: SplitSegNet
     config: PropagationConfig
     adaptive: Adaptive
     uniform: Uniform
+    flow_guided: Propagator | None = None
+    flow_residual: Propagator | None = None
 
 
 def load_propagation_of(weights: str | None, propagation: str | None) -> Propagation:
-    """The base model (``weights``; None: bundled) and its propagation (None: bundled)."""
-    from lowlatseg.propagation.weights import load_propagation
+    """The base model (``weights``; None: bundled) and its propagation (None: bundled), one read of each file."""
+    from lowlatseg.propagation.weights import load_methods
 
     model = load_model(weights)
-    prop_cfg, adaptive, uniform = load_propagation(propagation, model)
-    return Propagation(model, prop_cfg, adaptive, uniform)
-
-
-def load_guided(propagation: str | None, model: SplitSegNet) -> Propagator | None:
-    """The flow-guided method of the propagation file, None if it has none."""
-    from lowlatseg.propagation.weights import load_flow_guided
-
-    return load_flow_guided(propagation, model)
-
-
-def load_residual(propagation: str | None, model: SplitSegNet) -> Propagator | None:
-    """The flow-residual method of the propagation file, None if it has none."""
-    from lowlatseg.propagation.weights import load_flow_residual
-
-    return load_flow_residual(propagation, model)
+    m = load_methods(propagation, model)
+    return Propagation(model, m.config, m.adaptive, m.uniform, m.flow_guided, m.flow_residual)
 
 
 @dataclass(frozen=True)

@@ -121,7 +121,7 @@ class SharpnessResult:
 def calibrate_sharpness(cfg: SharpnessConfig, *, progress: bool = True) -> SharpnessResult:
     """Scores the grid on ``cfg.videos`` for the learned methods of the propagation file."""
     from lowlatseg.checkpoint import load_model
-    from lowlatseg.propagation.weights import load_flow_guided, load_propagation
+    from lowlatseg.propagation.weights import load_methods
     from lowlatseg.scheduling.policies import check_interval
 
     _check(cfg)
@@ -130,11 +130,11 @@ def calibrate_sharpness(cfg: SharpnessConfig, *, progress: bool = True) -> Sharp
     if missing:
         raise ParameterError(f"{{video}} {missing[0]} does not exist; give readable video files", "video")
     model = load_model(cfg.base).eval()
-    prop_cfg, adaptive, _ = load_propagation(cfg.propagation, model)
-    methods: dict[str, Any] = {"adaptive": adaptive}
-    guided = load_flow_guided(cfg.propagation, model)
-    if guided is not None:
-        methods["flow-guided"] = guided
+    learned = load_methods(cfg.propagation, model)
+    prop_cfg = learned.config
+    methods: dict[str, Any] = {"adaptive": learned.adaptive}
+    if learned.flow_guided is not None:
+        methods["flow-guided"] = learned.flow_guided
     per_clip = [score_clip(video, cfg, model, methods, prop_cfg.flow_preset, progress)
                 for video in tqdm(cfg.videos, desc="clips", unit="clip", disable=not progress)]
     chosen: dict[str, float] = {}

@@ -13,7 +13,7 @@ from lowlatseg.checkpoint import DEFAULT_WEIGHTS, load_model
 from lowlatseg.defaults import DEFAULT_PROPAGATION_METHOD
 from lowlatseg.evaluation.verdict import verdicts
 from lowlatseg.errors import ParameterError, UserError
-from lowlatseg.evaluation.commands.loading import load_guided, load_residual, open_clip
+from lowlatseg.evaluation.commands.loading import open_clip
 from lowlatseg.nn.splitnet import SplitSegNet
 
 
@@ -77,8 +77,7 @@ def eval_tradeoff(opts: TradeoffOptions) -> TradeoffEval:
     labels = [ds[i][1] for i in range(n)]
     torch.set_num_threads(opts.threads)
     members = ladder_points(opts.ladder, model, opts.weights, clip_hw=images[0].shape[:2])
-    guided = load_guided(opts.propagation, model)
-    residual = load_residual(opts.propagation, model)
+    guided, residual = p.flow_guided, p.flow_residual
     learned = {"adaptive": p.adaptive, "flow-guided": guided, "flow-residual": residual}
     runtime_method = learned.get(DEFAULT_PROPAGATION_METHOD)
     if runtime_method is None:

@@ -12,7 +12,7 @@ from tqdm import tqdm
 
 from lowlatseg.checkpoint import DEFAULT_WEIGHTS
 from lowlatseg.defaults import DEFAULT_DELAY_FRAMES
-from lowlatseg.evaluation.commands.loading import load_guided, load_propagation_of, load_residual, open_clip
+from lowlatseg.evaluation.commands.loading import load_propagation_of, open_clip
 from lowlatseg.runtime.config import check_delay
 from lowlatseg.scheduling.policies import check_interval
 
@@ -70,8 +70,7 @@ def eval_video(opts: VideoEvalOptions) -> VideoEval:
     ds, n, p = clip.ds, clip.n, clip.prop
     frames = ((to_tensor(ds[i][0]).unsqueeze(0), ds[i][1]) for i in range(n))
     bar = tqdm(total=n, desc=f"eval video N={opts.interval}", unit="frame", disable=not opts.progress)
-    rows = standard_rows(p.config, p.adaptive, p.uniform, flow_guided=load_guided(opts.propagation, p.model),
-                         flow_residual=load_residual(opts.propagation, p.model))
+    rows = standard_rows(p.config, p.adaptive, p.uniform, flow_guided=p.flow_guided, flow_residual=p.flow_residual)
     res = run_protocol(p.model, rows, frames, interval=opts.interval, num_classes=ds.labels.num_classes, progress=bar.update)
     bar.close()
     out_rows = list(res.rows)
@@ -114,8 +113,7 @@ def eval_agreement(opts: AgreementOptions) -> VideoEval:
     total = min(reader.info.frames, max_frames) if max_frames and reader.info.frames else (max_frames or reader.info.frames or None)
     bar = tqdm(total=total, desc=f"agreement N={opts.interval}", unit="frame", disable=not opts.progress)
     try:
-        rows = standard_rows(p.config, p.adaptive, p.uniform, flow_guided=load_guided(opts.propagation, p.model),
-                             flow_residual=load_residual(opts.propagation, p.model))
+        rows = standard_rows(p.config, p.adaptive, p.uniform, flow_guided=p.flow_guided, flow_residual=p.flow_residual)
         res = run_protocol(p.model, rows, unlabelled_frames(reader, hw, max_frames), interval=opts.interval,
                            num_classes=p.model.config.num_classes, progress=bar.update)
     finally:
