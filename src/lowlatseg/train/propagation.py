@@ -113,12 +113,6 @@ def _switched_off(cfg: PropTrainConfig) -> set[str]:
     return {m for m, on in (("flow-guided", cfg.flow_guided), ("flow-residual", cfg.flow_residual)) if not on}
 
 
-def trained_names(cfg: PropTrainConfig, present: set[str]) -> set[str]:
-    """Which of the methods ``present`` (built for the new file) this run trains: ``only``, or all
-    but the switched-off ones (a switched-off method of a start file is kept as it is)."""
-    return set(cfg.only) if cfg.only else present - _switched_off(cfg)
-
-
 def build_methods(cfg: PropTrainConfig, base: Any) -> tuple[PropagationConfig, dict[str, Any], set[str], dict[str, Any]]:
     """(propagation config, the learned methods by name, the names this run trains, what the start
     file holds). Without ``start``: fresh methods on ``cfg.prop``; with it: the file's config and
@@ -128,11 +122,10 @@ def build_methods(cfg: PropTrainConfig, base: Any) -> tuple[PropagationConfig, d
     if cfg.start is not None:
         saved = start_file(cfg.start, base)
         prop_cfg = saved_config(saved)
-    present = {"adaptive", "uniform"}
-    present |= {m for m in ("flow-guided", "flow-residual") if m.replace("-", "_") in saved or m not in _switched_off(cfg)}
-    if cfg.only:  # a method neither in the file nor asked for stays out of the new file
-        present = {m for m in present if m in cfg.only or m.replace("-", "_") in saved or m in ("adaptive", "uniform")}
-    trained = trained_names(cfg, present)
+    # trained: ``only``, or all but the switched-off ones; the new file holds those, the start
+    # file's others (kept as they are) and always the paper's two
+    trained = set(cfg.only) if cfg.only else set(TRAINED) - _switched_off(cfg)
+    present = trained | {m for m in TRAINED if m.replace("-", "_") in saved} | {"adaptive", "uniform"}
     if "adaptive" in trained:
         prop_cfg = replace(prop_cfg, sharpness=1.0)
     if "flow-guided" in trained:
