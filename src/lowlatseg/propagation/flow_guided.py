@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import torch
 
-from lowlatseg.propagation.flow import DISFlow, warp
-from lowlatseg.propagation.methods import Current, KeyState, PropagationConfig, _Base, grid_flow
+from lowlatseg.propagation.flow import DISFlow
+from lowlatseg.propagation.methods import Current, KeyState, PropagationConfig, _Base, flow_warp_with_low
 from lowlatseg.propagation.predictor import KernelPredictor
 from lowlatseg.propagation.svconv import load_compiled, sv_conv
 
@@ -43,9 +43,6 @@ class FlowGuided(_Base):
         load_compiled()
 
     def warp(self, key: KeyState, cur: Current, features: torch.Tensor) -> torch.Tensor:
-        flow = grid_flow(self.flow, key, cur, (cur.f_low.shape[-2], cur.f_low.shape[-1])).to(cur.f_low.dtype)
-        c = features.shape[1]
-        both = warp(torch.cat([features, key.f_low], dim=1), flow)  # one sampling pass for both
-        moved, moved_low = both[:, :c], both[:, c:]
+        moved, moved_low = flow_warp_with_low(self.flow, key, cur, features)
         weights = self.predictor(moved_low, cur.f_low)  # B x K*K x h x w
         return sv_conv(moved, weights, kernel_size=self.kernel_size, dilation=self.dilation)

@@ -28,8 +28,8 @@ import torch
 from torch import nn
 
 from lowlatseg.nn.blocks import ConvBNReLU
-from lowlatseg.propagation.flow import DISFlow, warp
-from lowlatseg.propagation.methods import Current, KeyState, PropagationConfig, _Base, grid_flow
+from lowlatseg.propagation.flow import DISFlow
+from lowlatseg.propagation.methods import Current, KeyState, PropagationConfig, _Base, flow_warp_with_low
 
 COLOUR_STATS = 6  # mean and mean |difference| of each RGB channel over a cell's 8 x 8 pixels
 
@@ -81,10 +81,7 @@ class FlowResidual(_Base):
         c = features.shape[1]
         if c < self.high_ch:
             raise ValueError(f"features have {c} channels; flow-residual corrects the first {self.high_ch} (f_high)")
-        flow = grid_flow(self.flow, key, cur, (cur.f_low.shape[-2], cur.f_low.shape[-1]))
-        flow = flow.to(dtype=cur.f_low.dtype, device=cur.f_low.device)
-        both = warp(torch.cat([features, key.f_low], dim=1), flow)  # one sampling pass for both
-        moved, moved_low = both[:, :c], both[:, c:]
+        moved, moved_low = flow_warp_with_low(self.flow, key, cur, features)
         high = moved[:, : self.high_ch]
         delta = self.out(self.net(self.correction_inputs(high, moved_low, cur.f_low)))
         corrected = high + delta

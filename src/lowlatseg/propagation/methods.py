@@ -131,6 +131,17 @@ def grid_flow(dis: DISFlow, key: KeyState, cur: Current, hw: tuple[int, int]) ->
     return torch.cat([flow_to_grid(dis(to_grey(cur.image[b : b + 1]), g), hw) for b, g in enumerate(greys)])
 
 
+def flow_warp_with_low(dis: DISFlow, key: KeyState, cur: Current, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``features`` (B x C x h x w) and the keyframe's ``f_low`` backward-warped by DIS flow
+    current -> key on the feature grid, in one sampling pass: (warped features, warped key f_low).
+    What the flow-guided and flow-residual methods correct afterwards."""
+    flow = grid_flow(dis, key, cur, (cur.f_low.shape[-2], cur.f_low.shape[-1]))
+    flow = flow.to(dtype=cur.f_low.dtype, device=cur.f_low.device)
+    c = features.shape[1]
+    both = warp(torch.cat([features, key.f_low], dim=1), flow)
+    return both[:, :c], both[:, c:]
+
+
 class _KernelMethod(_Base):
     def __init__(self, cfg: PropagationConfig) -> None:
         super().__init__()

@@ -55,6 +55,10 @@ class LearnedMethods:
     flow_guided: FlowGuided | None
     flow_residual: FlowResidual | None
 
+    def by_name(self, name: str) -> Adaptive | FlowGuided | FlowResidual | None:
+        """The runtime-selectable method ``name`` (``PROPAGATION_METHODS``), None if the file has none."""
+        return {"adaptive": self.adaptive, "flow-guided": self.flow_guided, "flow-residual": self.flow_residual}[name]
+
 
 M = TypeVar("M", bound=nn.Module)
 

@@ -71,8 +71,7 @@ def _load_method(cfg: RuntimeConfig, model: SplitSegNet) -> Propagator:
     if cfg.mode == "per-frame":
         return Clockwork()
     learned = load_methods(cfg.propagation, model)
-    method = {"adaptive": learned.adaptive, "flow-guided": learned.flow_guided,
-              "flow-residual": learned.flow_residual}[cfg.propagation_method]
+    method = learned.by_name(cfg.propagation_method)
     if method is None:
         raise UserError(f"this propagation file has no {cfg.propagation_method} method; add it with 'lowlatseg train "
                         f"propagation --start FILE --only {cfg.propagation_method}' or use the adaptive method")

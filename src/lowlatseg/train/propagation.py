@@ -101,7 +101,7 @@ def check_methods(cfg: PropTrainConfig) -> None:
     if cfg.only and cfg.start is None:
         raise ParameterError("{only} keeps the other methods of a file as they are, so it needs {start} FILE "
                              "(the propagation file to keep them from)", "only", "start")
-    off = [m for m, on in (("flow-guided", cfg.flow_guided), ("flow-residual", cfg.flow_residual)) if not on and m in cfg.only]
+    off = [m for m in cfg.only if m in _switched_off(cfg)]
     if off:
         raise UserError(f"{off[0]} is both switched off and asked to train; drop one of the two flags")
     if cfg.start is not None and cfg.prop != PropagationConfig():

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lowlatseg.checkpoint import load_model
 from lowlatseg.errors import UserError
 from lowlatseg.nn.splitnet import SplitSegNet
 from lowlatseg.propagation.methods import Adaptive, PropagationConfig, Propagator, Uniform
+
+if TYPE_CHECKING:
+    from lowlatseg.propagation.weights import LearnedMethods
 
 
 def check_classes(model: SplitSegNet, ds: Any) -> None:
@@ -22,15 +25,31 @@ def check_classes(model: SplitSegNet, ds: Any) -> None:
 
 @dataclass(frozen=True)
 class Propagation:
-    """A base model with the learned propagation of its propagation file (``flow_guided``,
+    """A base model with the learned methods of its propagation file (``flow_guided``,
     ``flow_residual``: None when the file has none)."""
 
     model: SplitSegNet
-    config: PropagationConfig
-    adaptive: Adaptive
-    uniform: Uniform
-    flow_guided: Propagator | None = None
-    flow_residual: Propagator | None = None
+    learned: LearnedMethods
+
+    @property
+    def config(self) -> PropagationConfig:
+        return self.learned.config
+
+    @property
+    def adaptive(self) -> Adaptive:
+        return self.learned.adaptive
+
+    @property
+    def uniform(self) -> Uniform:
+        return self.learned.uniform
+
+    @property
+    def flow_guided(self) -> Propagator | None:
+        return self.learned.flow_guided
+
+    @property
+    def flow_residual(self) -> Propagator | None:
+        return self.learned.flow_residual
 
 
 def load_propagation_of(weights: str | None, propagation: str | None) -> Propagation:
@@ -38,8 +57,7 @@ def load_propagation_of(weights: str | None, propagation: str | None) -> Propaga
     from lowlatseg.propagation.weights import load_methods
 
     model = load_model(weights)
-    m = load_methods(propagation, model)
-    return Propagation(model, m.config, m.adaptive, m.uniform, m.flow_guided, m.flow_residual)
+    return Propagation(model, load_methods(propagation, model))
 
 
 @dataclass(frozen=True)

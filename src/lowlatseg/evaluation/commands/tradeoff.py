@@ -78,9 +78,8 @@ def eval_tradeoff(opts: TradeoffOptions) -> TradeoffEval:
     torch.set_num_threads(opts.threads)
     members = ladder_points(opts.ladder, model, opts.weights, clip_hw=images[0].shape[:2])
     guided, residual = p.flow_guided, p.flow_residual
-    learned = {"adaptive": p.adaptive, "flow-guided": guided, "flow-residual": residual}
-    runtime_method = learned.get(DEFAULT_PROPAGATION_METHOD)
-    if runtime_method is None:
+    runtime_method = p.learned.by_name(DEFAULT_PROPAGATION_METHOD)
+    if runtime_method is None:  # the file lacks the runtime's default method: the paper's, as before
         runtime_method = p.adaptive
     points = tradeoff_points(model, p.adaptive, p.uniform, ImageDifference(p.config), predictor, images, labels,
                              rule=defaults.rule, num_classes=ds.labels.num_classes, intervals=opts.intervals,
