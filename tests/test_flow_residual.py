@@ -11,6 +11,7 @@ import torch.nn.functional as F
 
 from lowlatseg.checkpoint import load_model
 from lowlatseg.cli import main
+from lowlatseg.errors import UserError
 from lowlatseg.nn.builders import build, variant_config
 from lowlatseg.propagation.flow_residual import FlowResidual
 from lowlatseg.propagation.methods import Current, FlowWarp, KeyState, PropagationConfig
@@ -208,3 +209,21 @@ def test_start_file_errors_name_the_flags(tiny_weights: Path, tiny_camvid: Path,
     assert rc == 2
     err = capsys.readouterr().err
     assert "--start" in err and "missing.pt" in err and "Traceback" not in err
+
+
+def test_a_file_from_a_newer_version_is_refused_by_name(tiny_weights: Path, tiny_prop: Path, tiny_camvid: Path,
+                                                         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A config key this version does not know (as ``residual_hidden`` was to the version before
+    it) gets one sentence naming the key, from the library and from the command line (status 2)."""
+    obj = torch.load(tiny_prop, weights_only=True)
+    obj["prop_config"]["future_knob"] = 3
+    newer = tmp_path / "newer_prop.pt"
+    torch.save(obj, newer)
+    base = load_model(tiny_weights)
+    with pytest.raises(UserError, match=r"does not know \(future_knob\).*newer version"):
+        load_propagation(newer, base)
+    assert load_propagation(tiny_prop, base)[0] == PropagationConfig(**torch.load(tiny_prop, weights_only=True)["prop_config"])
+    capsys.readouterr()
+    code = main(["eval", "video", "--weights", str(tiny_weights), "--propagation", str(newer), "--data", str(tiny_camvid)])
+    err = capsys.readouterr().err
+    assert code == 2 and "future_knob" in err and "Traceback" not in err

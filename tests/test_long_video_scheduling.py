@@ -117,9 +117,10 @@ def test_pooled_is_the_sum_of_the_videos() -> None:
     videos = [lv.VideoTable("a.mp4", 5.0, "48x64", synthetic_table(120, seed=1)),
               lv.VideoTable("b.mp4", 10.0, "48x64", synthetic_table(90, seed=2))]
     res = lv.score_interval(videos, 4, shipped_rule="accumulated", bootstrap=200, chance_samples=50)
-    assert [r["rule"] for r in res["pooled"]] == ["fixed", "adaptive", "adaptive-instant", "oracle", "chance"]
+    rules = ["fixed", "adaptive", "adaptive-instant", "oracle", "oracle-least-deviation"]
+    assert [r["rule"] for r in res["pooled"]] == [*rules, "chance"]
     assert [v["blocks"] for v in res["videos"]] == [12, 5]  # 120 frames in blocks of 10, 90 in blocks of 20
-    for i, name in enumerate(["fixed", "adaptive", "adaptive-instant", "oracle"]):
+    for i, name in enumerate(rules):
         schedules = [lv.rule_schedules(v.table, 4, shipped_rule="accumulated")[name] for v in videos]
         summed = sum(lv.frame_confusions(v.table, s).sum(0) for v, s in zip(videos, schedules))
         assert res["pooled"][i]["miou"] == round(lv.confusion_miou(summed), 2)
@@ -164,7 +165,8 @@ def test_eval_scheduling_video_command(small_video: Path, tiny_weights: Path, ti
             assert {"video", "frames", "fps", "rows"} <= set(v)
             assert v["video"] == str(small_video) and v["frames"] == 12 and v["fps"] == 10.0 and v["resolution"] == "48x64"
         for rows in [entry["pooled"], *(v["rows"] for v in entry["videos"])]:
-            assert [r["rule"] for r in rows] == ["fixed", "adaptive", "adaptive-accumulated", "oracle", "chance"]
+            assert [r["rule"] for r in rows] == ["fixed", "adaptive", "adaptive-accumulated", "oracle", "oracle-least-deviation",
+                                                 "chance"]
             assert all({"rule", "miou", "keyframes", "vs_fixed_ci95"} <= set(r) for r in rows)
             assert rows[0]["vs_fixed_ci95"] == [0.0, 0.0]
             lo, hi = rows[-1]["vs_fixed_ci95"]
@@ -202,3 +204,20 @@ def test_unreadable_video_and_video_only_flags(tmp_path: Path, small_video: Path
         assert main([*args, *flags]) == 2
         err = capsys.readouterr().err.strip()
         assert f"{flags[0]} applies to --video only" in err and len(err.splitlines()) == 1
+
+
+def test_least_deviation_row_is_the_least_summed_true_deviation_at_fixed_count() -> None:
+    """The headroom row: exactly fixed's keyframe count, and no schedule of that count (fixed,
+    the rules, jittered fixed) sums less true deviation; on a table whose deviation varies it is
+    strictly below fixed's (the test can fail)."""
+    table = synthetic_table(120, seed=3)
+    for interval in (3, 4):
+        rows = lv.rule_schedules(table, interval, shipped_rule="accumulated")
+        best = rows["oracle-least-deviation"]
+        total = lambda s: sum(table.true[(s[t], t)] for t in range(table.frames) if s[t] != t)  # noqa: E731
+        assert sc.count_keys(best) == sc.count_keys(rows["fixed"]) and best[0] == 0
+        assert all(t - best[t] <= table.max_gap for t in range(table.frames))
+        others = [s for name, s in rows.items() if sc.count_keys(s) == sc.count_keys(best)]
+        others += sc.jittered_schedules(table.frames, interval, samples=30, max_gap=table.max_gap, seed=1)
+        assert all(total(best) <= total(s) + 1e-9 for s in others)
+        assert total(best) < total(rows["fixed"]) - 1e-6

@@ -29,8 +29,8 @@ import torch
 
 from lowlatseg.metrics import Confusion
 from lowlatseg.evaluation.schedules import (
-    Chance, Pair, PairTable, count_keys, default_jitter, fixed_schedule, jittered_schedules, matched_rule_schedule,
-    pair_result, schedule_of, score,
+    Chance, Pair, PairTable, best_schedule, count_keys, default_jitter, deviation_cost, fixed_schedule, jittered_schedules,
+    matched_rule_schedule, pair_result, schedule_of, score,
 )
 from lowlatseg.nn.splitnet import SplitSegNet, to_labels
 from lowlatseg.propagation.methods import Current, KeyState, Propagator
@@ -170,7 +170,11 @@ class VideoTable:
 def rule_schedules(table: PairTable, interval: int, *, shipped_rule: str) -> dict[str, list[int]]:
     """``fixed``; ``adaptive`` (the shipped rule on the predicted deviation), ``adaptive-<other
     rule>``, and ``oracle`` (the shipped rule on the true deviation), each at the keyframe count
-    of fixed as near as its number allows (:func:`~lowlatseg.evaluation.schedules.matched_rule_schedule`)."""
+    of fixed as near as its number allows (:func:`~lowlatseg.evaluation.schedules.matched_rule_schedule`);
+    and ``oracle-least-deviation``, the schedule with the least true deviation summed over the
+    video at exactly fixed's count (:func:`~lowlatseg.evaluation.schedules.best_schedule`): it
+    sees the future, so no scheduler can run it; it measures how much a deviation-driven
+    scheduler could gain at all."""
     fixed = fixed_schedule(table.frames, interval)
     want = count_keys(fixed)
     other = other_rules(shipped_rule)[0].name
@@ -179,6 +183,7 @@ def rule_schedules(table: PairTable, interval: int, *, shipped_rule: str) -> dic
         "adaptive": matched_rule_schedule(table, table.predicted, want, rule=shipped_rule),
         f"adaptive-{other}": matched_rule_schedule(table, table.predicted, want, rule=other),
         "oracle": matched_rule_schedule(table, table.true, want, rule=shipped_rule),
+        "oracle-least-deviation": best_schedule(table, deviation_cost(table, table.true), want),
     }
 
 

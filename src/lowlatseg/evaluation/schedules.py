@@ -278,26 +278,36 @@ def deviation_cost(table: PairTable, deviations: dict[Pair, float]) -> dict[Pair
 
 def best_schedule(table: PairTable, cost: dict[Pair, float], n_keys: int) -> list[int]:
     """Exactly ``n_keys`` keyframes (frame 0 is one), segments of at most max_gap + 1 frames,
-    minimising the summed pair cost (dynamic programming)."""
+    minimising the summed pair cost (dynamic programming over segment sums, O(n_keys x frames x
+    max_gap) array steps: fast enough for videos of thousands of frames). Among equal costs the
+    longer last segment is kept."""
     n, g = table.frames, table.max_gap
-    inf = float("inf")
-    # best[e][j]: least cost of frames 0..e-1 with j keyframes, the last segment ending at e-1
-    best = [[inf] * (n_keys + 1) for _ in range(n + 1)]
-    arg: dict[tuple[int, int], int] = {}
-    best[0][0] = 0.0
-    for j in range(1, n_keys + 1):
-        for e in range(1, n + 1):
-            for s in range(max(0, e - g - 1), e):
-                if best[s][j - 1] == inf:
-                    continue
-                c = best[s][j - 1] + sum(cost[(s, t)] for t in range(s, e))
-                if c < best[e][j]:
-                    best[e][j], arg[(e, j)] = c, s
-    if best[n][n_keys] == inf:
+    if n_keys < 1 or n_keys * (g + 1) < n:
         raise ValueError(f"{n_keys} keyframes cannot cover {n} frames with gaps of at most {g}")
-    starts, e, j = [], n, n_keys
-    while j > 0:
-        s = arg[(e, j)]
-        starts.append(s)
-        e, j = s, j - 1
+    inf = float("inf")
+    # seg[s, L]: cost of the segment of L frames from keyframe s (inf past the clip)
+    seg = np.full((n + 1, g + 2), inf)
+    seg[:, 0] = 0.0
+    for s in range(n):
+        run = 0.0
+        for length in range(1, min(g + 1, n - s) + 1):
+            run += cost[(s, s + length - 1)]
+            seg[s, length] = run
+    # best[j][e]: least cost of frames 0..e-1 with j keyframes, the last segment ending at e-1
+    best = np.full((n_keys + 1, n + 1), inf)
+    best[0, 0] = 0.0
+    arg = np.zeros((n_keys + 1, n + 1), dtype=np.int64)
+    ends = np.arange(n + 1)
+    for j in range(1, n_keys + 1):
+        for length in range(g + 1, 0, -1):  # longest first: ties keep the longer last segment
+            e = ends[length:]
+            c = best[j - 1, e - length] + seg[e - length, length]
+            better = c < best[j, e]
+            best[j, e[better]], arg[j, e[better]] = c[better], e[better] - length
+    if not np.isfinite(best[n_keys, n]):
+        raise ValueError(f"{n_keys} keyframes cannot cover {n} frames with gaps of at most {g}")
+    starts, e = [], n
+    for j in range(n_keys, 0, -1):
+        e = int(arg[j, e])
+        starts.append(e)
     return schedule_of(n, starts)

@@ -4,13 +4,15 @@ config, and the fingerprint of the base network they were trained on."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
 from torch import nn
 
+from lowlatseg import __version__
 from lowlatseg.checkpoint import atomic_save, fingerprint, load_companion
+from lowlatseg.errors import UserError
 from lowlatseg.nn.splitnet import SplitSegNet
 from lowlatseg.propagation.flow_guided import FlowGuided
 from lowlatseg.propagation.flow_residual import FlowResidual
@@ -24,8 +26,14 @@ LEGACY_CONFIG: dict[str, Any] = {"centre_weight": None, "full_correlation": Fals
 
 
 def saved_config(obj: dict[str, Any]) -> PropagationConfig:
-    """The config a propagation file was trained with, older files' missing fields as they were."""
-    return PropagationConfig(**{**LEGACY_CONFIG, **obj["prop_config"]})
+    """The config a propagation file was trained with, older files' missing fields as they were;
+    a field this version does not know (a file from a newer version) is a clear error."""
+    saved = obj["prop_config"]
+    unknown = sorted(set(saved) - {f.name for f in fields(PropagationConfig)})
+    if unknown:
+        raise UserError(f"the propagation file holds settings this lowlatseg {__version__} does not know ({', '.join(unknown)}): "
+                        "it was written by a newer version; upgrade lowlatseg or retrain with 'lowlatseg train propagation'")
+    return PropagationConfig(**{**LEGACY_CONFIG, **saved})
 
 
 def save_propagation(path: Path, *, cfg: PropagationConfig, base: SplitSegNet, adaptive: Adaptive, uniform: Uniform,
