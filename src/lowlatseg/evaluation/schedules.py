@@ -300,14 +300,15 @@ def best_schedule(table: PairTable, cost: dict[Pair, float], n_keys: int) -> lis
     ends = np.arange(n + 1)
     for j in range(1, n_keys + 1):
         for length in range(g + 1, 0, -1):  # longest first: ties keep the longer last segment
-            e = ends[length:]
-            c = best[j - 1, e - length] + seg[e - length, length]
-            better = c < best[j, e]
-            best[j, e[better]], arg[j, e[better]] = c[better], e[better] - length
+            tail = ends[length:]
+            c = best[j - 1, tail - length] + seg[tail - length, length]
+            better = c < best[j, tail]
+            best[j, tail[better]], arg[j, tail[better]] = c[better], tail[better] - length
     if not np.isfinite(best[n_keys, n]):
         raise ValueError(f"{n_keys} keyframes cannot cover {n} frames with gaps of at most {g}")
-    starts, e = [], n
+    starts: list[int] = []
+    end = n
     for j in range(n_keys, 0, -1):
-        e = int(arg[j, e])
-        starts.append(e)
+        end = int(arg[j, end])
+        starts.append(end)
     return schedule_of(n, starts)
