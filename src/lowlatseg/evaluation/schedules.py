@@ -282,8 +282,6 @@ def best_schedule(table: PairTable, cost: dict[Pair, float], n_keys: int) -> lis
     max_gap) array steps: fast enough for videos of thousands of frames). Among equal costs the
     longer last segment is kept."""
     n, g = table.frames, table.max_gap
-    if n_keys < 1 or n_keys * (g + 1) < n:
-        raise ValueError(f"{n_keys} keyframes cannot cover {n} frames with gaps of at most {g}")
     inf = float("inf")
     # seg[s, L]: cost of the segment of L frames from keyframe s (inf past the clip)
     seg = np.full((n + 1, g + 2), inf)
