@@ -92,13 +92,14 @@ def test_tradeoff_plot_and_json(tiny_weights: Path, tiny_prop: Path, tiny_sched:
     fixed = [p for p in res["points"] if p["method"] == "adaptive"]
     assert [p["keyframe_fraction"] for p in fixed] == [pytest.approx(0.5), pytest.approx(2 / 6, abs=1e-4)]
     assert all(np.isfinite(p["latency_ms"]["mean"]) for p in res["points"])
-    # the per-frame ladder: the model at 360x480 and the smaller sizes, and every bundled network at all three
+    # the per-frame ladder: the model at 360x480 and the smaller sizes, and every bundled network at all four
     ladder = [(p["model"], p["size"]) for p in res["points"] if p["method"] == "per-frame"]
-    assert ladder[:3] == [("llnet-tiny", "360x480"), ("llnet-tiny", "240x320"), ("llnet-tiny", "288x384")]
-    bundled = ladder[3:]
-    assert len(bundled) == 3 * len(bundled_models())
+    assert ladder[:4] == [("llnet-tiny", "360x480"), ("llnet-tiny", "192x256"), ("llnet-tiny", "240x320"),
+                          ("llnet-tiny", "288x384")]
+    bundled = ladder[4:]
+    assert len(bundled) == 4 * len(bundled_models())
     for arch in {a for a, _ in bundled}:
-        assert sorted(s for a, s in bundled if a == arch) == ["240x320", "288x384", "360x480"]  # one file per arch
+        assert sorted(s for a, s in bundled if a == arch) == ["192x256", "240x320", "288x384", "360x480"]  # one file per arch
     assert all({"model", "size", "method", "miou", "latency_ms"} <= set(p) for p in res["points"])
     assert all({"mean", "p95", "max"} <= set(p["latency_ms"]) for p in res["points"])
     # low-latency accuracy is scored with the keyframe delay its own live run showed (at least 1)
@@ -124,6 +125,29 @@ def test_tradeoff_ladder_members(tiny_weights: Path, tiny_prop: Path, tiny_sched
     assert main([*base, "--ladder", str(tiny_prop)]) == 2
     assert "is not a model file" in capsys.readouterr().err
     assert main([*base, "--ladder", f"{tiny_weights}@big"]) == 2
+    assert "give the size as HxW" in capsys.readouterr().err
+
+
+@needs_camvid
+def test_tradeoff_low_latency_at_more_sizes(tiny_weights: Path, tiny_prop: Path, tiny_sched: Path, tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    js = tmp_path / "t.json"
+    base = ["eval", "tradeoff", "--data", str(CAMVID), "--split", "val", "--max-frames", "4", "--intervals", "2",
+            "--weights", str(tiny_weights), "--propagation", str(tiny_prop), "--scheduler", str(tiny_sched),
+            "--threads", "1", "--quiet", "--latency-repeat", "1", "--ladder", f"{tiny_weights}@120x160"]
+    # the clip's own size is not measured twice
+    assert main([*base, "--low-latency-sizes", "120x160", "360x480", "--json", str(js)]) == 0
+    res = json.loads(js.read_text())
+    ll = [p for p in res["points"] if p["method"] == "low-latency"]
+    assert [p["size"] for p in ll] == ["360x480", "120x160"]  # the clip's size first: it is the mode as run by default
+    assert all(p["interval"] == 2 and p["delay_frames"] >= 1 for p in ll)
+    # each low-latency point gets its own verdict, named by its size
+    assert [(v["size"], v["method"]) for v in res["verdicts"] if v["method"] == "low-latency"] == [
+        ("360x480", "low-latency"), ("120x160", "low-latency")]
+    assert "low-latency 120x160 1/2 against the per-frame ladder" in capsys.readouterr().out
+    for bad in (["--low-latency-sizes", "240"], ["--low-latency-sizes", "axb"]):
+        assert main([*base, *bad]) == 2
+        assert "--low-latency-sizes" in capsys.readouterr().err
 
 
 def test_split_bench(tiny_weights: Path, tmp_path: Path) -> None:

@@ -43,3 +43,9 @@ def test_counts_say_when_a_test_is_vacuous() -> None:
     assert v["as_fast"] == 0 and v["as_accurate"] == 3
     (w,) = verdicts([*LADDER, _p("adaptive", 67.0, 26.0, 5)])
     assert w["as_fast"] == 1 and w["as_accurate"] == 2
+
+
+def test_a_verdict_names_its_point_by_model_and_size() -> None:
+    pts = [*LADDER, {**_p("low-latency", 62.0, 18.0, 5), "model": "llnet-e", "size": "360x480"},
+           {**_p("low-latency", 60.0, 12.0, 5), "model": "llnet-e", "size": "240x320"}]
+    assert [(v["model"], v["size"]) for v in verdicts(pts)] == [("llnet-e", "360x480"), ("llnet-e", "240x320")]

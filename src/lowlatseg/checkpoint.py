@@ -29,7 +29,10 @@ WEIGHTS_FORMAT = "lowlatseg/weights-v1"
 DEFAULT_WEIGHTS = Path(__file__).parent / "weights" / "llnet_e_camvid.pt"
 
 
-LADDER_SIZES = ((240, 320), (288, 384))  # smaller per-frame operating points of every bundled network (besides the clip's size)
+# smaller per-frame operating points of every bundled network (besides the clip's size); 192x256: at
+# that size the default network is still about as accurate per frame as its low-latency mode at
+# 360x480 (63.2 against 62.9 on the val clip), so a user could pick it instead (docs/measurements.md)
+LADDER_SIZES = ((192, 256), (240, 320), (288, 384))
 
 
 def bundled_models() -> list[Path]:

@@ -143,8 +143,11 @@ def add_eval_parsers(sub: Any) -> None:
     et.add_argument("--propagation")
     et.add_argument("--scheduler")
     et.add_argument("--ladder", action="append", metavar="WEIGHTS[@HxW]",
-                    help="a per-frame point to plot beside the video modes (repeatable; default: every bundled network, "
-                         "and the model at 240x320 and 288x384)")
+                    help="a per-frame point to plot beside the video modes (repeatable; default: every bundled network "
+                         "at the clip's size, 192x256, 240x320 and 288x384)")
+    et.add_argument("--low-latency-sizes", nargs="+", metavar="HxW", default=[],
+                    help="more low-latency points of the model, at these input sizes (e.g. 288x384 240x320), "
+                         "beside the ladder at the same sizes")
     et.add_argument("--threads", type=positive_int, default=2)
     et.add_argument("--max-frames", type=nonneg_int, default=0)
     et.add_argument("--latency-repeat", type=positive_int, default=3,

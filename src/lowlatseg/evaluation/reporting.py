@@ -132,7 +132,7 @@ def tradeoff_table(r: TradeoffEval) -> str:
     for v in verdicts(r.points):
         if v["method"] == "low-latency":
             cost = v["cost_vs_fastest_as_accurate"]
-            lines.append(f"low-latency 1/{v['interval']} against the per-frame ladder: "
+            lines.append(f"low-latency {v['size']} 1/{v['interval']} against the per-frame ladder: "
                          f"{'Pareto-optimal' if v['pareto'] else 'not Pareto-optimal'}"
                          f" (more accurate than every as-fast point: {_yes(v['beats_as_fast'], v['as_fast'], 'fast')}; "
                          f"faster than every as-accurate point: {_yes(v['faster_than_as_accurate'], v['as_accurate'], 'accurate')})"

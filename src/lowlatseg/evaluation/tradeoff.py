@@ -32,6 +32,7 @@ from lowlatseg.nn.splitnet import SplitSegNet
 from lowlatseg.propagation.methods import Clockwork, FlowWarp, ImageDifference, Propagator, Uniform
 from lowlatseg.runtime.build import build_runtime
 from lowlatseg.runtime.config import Inline, RuntimeConfig
+from lowlatseg.runtime.frames import prepare
 from lowlatseg.scheduling.calibrate import fixed_interval_rate, threshold_for_rate
 from lowlatseg.scheduling.policies import AdaptiveThreshold, EveryFrame, Fixed, KeyframePolicy, rule_fields
 from lowlatseg.scheduling.predictor import DeviationPredictor
@@ -53,7 +54,7 @@ def tradeoff_points(
     labels: list[np.ndarray], *, rule: str = "instant", num_classes: int, intervals: tuple[int, ...], fps: float, threads: int,
     delay_frames: int | None = None, progress: bool = True, latency_repeat: int = 3, ladder: Sequence[LadderPoint] = (),
     flow_guided: Propagator | None = None, flow_residual: Propagator | None = None,
-    scheduled_method: Propagator | None = None,
+    scheduled_method: Propagator | None = None, low_latency_sizes: Sequence[tuple[int, int]] = (),
 ) -> list[dict[str, Any]]:
     """``latency_repeat``: latency is measured on the clip played forwards and backwards this
     many times (a 51-frame clip alone gives too few frames for a stable maximum). ``ladder``:
@@ -65,7 +66,9 @@ def tradeoff_points(
     accuracy run; None: the most the live run measured at this ``fps`` (at least 1). The
     low-latency policy is calibrated for that delay; a live run that measures another delay than
     the policy assumed is run again with the policy recalibrated for it (once), so a point's
-    latency and accuracy come from one policy (its number is recorded) at one stream rate. Every point records ``model``
+    latency and accuracy come from one policy (its number is recorded) at one stream rate.
+    ``low_latency_sizes``: more low-latency points of ``model``, at these input sizes (H, W), after
+    all others, each calibrated on ``low``'s features at its size. Every point records ``model``
     (the network's name), ``size`` (HxW), ``propagation`` and ``delay_frames`` (None: inline)."""
     sched_method = scheduled_method if scheduled_method is not None else adaptive
     hw = images[0].shape[:2]
@@ -75,6 +78,11 @@ def tradeoff_points(
         from lowlatseg.data.transforms import to_tensor
 
         f_lows = [model.low(to_tensor(im).unsqueeze(0)) for im in images]
+    lows: dict[tuple[int, ...], list[torch.Tensor]] = {tuple(hw): f_lows}  # low's features of every frame, by input size (for the low-latency policies)
+    for size in low_latency_sizes:
+        if tuple(size) not in lows:
+            with torch.inference_mode():
+                lows[tuple(size)] = [model.low(prepare(im, (int(size[0]), int(size[1]))).contiguous()) for im in images]
     configs: list[tuple[str, Propagator, KeyframePolicy, bool, int | None]] = [("per-frame", Clockwork(), EveryFrame(), False, None)]
     methods: list[tuple[str, Propagator]] = [("clockwork+fuse", Clockwork()), ("flow+fuse", FlowWarp()), ("uniform+fuse", uniform),
                                              ("image-difference+fuse", image_difference), ("adaptive", adaptive)]
@@ -96,6 +104,11 @@ def tradeoff_points(
     runs = [(own, model, tuple(hw), c) for c in configs[:1]]
     runs += [(lp.name, lp.model, lp.size, configs[0]) for lp in ladder]
     runs += [(own, model, tuple(hw), c) for c in configs[1:]]
+    for size in low_latency_sizes:
+        for n in intervals:
+            thr = threshold_for_rate(predictor, lows[tuple(size)], fixed_interval_rate(len(images), n),
+                                     delay_frames=first_delay, rule=rule)
+            runs.append((own, model, tuple(size), ("low-latency", sched_method, AdaptiveThreshold(predictor, thr, rule=rule), True, n)))
     for net_name, net, size, (name, method, policy, background, n) in tqdm(runs, desc="trade-off", disable=not progress):
         mode = "low-latency" if background else policy.name
         # latency: live, low-latency as it runs by default (high in slices between frames).
@@ -118,7 +131,8 @@ def tradeoff_points(
                 break
             # the rate matched for the delay found (one keyframe in flight at a time)
             assumed = delay
-            policy = AdaptiveThreshold(predictor, threshold_for_rate(predictor, f_lows, fixed_interval_rate(len(images), n or 1),
+            policy = AdaptiveThreshold(predictor, threshold_for_rate(predictor, lows.get(tuple(size), f_lows),
+                                                                     fixed_interval_rate(len(images), n or 1),
                                                                      delay_frames=delay, rule=rule), rule=rule)
         # accuracy: deterministic (inline keyframes; low-latency: features ready `delay` frames later)
         rt = build_runtime(net, RuntimeConfig(mode=mode, size=size, executor=Inline(delay or DEFAULT_DELAY_FRAMES)),
@@ -158,12 +172,24 @@ def plot_tradeoff(points: list[dict[str, Any]], path: Path, *, title: str) -> No
                 continue
             if not pts:
                 continue
-            xs = [p["latency_ms"][stat] for p in pts]
-            ys = [p["miou"] for p in pts]
+            main = pts[0].get("size")  # the clip's size comes first; other sizes (low-latency only) after it
+            own = [p for p in pts if p.get("size") == main]
+            xs = [p["latency_ms"][stat] for p in own]
+            ys = [p["miou"] for p in own]
             ax.plot(xs, ys, color=color, marker=marker, label=name, linewidth=1.2, markersize=7)
-            for p, x, y in zip(pts, xs, ys):
+            for p, x, y in zip(own, xs, ys):
                 if p["interval"]:
                     ax.annotate(f"1/{p['interval']}", (x, y), textcoords="offset points", xytext=(4, 3), fontsize=7, color=color)
+            others = [p for p in pts if p.get("size") != main]
+            for n in sorted({p["interval"] or 0 for p in others}):  # one dotted line per rate, along the input size
+                line = sorted((p for p in pts if (p["interval"] or 0) == n), key=lambda p: p["latency_ms"][stat])
+                ax.plot([p["latency_ms"][stat] for p in line], [p["miou"] for p in line], color=color, linestyle=":",
+                        linewidth=1, marker=marker, markersize=7, markerfacecolor="none",
+                        label=f"{name}, other sizes" if n == min(p["interval"] or 0 for p in others) else None)
+                for p in line:
+                    if p.get("size") != main:
+                        ax.annotate(f"1/{n} {p['size']}", (p["latency_ms"][stat], p["miou"]), textcoords="offset points",
+                                    xytext=(4, -9), fontsize=7, color=color)
         ax.set_xlabel(f"{stat} latency (ms)")
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("mIoU (%)")

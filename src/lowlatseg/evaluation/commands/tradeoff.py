@@ -32,6 +32,7 @@ class TradeoffOptions:
     max_frames: int = 0
     latency_repeat: int = 3  # latency on the clip played this many times (forwards, backwards, ...)
     ladder: tuple[str, ...] | None = None  # WEIGHTS or WEIGHTS@HxW per-frame points; None: see ladder_points
+    low_latency_sizes: tuple[str, ...] = ()  # HxW: more low-latency points of the model, at these input sizes
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,7 @@ def eval_tradeoff(opts: TradeoffOptions) -> TradeoffEval:
     if opts.delay_frames is not None and opts.delay_frames < 1:
         raise ParameterError(f"{{delay_frames}} {opts.delay_frames} is not valid; a keyframe is usable one frame after "
                              "it is chosen at the earliest", "delay_frames")
+    ll_sizes = [_hw(text, "low_latency_sizes") for text in opts.low_latency_sizes]
     clip = open_clip(opts.data, opts.split, opts.weights, opts.propagation, opts.max_frames)
     ds, n, p = clip.ds, clip.n, clip.prop
     model = p.model
@@ -85,7 +87,8 @@ def eval_tradeoff(opts: TradeoffOptions) -> TradeoffEval:
                              rule=defaults.rule, num_classes=ds.labels.num_classes, intervals=opts.intervals,
                              fps=opts.fps, threads=opts.threads, delay_frames=opts.delay_frames, progress=opts.progress,
                              latency_repeat=opts.latency_repeat, ladder=members, flow_guided=guided, flow_residual=residual,
-                             scheduled_method=runtime_method)
+                             scheduled_method=runtime_method,
+                             low_latency_sizes=[hw for hw in ll_sizes if hw != tuple(images[0].shape[:2])])
     h, w = images[0].shape[:2]
     return TradeoffEval(
         data=str(opts.data), split=opts.split, frames=n, resolution=f"{h}x{w}", threads=opts.threads,
@@ -101,7 +104,6 @@ def ladder_points(specs: tuple[str, ...] | None, model: SplitSegNet, weights: st
     """The per-frame ladder of ``eval tradeoff`` besides the model's own point (see eval_tradeoff)."""
     from lowlatseg.checkpoint import LADDER_SIZES, bundled_models
     from lowlatseg.evaluation.tradeoff import LadderPoint
-    from lowlatseg.runtime import parse_size
 
     hw = (int(clip_hw[0]), int(clip_hw[1]))
     out: list[LadderPoint] = []
@@ -116,15 +118,25 @@ def ladder_points(specs: tuple[str, ...] | None, model: SplitSegNet, weights: st
         return out
     for spec in specs:
         path_text, _, size_text = spec.partition("@")
-        size = hw
-        if size_text:
-            parsed = parse_size(size_text)
-            if not isinstance(parsed, tuple):
-                raise ParameterError(f"{{ladder}} {spec}: give the size as HxW (e.g. {path_text}@288x384)", "ladder")
-            size = parsed
+        size = _hw(size_text, "ladder", spec) if size_text else hw
         try:
             net = load_model(path_text)
         except UserError as e:
             raise ParameterError(f"{{ladder}} {spec} is not a model file ({e})", "ladder") from None
         out.append(LadderPoint(net.config.arch, net, size, path_text))
     return out
+
+
+def _hw(text: str, param: str, spec: str | None = None) -> tuple[int, int]:
+    """``HxW`` -> (H, W); anything else is refused with a sentence naming ``{param}``."""
+    from lowlatseg.runtime import parse_size
+
+    try:
+        parsed = parse_size(text)
+    except ParameterError:
+        parsed = None
+    if not isinstance(parsed, tuple):
+        what = spec if spec is not None else text
+        example = f"{spec.partition('@')[0]}@288x384" if spec is not None else "288x384"
+        raise ParameterError(f"{{{param}}} {what}: give the size as HxW (e.g. {example})", param)
+    return parsed
