@@ -6,8 +6,9 @@ Where each number comes from is in ``docs/runtime.md`` and ``docs/measurements.m
 # The runtime's modes (runtime/stream.py), in the order tables and choices list them.
 MODES = ("per-frame", "fixed", "adaptive", "low-latency")
 
-# The learned propagation methods a runtime can propagate with (runtime/build.py).
-PROPAGATION_METHODS = ("adaptive", "flow-guided", "flow-residual")
+# The propagation methods a runtime can propagate with (runtime/build.py): the learned ones of a
+# propagation file, and "flow" (DIS optical flow alone, the flow+fuse baseline, no weights).
+PROPAGATION_METHODS = ("adaptive", "flow-guided", "flow-residual", "flow")
 
 # The learned methods a propagation file holds, by name (train/propagation.py; ``train propagation --only``).
 TRAINED_METHODS = ("adaptive", "uniform", "flow-guided", "flow-residual")
@@ -28,7 +29,7 @@ WORKERS = ("sliced", "parallel")
 # staleness costs accuracy, so the bound keeps them no staler than the parallel worker's.
 MAX_DELAY_FRAMES = 6
 
-# The learned propagation the runtime uses by default: "adaptive" (the paper's), "flow-guided"
-# (DIS flow, then learned kernels) or "flow-residual" (DIS flow, then a learned correction); chosen
-# by `eval video` / `eval agreement` (README).
+# The propagation the runtime uses by default: "adaptive" (the paper's), "flow-guided" (DIS flow,
+# then learned kernels), "flow-residual" (DIS flow, then a learned correction) or "flow" (DIS flow
+# alone); chosen by `eval video` / `eval agreement` / `eval tradeoff` (README).
 DEFAULT_PROPAGATION_METHOD = "adaptive"

@@ -67,7 +67,7 @@ class SegmentOptions:
     alpha: float = 0.5  # label colour opacity in the overlay
     worker: str = "sliced"  # low-latency: where a keyframe's high runs (runtime/config.py: executor_spec)
     max_delay: int = MAX_DELAY_FRAMES  # sliced worker, frames faster than answered: features at most this late
-    propagation_method: str = DEFAULT_PROPAGATION_METHOD  # adaptive (the paper's), flow-guided or flow-residual
+    propagation_method: str = DEFAULT_PROPAGATION_METHOD  # adaptive (the paper's), flow-guided, flow-residual or flow
     preset: str = FILE_PRESET  # libx264 speed preset of the overlay video
     progress: bool = True
 

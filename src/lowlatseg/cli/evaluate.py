@@ -10,7 +10,7 @@ from typing import Any
 from lowlatseg.cli.common import (
     DEFAULT_CAMVID, add_propagation_eval_args, json_path, nonneg_int, options, positive_int, set_threads,
 )
-from lowlatseg.defaults import DEFAULT_DELAY_FRAMES
+from lowlatseg.defaults import DEFAULT_DELAY_FRAMES, DEFAULT_PROPAGATION_METHOD, PROPAGATION_METHODS
 from lowlatseg.errors import UserError
 
 
@@ -145,6 +145,12 @@ def add_eval_parsers(sub: Any) -> None:
     et.add_argument("--ladder", action="append", metavar="WEIGHTS[@HxW]",
                     help="a per-frame point to plot beside the video modes (repeatable; default: every bundled network "
                          "at the clip's size, 192x256, 240x320 and 288x384)")
+    et.add_argument("--propagation-method", default=DEFAULT_PROPAGATION_METHOD, choices=PROPAGATION_METHODS,
+                    help=f"what the adaptive-scheduled and low-latency points propagate with, as the runtime's "
+                         f"--propagation-method (default {DEFAULT_PROPAGATION_METHOD})")
+    et.add_argument("--low-latency-methods", nargs="+", metavar="METHOD", choices=PROPAGATION_METHODS, default=[],
+                    help="more low-latency points, propagating with these methods (at the clip's size and at every "
+                         "--low-latency-sizes)")
     et.add_argument("--low-latency-sizes", nargs="+", metavar="HxW", default=[],
                     help="more low-latency points of the model, at these input sizes (e.g. 288x384 240x320), "
                          "beside the ladder at the same sizes")

@@ -99,8 +99,8 @@ def add_segment_parser(sub: Any) -> None:
     s.add_argument("--max-delay", type=positive_int, default=MAX_DELAY_FRAMES, help=MAX_DELAY_HELP)
     s.add_argument("--propagation-method", default=DEFAULT_PROPAGATION_METHOD, choices=PROPAGATION_METHODS,
                    help=f"how non-key frames get their features (default {DEFAULT_PROPAGATION_METHOD}): the paper's adaptive "
-                        "kernels, DIS optical flow corrected by learned kernels (flow-guided), or DIS flow plus a learned "
-                        "correction of the warped features (flow-residual)")
+                        "kernels, DIS optical flow corrected by learned kernels (flow-guided), DIS flow plus a learned "
+                        "correction of the warped features (flow-residual), or DIS flow alone (flow)")
     s.add_argument("--preset", metavar="PRESET",
                    help="libx264 speed preset of the overlay: ultrafast, superfast (default: less CPU time than veryfast "
                         "for a larger file, leaving the cores to the segmentation), veryfast, faster, fast, medium, "

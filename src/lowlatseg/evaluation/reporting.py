@@ -119,10 +119,14 @@ def tradeoff_table(r: TradeoffEval) -> str:
     """``eval tradeoff``: one line per point."""
     head = f"{'model':<10} {'size':>7} {'method':<22} {'rate':>5} {'mIoU':>6} {'keys':>5} {'mean ms':>8} {'max ms':>8} {'live keys':>9} {'late':>5}"
     lines = [head + "\n" + "-" * len(head)]
+    first: dict[str, str | None] = {}  # a mode's first propagation method; its points with others are named by theirs
+    for p in r.points:
+        first.setdefault(p["method"], p.get("propagation"))
     for p in r.points:
         rate = f"1/{p['interval']}" if p["interval"] else "1"
         late = p["live_keyframe_delay_frames"]
-        lines.append(f"{p['model']:<10} {p['size']:>7} {p['method']:<22} {rate:>5} {p['miou']:>6.2f} {p['keyframe_fraction']:>5.2f} "
+        method = p["method"] if p.get("propagation") == first[p["method"]] else f"{p['method']} ({p['propagation']})"
+        lines.append(f"{p['model']:<10} {p['size']:>7} {method:<22} {rate:>5} {p['miou']:>6.2f} {p['keyframe_fraction']:>5.2f} "
                      f"{p['latency_ms']['mean']:>8.1f} {p['latency_ms']['max']:>8.1f} {p['live_keyframe_fraction']:>9.2f} "
                      f"{late['mean'] if late else 0:>5.1f}")
     used = sorted({p["delay_frames"] for p in r.points if p.get("delay_frames")})
@@ -132,7 +136,7 @@ def tradeoff_table(r: TradeoffEval) -> str:
     for v in verdicts(r.points):
         if v["method"] == "low-latency":
             cost = v["cost_vs_fastest_as_accurate"]
-            lines.append(f"low-latency {v['size']} 1/{v['interval']} against the per-frame ladder: "
+            lines.append(f"low-latency {v['size']} 1/{v['interval']} ({v['propagation']}) against the per-frame ladder: "
                          f"{'Pareto-optimal' if v['pareto'] else 'not Pareto-optimal'}"
                          f" (more accurate than every as-fast point: {_yes(v['beats_as_fast'], v['as_fast'], 'fast')}; "
                          f"faster than every as-accurate point: {_yes(v['faster_than_as_accurate'], v['as_accurate'], 'accurate')})"

@@ -55,6 +55,7 @@ def tradeoff_points(
     delay_frames: int | None = None, progress: bool = True, latency_repeat: int = 3, ladder: Sequence[LadderPoint] = (),
     flow_guided: Propagator | None = None, flow_residual: Propagator | None = None,
     scheduled_method: Propagator | None = None, low_latency_sizes: Sequence[tuple[int, int]] = (),
+    low_latency_methods: Sequence[Propagator] = (),
 ) -> list[dict[str, Any]]:
     """``latency_repeat``: latency is measured on the clip played forwards and backwards this
     many times (a 51-frame clip alone gives too few frames for a stable maximum). ``ladder``:
@@ -67,8 +68,10 @@ def tradeoff_points(
     low-latency policy is calibrated for that delay; a live run that measures another delay than
     the policy assumed is run again with the policy recalibrated for it (once), so a point's
     latency and accuracy come from one policy (its number is recorded) at one stream rate.
-    ``low_latency_sizes``: more low-latency points of ``model``, at these input sizes (H, W), after
-    all others, each calibrated on ``low``'s features at its size. Every point records ``model``
+    ``low_latency_sizes``, ``low_latency_methods``: more low-latency points of ``model`` after all
+    others, at these input sizes (H, W; each calibrated on ``low``'s features at its size) and
+    propagating with these methods besides ``scheduled_method``: every method at the clip's size
+    and every size, the methods in order. Every point records ``model``
     (the network's name), ``size`` (HxW), ``propagation`` and ``delay_frames`` (None: inline)."""
     sched_method = scheduled_method if scheduled_method is not None else adaptive
     hw = images[0].shape[:2]
@@ -104,11 +107,12 @@ def tradeoff_points(
     runs = [(own, model, tuple(hw), c) for c in configs[:1]]
     runs += [(lp.name, lp.model, lp.size, configs[0]) for lp in ladder]
     runs += [(own, model, tuple(hw), c) for c in configs[1:]]
-    for size in low_latency_sizes:
-        for n in intervals:
-            thr = threshold_for_rate(predictor, lows[tuple(size)], fixed_interval_rate(len(images), n),
-                                     delay_frames=first_delay, rule=rule)
-            runs.append((own, model, tuple(size), ("low-latency", sched_method, AdaptiveThreshold(predictor, thr, rule=rule), True, n)))
+    for m_i, ll_method in enumerate([sched_method, *low_latency_methods]):
+        for size in ([] if m_i == 0 else [tuple(hw)]) + [tuple(s) for s in low_latency_sizes]:
+            for n in intervals:
+                thr = threshold_for_rate(predictor, lows[size], fixed_interval_rate(len(images), n),
+                                         delay_frames=first_delay, rule=rule)
+                runs.append((own, model, size, ("low-latency", ll_method, AdaptiveThreshold(predictor, thr, rule=rule), True, n)))
     for net_name, net, size, (name, method, policy, background, n) in tqdm(runs, desc="trade-off", disable=not progress):
         mode = "low-latency" if background else policy.name
         # latency: live, low-latency as it runs by default (high in slices between frames).
@@ -149,47 +153,65 @@ def tradeoff_points(
     return points
 
 
+_STYLES = {"per-frame": ("k", "*"), "clockwork+fuse": ("tab:gray", "s"), "flow+fuse": ("tab:blue", "^"),
+           "uniform+fuse": ("tab:brown", "v"), "image-difference+fuse": ("tab:pink", "X"), "adaptive": ("tab:green", "o"),
+           "flow-guided": ("tab:cyan", "h"), "flow-residual": ("tab:olive", "p"), "adaptive-scheduled": ("tab:orange", "D"),
+           "low-latency": ("tab:red", "P")}
+_MORE_COLORS = ("tab:purple", "darkred", "tab:olive")  # a mode's points with other propagation methods
+
+
+def _series(points: list[dict[str, Any]], name: str, color: str) -> list[tuple[str, str, list[dict[str, Any]]]]:
+    """The video points of method ``name`` as plot series (label, colour, points along the keyframe
+    rate): one per propagation method, the first one met under ``name`` itself."""
+    pts = [p for p in points if p["method"] == name]
+    props = list(dict.fromkeys(p["propagation"] for p in pts))
+    out = []
+    for i, prop in enumerate(props):
+        label = name if i == 0 else f"{name}, {prop}"
+        out.append((label, color if i == 0 else _MORE_COLORS[(i - 1) % len(_MORE_COLORS)],
+                    sorted((p for p in pts if p["propagation"] == prop), key=lambda p: p["interval"] or 0)))
+    return out
+
+
 def plot_tradeoff(points: list[dict[str, Any]], path: Path, *, title: str) -> None:
+    """Mean (left) and max (right) latency against mIoU: the per-frame ladder as labelled stars,
+    each video method as a line along its keyframe rates at the clip's size; a mode's points at
+    other input sizes (``--low-latency-sizes``) as hollow markers joined, rate by rate, with its
+    point at the clip's size."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.8), dpi=110, sharey=True)
-    styles = {"per-frame": ("k", "*"), "clockwork+fuse": ("tab:gray", "s"), "flow+fuse": ("tab:blue", "^"),
-              "uniform+fuse": ("tab:brown", "v"), "image-difference+fuse": ("tab:pink", "X"), "adaptive": ("tab:green", "o"),
-              "flow-guided": ("tab:cyan", "h"), "flow-residual": ("tab:olive", "p"), "adaptive-scheduled": ("tab:orange", "D"), "low-latency": ("tab:red", "P")}
     for ax, stat in zip(axes, ("mean", "max")):
-        for name, (color, marker) in styles.items():
-            pts = sorted((p for p in points if p["method"] == name), key=lambda p: p["interval"] or 0)  # along the keyframe rate
+        for name, (color, marker) in _STYLES.items():
             if name == "per-frame":  # the ladder: one point per network and size, each labelled, no line
-                for p in pts:
+                ladder = [p for p in points if p["method"] == name]
+                for p in ladder:
                     x, y = p["latency_ms"][stat], p["miou"]
                     ax.plot([x], [y], color=color, marker=marker, markersize=9, linestyle="none",
-                            label="per-frame (ladder)" if p is pts[0] else None)
+                            label="per-frame (ladder)" if p is ladder[0] else None)
                     ax.annotate(f"{p.get('model', '')} {p.get('size', '')}", (x, y), textcoords="offset points",
                                 xytext=(5, -10), fontsize=7)
                 continue
-            if not pts:
-                continue
-            main = pts[0].get("size")  # the clip's size comes first; other sizes (low-latency only) after it
-            own = [p for p in pts if p.get("size") == main]
-            xs = [p["latency_ms"][stat] for p in own]
-            ys = [p["miou"] for p in own]
-            ax.plot(xs, ys, color=color, marker=marker, label=name, linewidth=1.2, markersize=7)
-            for p, x, y in zip(own, xs, ys):
-                if p["interval"]:
-                    ax.annotate(f"1/{p['interval']}", (x, y), textcoords="offset points", xytext=(4, 3), fontsize=7, color=color)
-            others = [p for p in pts if p.get("size") != main]
-            for n in sorted({p["interval"] or 0 for p in others}):  # one dotted line per rate, along the input size
-                line = sorted((p for p in pts if (p["interval"] or 0) == n), key=lambda p: p["latency_ms"][stat])
-                ax.plot([p["latency_ms"][stat] for p in line], [p["miou"] for p in line], color=color, linestyle=":",
-                        linewidth=1, marker=marker, markersize=7, markerfacecolor="none",
-                        label=f"{name}, other sizes" if n == min(p["interval"] or 0 for p in others) else None)
-                for p in line:
-                    if p.get("size") != main:
-                        ax.annotate(f"1/{n} {p['size']}", (p["latency_ms"][stat], p["miou"]), textcoords="offset points",
-                                    xytext=(4, -9), fontsize=7, color=color)
+            for label, c, pts in _series(points, name, color):
+                main = pts[0].get("size")  # the clip's size comes first; other sizes after it
+                own = [p for p in pts if p.get("size") == main]
+                xs, ys = [p["latency_ms"][stat] for p in own], [p["miou"] for p in own]
+                ax.plot(xs, ys, color=c, marker=marker, label=label, linewidth=1.2, markersize=7)
+                for p, x, y in zip(own, xs, ys):
+                    if p["interval"]:
+                        ax.annotate(f"1/{p['interval']}", (x, y), textcoords="offset points", xytext=(4, 3), fontsize=7, color=c)
+                others = [p for p in pts if p.get("size") != main]
+                for n in sorted({p["interval"] or 0 for p in others}):  # one dotted line per rate, along the input size
+                    line = sorted((p for p in pts if (p["interval"] or 0) == n), key=lambda p: p["latency_ms"][stat])
+                    ax.plot([p["latency_ms"][stat] for p in line], [p["miou"] for p in line], color=c, linestyle=":",
+                            linewidth=1, marker=marker, markersize=7, markerfacecolor="none")
+                    for p in line:
+                        if p.get("size") != main:
+                            ax.annotate(f"1/{n} {p['size']}", (p["latency_ms"][stat], p["miou"]), textcoords="offset points",
+                                        xytext=(4, -9), fontsize=7, color=c)
         ax.set_xlabel(f"{stat} latency (ms)")
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("mIoU (%)")

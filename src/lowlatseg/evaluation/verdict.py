@@ -24,7 +24,7 @@ from typing import Any
 
 def verdicts(points: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """One verdict per non-per-frame point of :func:`~lowlatseg.evaluation.tradeoff.tradeoff_points`
-    (its ``model``, ``size``, ``method``, ``interval``, ``miou`` and ``latency_ms`` mean), in the points' order."""
+    (its ``model``, ``size``, ``method``, ``propagation``, ``interval``, ``miou`` and ``latency_ms`` mean), in the points' order."""
     ladder = [(p["latency_ms"]["mean"], p["miou"]) for p in points if p["method"] == "per-frame"]
     out = []
     for p in points:
@@ -35,7 +35,8 @@ def verdicts(points: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         beats = all(m > lm for lt, lm in ladder if lt <= t)
         faster = all(t < lt for lt in as_accurate)
         as_fast = sum(lt <= t for lt, _ in ladder)
-        out.append({"model": p.get("model"), "size": p.get("size"), "method": p["method"], "interval": p["interval"], "as_fast": as_fast, "as_accurate": len(as_accurate),
+        out.append({"model": p.get("model"), "size": p.get("size"), "method": p["method"], "propagation": p.get("propagation"),
+                    "interval": p["interval"], "as_fast": as_fast, "as_accurate": len(as_accurate),
                     "beats_as_fast": beats,
                     "faster_than_as_accurate": faster, "pareto": beats and faster,
                     "cost_vs_fastest_as_accurate": round(t / min(as_accurate), 3) if as_accurate else None})

@@ -64,8 +64,9 @@ class LearnedMethods:
     flow_residual: FlowResidual | None
 
     def by_name(self, name: str) -> Adaptive | FlowGuided | FlowResidual | None:
-        """The runtime-selectable method ``name`` (``PROPAGATION_METHODS``), None if the file has none."""
-        return {"adaptive": self.adaptive, "flow-guided": self.flow_guided, "flow-residual": self.flow_residual}[name]
+        """The learned runtime-selectable method ``name`` (``PROPAGATION_METHODS``), None if the file
+        has none or ``name`` is not learned (``flow``)."""
+        return {"adaptive": self.adaptive, "flow-guided": self.flow_guided, "flow-residual": self.flow_residual}.get(name)
 
 
 M = TypeVar("M", bound=nn.Module)

@@ -8,7 +8,7 @@ import torch
 from lowlatseg.defaults import MODES, PROPAGATION_METHODS
 from lowlatseg.errors import ParameterError, UserError
 from lowlatseg.nn.splitnet import SplitSegNet
-from lowlatseg.propagation.methods import Clockwork, Propagator
+from lowlatseg.propagation.methods import Clockwork, FlowWarp, Propagator
 from lowlatseg.runtime.config import Inline, Parallel, RuntimeConfig, Sliced
 from lowlatseg.runtime.executors import InlineExecutor, KeyExecutor, ThreadExecutor
 from lowlatseg.runtime.sliced import SlicedExecutor
@@ -65,11 +65,14 @@ def build_runtime(model: SplitSegNet, config: RuntimeConfig | None = None, *, me
 
 
 def _load_method(cfg: RuntimeConfig, model: SplitSegNet) -> Propagator:
-    """The learned propagation of the config's method (per-frame: never asked to propagate)."""
+    """The propagation of the config's method: learned (from the propagation file), or ``flow``
+    (DIS flow, no weights); per-frame: never asked to propagate."""
     from lowlatseg.propagation.weights import load_methods
 
     if cfg.mode == "per-frame":
         return Clockwork()
+    if cfg.propagation_method == "flow":
+        return FlowWarp()
     learned = load_methods(cfg.propagation, model)
     method = learned.by_name(cfg.propagation_method)
     if method is None:

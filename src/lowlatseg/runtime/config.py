@@ -86,6 +86,6 @@ class RuntimeConfig:
     budget: float | None = None
     propagation: str | Path | None = None  # propagation file (None: bundled for the model)
     scheduler: str | Path | None = None  # scheduler file (None: bundled)
-    propagation_method: str = DEFAULT_PROPAGATION_METHOD  # adaptive | flow-guided | flow-residual (from the propagation file)
+    propagation_method: str = DEFAULT_PROPAGATION_METHOD  # adaptive | flow-guided | flow-residual (from the propagation file) | flow
     executor: ExecutorSpec = field(default_factory=Sliced)  # low-latency: where a keyframe's high runs
     threads: int | None = None  # the stream's torch threads (None: the caller's count when built)

@@ -10,11 +10,12 @@ from typing import Any
 import torch
 
 from lowlatseg.checkpoint import DEFAULT_WEIGHTS, load_model
-from lowlatseg.defaults import DEFAULT_PROPAGATION_METHOD
+from lowlatseg.defaults import DEFAULT_PROPAGATION_METHOD, PROPAGATION_METHODS
 from lowlatseg.evaluation.verdict import verdicts
 from lowlatseg.errors import ParameterError, UserError
 from lowlatseg.evaluation.commands.loading import open_clip
 from lowlatseg.nn.splitnet import SplitSegNet
+from lowlatseg.propagation.methods import FlowWarp, Propagator
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,8 @@ class TradeoffOptions:
     latency_repeat: int = 3  # latency on the clip played this many times (forwards, backwards, ...)
     ladder: tuple[str, ...] | None = None  # WEIGHTS or WEIGHTS@HxW per-frame points; None: see ladder_points
     low_latency_sizes: tuple[str, ...] = ()  # HxW: more low-latency points of the model, at these input sizes
+    propagation_method: str = DEFAULT_PROPAGATION_METHOD  # what adaptive-scheduled and low-latency propagate with
+    low_latency_methods: tuple[str, ...] = ()  # more low-latency points, propagating with these methods
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,9 @@ def eval_tradeoff(opts: TradeoffOptions) -> TradeoffEval:
     from lowlatseg.propagation.methods import ImageDifference
     from lowlatseg.scheduling.weights import load_scheduler
 
+    for name in (opts.propagation_method, *opts.low_latency_methods):
+        if name not in PROPAGATION_METHODS:
+            raise ParameterError(f"propagation method {name!r} is not one of {', '.join(PROPAGATION_METHODS)}")
     if any(n < 1 for n in opts.intervals):
         raise ParameterError("every {intervals} value must be at least 1", "intervals")
     if opts.delay_frames is not None and opts.delay_frames < 1:
@@ -80,15 +86,18 @@ def eval_tradeoff(opts: TradeoffOptions) -> TradeoffEval:
     torch.set_num_threads(opts.threads)
     members = ladder_points(opts.ladder, model, opts.weights, clip_hw=images[0].shape[:2])
     guided, residual = p.flow_guided, p.flow_residual
-    runtime_method = p.learned.by_name(DEFAULT_PROPAGATION_METHOD)
+    runtime_method: Propagator | None = (_method(opts.propagation_method, p) if opts.propagation_method != DEFAULT_PROPAGATION_METHOD
+                                         else p.learned.by_name(opts.propagation_method))
     if runtime_method is None:  # the file lacks the runtime's default method: the paper's, as before
         runtime_method = p.adaptive
+    more = [_method(name, p) for name in dict.fromkeys(opts.low_latency_methods) if name != opts.propagation_method]
     points = tradeoff_points(model, p.adaptive, p.uniform, ImageDifference(p.config), predictor, images, labels,
                              rule=defaults.rule, num_classes=ds.labels.num_classes, intervals=opts.intervals,
                              fps=opts.fps, threads=opts.threads, delay_frames=opts.delay_frames, progress=opts.progress,
                              latency_repeat=opts.latency_repeat, ladder=members, flow_guided=guided, flow_residual=residual,
                              scheduled_method=runtime_method,
-                             low_latency_sizes=[hw for hw in ll_sizes if hw != tuple(images[0].shape[:2])])
+                             low_latency_sizes=[hw for hw in ll_sizes if hw != tuple(images[0].shape[:2])],
+                             low_latency_methods=more)
     h, w = images[0].shape[:2]
     return TradeoffEval(
         data=str(opts.data), split=opts.split, frames=n, resolution=f"{h}x{w}", threads=opts.threads,
@@ -140,3 +149,12 @@ def _hw(text: str, param: str, spec: str | None = None) -> tuple[int, int]:
         example = f"{spec.partition('@')[0]}@288x384" if spec is not None else "288x384"
         raise ParameterError(f"{{{param}}} {what}: give the size as HxW (e.g. {example})", param)
     return parsed
+
+
+def _method(name: str, p: Any) -> Propagator:
+    """The runtime propagation method ``name`` of the propagation ``p`` (``flow``: no weights)."""
+    method = FlowWarp() if name == "flow" else p.learned.by_name(name)
+    if method is None:
+        raise UserError(f"this propagation file has no {name} method; add it with 'lowlatseg train propagation "
+                        f"--start FILE --only {name}' or leave it out")
+    return method
