@@ -365,3 +365,20 @@ def test_live_summary_pools_streams_but_keeps_per_stream_quantities_apart() -> N
     assert row["rss_growth_mb"] == 30.0 and row["rss_start_mb"] == 100.0 and row["rss_mb"] == 205.0
     assert row["per_stream"] == [{"mean": 10.0, "max": 10.0}, {"mean": 25.0, "max": 40.0}]
     assert live_summary([a])["per_stream"] is None
+
+
+@needs_camvid
+def test_tradeoff_rounds_pool_every_point_over_interleaved_passes(tiny_weights: Path, tiny_prop: Path, tiny_sched: Path,
+                                                                   tmp_path: Path) -> None:
+    js = tmp_path / "t.json"
+    base = ["eval", "tradeoff", "--data", str(CAMVID), "--split", "val", "--max-frames", "4", "--intervals", "2",
+            "--weights", str(tiny_weights), "--propagation", str(tiny_prop), "--scheduler", str(tiny_sched),
+            "--threads", "1", "--quiet", "--latency-repeat", "1", "--ladder", f"{tiny_weights}@120x160", "--json", str(js)]
+    assert main(base) == 0
+    one = json.loads(js.read_text())
+    assert main([*base, "--rounds", "3"]) == 0
+    three = json.loads(js.read_text())
+    assert one["rounds"] == 1 and three["rounds"] == 3
+    for a, b in zip(one["points"], three["points"], strict=True):
+        assert (a["method"], a["size"], a["miou"]) == (b["method"], b["size"], b["miou"])  # accuracy is not timed
+        assert b["latency_rounds"] == 3 and b["latency_frames"] == 3 * a["latency_frames"] > 0

@@ -158,6 +158,9 @@ def add_eval_parsers(sub: Any) -> None:
     et.add_argument("--max-frames", type=nonneg_int, default=0)
     et.add_argument("--latency-repeat", type=positive_int, default=3,
                     help="latency on the clip played N times (forwards, backwards, ...) for stable maxima")
+    et.add_argument("--rounds", type=positive_int, default=1,
+                    help="live passes of every point, the points in turn (as bench --rounds): a machine whose speed "
+                         "drifts slows every point alike; latency pooled over them")
     et.add_argument("--plot", help="PNG to write")
     et.add_argument("--json")
     et.add_argument("--quiet", action="store_true")

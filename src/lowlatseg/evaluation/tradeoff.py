@@ -6,7 +6,8 @@ mIoU (online over the clip, deterministic: the low-latency mode's keyframe featu
 low-latency with its background worker). Points: per-frame; clockwork, flow, uniform,
 image-difference and adaptive propagation (all with low-level fusion, as the runtime runs them;
 the variants without fusion are in ``eval video``) at fixed intervals; adaptive scheduling and
-low-latency at the matched keyframe rates.
+low-latency at the matched keyframe rates; on request, low-latency at other input sizes and
+with other propagation methods (``eval tradeoff --low-latency-sizes``, ``--low-latency-methods``).
 
 The live run keeps its own schedule: each point also records the keyframe fraction it reached
 and how many frames late low-latency's keyframe features came (``live_keyframe_fraction``,
@@ -26,7 +27,7 @@ import torch
 from tqdm import tqdm
 
 from lowlatseg.defaults import DEFAULT_DELAY_FRAMES
-from lowlatseg.evaluation.latency import WARMUP_FRAMES, run_live
+from lowlatseg.evaluation.latency import WARMUP_FRAMES, LiveRun, feed_live, live_summary
 from lowlatseg.evaluation.video import run_online
 from lowlatseg.nn.splitnet import SplitSegNet
 from lowlatseg.propagation.methods import Clockwork, FlowWarp, ImageDifference, Propagator, Uniform
@@ -55,10 +56,12 @@ def tradeoff_points(
     delay_frames: int | None = None, progress: bool = True, latency_repeat: int = 3, ladder: Sequence[LadderPoint] = (),
     flow_guided: Propagator | None = None, flow_residual: Propagator | None = None,
     scheduled_method: Propagator | None = None, low_latency_sizes: Sequence[tuple[int, int]] = (),
-    low_latency_methods: Sequence[Propagator] = (),
+    low_latency_methods: Sequence[Propagator] = (), rounds: int = 1,
 ) -> list[dict[str, Any]]:
     """``latency_repeat``: latency is measured on the clip played forwards and backwards this
-    many times (a 51-frame clip alone gives too few frames for a stable maximum). ``ladder``:
+    many times (a 51-frame clip alone gives too few frames for a stable maximum); ``rounds``: that
+    many live passes of every point, the points in turn (``bench --rounds``: a machine whose speed
+    drifts slows every point alike), pooled (``latency_rounds``). ``ladder``:
     more per-frame points (other networks or input sizes), measured the same way, after the
     default model's own per-frame point. ``flow_guided``, ``flow_residual``: their rows too, when the propagation
     file has the method. ``scheduled_method``: what the adaptive-scheduled and low-latency points
@@ -113,7 +116,20 @@ def tradeoff_points(
                 thr = threshold_for_rate(predictor, lows[size], fixed_interval_rate(len(images), n),
                                          delay_frames=first_delay, rule=rule)
                 runs.append((own, model, size, ("low-latency", ll_method, AdaptiveThreshold(predictor, thr, rule=rule), True, n)))
-    for net_name, net, size, (name, method, policy, background, n) in tqdm(runs, desc="trade-off", disable=not progress):
+    warm = min(WARMUP_FRAMES, len(live_frames) // 2)
+
+    def live_pass(net: SplitSegNet, mode: str, size: tuple[int, ...], method: Propagator, policy: KeyframePolicy) -> LiveRun:
+        torch.set_num_threads(threads)
+        rt = build_runtime(net, RuntimeConfig(mode=mode, size=(int(size[0]), int(size[1])), threads=threads),
+                           method=method, policy=policy)
+        with rt:
+            run = feed_live(rt, live_frames, fps=fps, warmup=warm)
+        torch.set_num_threads(threads)
+        return run
+
+    settled: list[tuple[KeyframePolicy, int | None, list[LiveRun], dict[str, Any]]] = []
+    bar = tqdm(total=len(runs) * rounds, desc="trade-off", disable=not progress)
+    for _, net, size, (name, method, policy, background, every) in runs:
         mode = "low-latency" if background else policy.name
         # latency: live, low-latency as it runs by default (high in slices between frames).
         # Low-latency's number is calibrated for a keyframe delay; by default the delay is the
@@ -122,33 +138,44 @@ def tradeoff_points(
         assumed = first_delay
         delay = None
         for _ in range(2):
-            torch.set_num_threads(threads)
-            rt = build_runtime(net, RuntimeConfig(mode=mode, size=size, threads=threads), method=method, policy=policy)
-            with rt:
-                live = run_live(rt, live_frames, fps=fps, warmup=min(WARMUP_FRAMES, len(live_frames) // 2))
-            torch.set_num_threads(threads)
+            first = live_pass(net, mode, size, method, policy)
             if not background:
                 break
-            late = live["keyframe_delay_frames"]
+            late = live_summary([first])["keyframe_delay_frames"]
             delay = delay_frames if delay_frames is not None else (max(1, late["max"]) if late else assumed)
             if delay == assumed or not isinstance(policy, AdaptiveThreshold):
                 break
             # the rate matched for the delay found (one keyframe in flight at a time)
             assumed = delay
             policy = AdaptiveThreshold(predictor, threshold_for_rate(predictor, lows.get(tuple(size), f_lows),
-                                                                     fixed_interval_rate(len(images), n or 1),
+                                                                     fixed_interval_rate(len(images), every or 1),
                                                                      delay_frames=delay, rule=rule), rule=rule)
+        bar.update(1)
         # accuracy: deterministic (inline keyframes; low-latency: features ready `delay` frames later)
         rt = build_runtime(net, RuntimeConfig(mode=mode, size=size, executor=Inline(delay or DEFAULT_DELAY_FRAMES)),
                            method=method, policy=policy)
         with rt, torch.inference_mode():
-            acc = run_online(rt, images, labels, num_classes=num_classes, name=name, interval=max(n or 1, 1))
+            acc = run_online(rt, images, labels, num_classes=num_classes, name=name, interval=max(every or 1, 1))
+        settled.append((policy, delay, [first], acc))
+    # more rounds: every point again, in turn (backwards in every other round), with its settled
+    # policy, so that a machine whose speed drifts slows every point alike
+    for r in range(1, rounds):
+        order = list(range(len(runs)))
+        for i in order[::-1] if r % 2 else order:
+            _, net, size, (_, method, _, background, _) = runs[i]
+            kept = settled[i][0]
+            settled[i][2].append(live_pass(net, "low-latency" if background else kept.name, size, method, kept))
+            bar.update(1)
+    bar.close()
+    for (net_name, _, size, (name, method, _, _, every)), (kept, delay, live_runs, acc) in zip(runs, settled):
+        live = live_summary(live_runs)
         points.append({
-            "model": net_name, "size": f"{size[0]}x{size[1]}", "method": name, "interval": n,
+            "model": net_name, "size": f"{size[0]}x{size[1]}", "method": name, "interval": every,
             "propagation": None if name == "per-frame" else getattr(method, "name", None), "miou": acc["miou"], "keyframe_fraction": acc["keyframe_fraction"],
             "latency_ms": live["latency_ms"], "latency_frames": live["frames"], "latency_warmup_frames": live["warmup_frames"],
+            "latency_rounds": rounds,
             "live_keyframe_fraction": live["keyframe_fraction"], "live_keyframe_delay_frames": live["keyframe_delay_frames"],
-            "delay_frames": delay, **rule_fields(policy),
+            "delay_frames": delay, **rule_fields(kept),
         })
     return points
 

@@ -32,6 +32,7 @@ class TradeoffOptions:
     progress: bool = True
     max_frames: int = 0
     latency_repeat: int = 3  # latency on the clip played this many times (forwards, backwards, ...)
+    rounds: int = 1  # live passes of every point, the points in turn
     ladder: tuple[str, ...] | None = None  # WEIGHTS or WEIGHTS@HxW per-frame points; None: see ladder_points
     low_latency_sizes: tuple[str, ...] = ()  # HxW: more low-latency points of the model, at these input sizes
     propagation_method: str = DEFAULT_PROPAGATION_METHOD  # what adaptive-scheduled and low-latency propagate with
@@ -48,6 +49,7 @@ class TradeoffEval:
     stream_fps: float
     delay_frames: int | None
     latency_repeat: int
+    rounds: int
     weights: str
     ladder: list[dict[str, str]]  # model, size, weights of each ladder point
     points: list[dict[str, Any]]  # as saved: evaluation/tradeoff.py
@@ -55,7 +57,7 @@ class TradeoffEval:
     def to_json(self) -> dict[str, Any]:
         return {"data": self.data, "split": self.split, "frames": self.frames, "resolution": self.resolution,
                 "threads": self.threads, "stream_fps": self.stream_fps, "delay_frames": self.delay_frames,
-                "latency_repeat": self.latency_repeat, "weights": self.weights, "ladder": self.ladder,
+                "latency_repeat": self.latency_repeat, "rounds": self.rounds, "weights": self.weights, "ladder": self.ladder,
                 "points": self.points, "verdicts": verdicts(self.points)}
 
 
@@ -97,11 +99,11 @@ def eval_tradeoff(opts: TradeoffOptions) -> TradeoffEval:
                              latency_repeat=opts.latency_repeat, ladder=members, flow_guided=guided, flow_residual=residual,
                              scheduled_method=runtime_method,
                              low_latency_sizes=[hw for hw in ll_sizes if hw != tuple(images[0].shape[:2])],
-                             low_latency_methods=more)
+                             low_latency_methods=more, rounds=opts.rounds)
     h, w = images[0].shape[:2]
     return TradeoffEval(
         data=str(opts.data), split=opts.split, frames=n, resolution=f"{h}x{w}", threads=opts.threads,
-        stream_fps=opts.fps, delay_frames=opts.delay_frames, latency_repeat=opts.latency_repeat,
+        stream_fps=opts.fps, delay_frames=opts.delay_frames, latency_repeat=opts.latency_repeat, rounds=opts.rounds,
         weights=str(opts.weights or DEFAULT_WEIGHTS),
         ladder=[{"model": m.name, "size": f"{m.size[0]}x{m.size[1]}", "weights": m.weights} for m in members],
         points=points,
