@@ -148,7 +148,8 @@ def tradeoff_plot(r: TradeoffEval, path: Path) -> None:
     from lowlatseg.evaluation.tradeoff import plot_tradeoff
 
     h, w = (int(v) for v in r.resolution.split("x"))
-    plot_tradeoff(r.points, path, title=f"{r.data} {r.split}, {r.frames} frames (latency: {r.latency_repeat} passes), {h}x{w}, "
+    rounds = f" x {r.rounds} rounds, interleaved" if r.rounds > 1 else ""
+    plot_tradeoff(r.points, path, title=f"{r.data} {r.split}, {r.frames} frames (latency: {r.latency_repeat} passes{rounds}), {h}x{w}, "
                   f"{r.threads} threads, stream {'as fast as possible' if r.stream_fps == 0 else f'{r.stream_fps:g} fps'}")
 
 
