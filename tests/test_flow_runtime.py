@@ -44,6 +44,7 @@ def test_segment_low_latency_with_flow(small_video: Path, tiny_weights: Path, ti
     assert rc == 0
     s = json.loads(stats.read_text())
     assert s["frames"] == len(list(VideoReader(small_video))) and out.stat().st_size > 0
+    assert s["propagation_method"] == "flow"
 
 
 def test_an_unknown_method_is_refused_with_the_choices(tiny_weights: Path) -> None:

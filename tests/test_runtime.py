@@ -442,10 +442,22 @@ def test_sliced_executor_survives_an_interrupted_frame() -> None:
 
     ex = SlicedExecutor(threads=1)
     done: list[int] = []
-    timer = threading.Timer(0.1, _thread.interrupt_main)
-    timer.start()
+    started, sent = threading.Event(), threading.Event()
+
+    def interrupt_once_started() -> None:  # no fixed timer: a slow machine must not let the frame end first
+        started.wait(10)
+        _thread.interrupt_main()
+        sent.set()
+
+    def frame() -> None:
+        started.set()
+        sent.wait(10)
+        time.sleep(0.3)  # still running while the caller takes the interrupt
+        done.append(1)
+
+    threading.Thread(target=interrupt_once_started, daemon=True).start()
     with pytest.raises(KeyboardInterrupt):
-        ex.run(lambda: (time.sleep(0.5), done.append(1)))
+        ex.run(frame)
     assert ex.run(lambda: len(done)) == 1  # the interrupted frame finished first, then this one
     ex.close()
 

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from lowlatseg.defaults import DEFAULT_DELAY_FRAMES
+from lowlatseg.defaults import DEFAULT_DELAY_FRAMES, DEFAULT_PROPAGATION_METHOD
 from lowlatseg.evaluation.latency import WARMUP_FRAMES, LiveRun, feed_live, live_summary
 from lowlatseg.evaluation.video import run_online
 from lowlatseg.nn.splitnet import SplitSegNet
@@ -134,16 +134,21 @@ def tradeoff_points(
         # latency: live, low-latency as it runs by default (high in slices between frames).
         # Low-latency's number is calibrated for a keyframe delay; by default the delay is the
         # most the live run measured, so a run that finds another delay than its policy assumed
-        # recalibrates and runs again (once): latency and accuracy then share one policy.
+        # recalibrates and runs again (once): latency and accuracy then share one policy. A
+        # second pass that finds yet another delay keeps its policy, scored at the delay that
+        # policy was calibrated for (the live delays are recorded beside it).
         assumed = first_delay
         delay = None
-        for _ in range(2):
+        for attempt in range(2):
             first = live_pass(net, mode, size, method, policy)
             if not background:
                 break
             late = live_summary([first])["keyframe_delay_frames"]
             delay = delay_frames if delay_frames is not None else (max(1, late["max"]) if late else assumed)
             if delay == assumed or not isinstance(policy, AdaptiveThreshold):
+                break
+            if attempt == 1:
+                delay = assumed
                 break
             # the rate matched for the delay found (one keyframe in flight at a time)
             assumed = delay
@@ -173,7 +178,7 @@ def tradeoff_points(
             "model": net_name, "size": f"{size[0]}x{size[1]}", "method": name, "interval": every,
             "propagation": None if name == "per-frame" else getattr(method, "name", None), "miou": acc["miou"], "keyframe_fraction": acc["keyframe_fraction"],
             "latency_ms": live["latency_ms"], "latency_frames": live["frames"], "latency_warmup_frames": live["warmup_frames"],
-            "latency_rounds": rounds,
+            "latency_rounds": len(live_runs),
             "live_keyframe_fraction": live["keyframe_fraction"], "live_keyframe_delay_frames": live["keyframe_delay_frames"],
             "delay_frames": delay, **rule_fields(kept),
         })
@@ -184,17 +189,19 @@ _STYLES = {"per-frame": ("k", "*"), "clockwork+fuse": ("tab:gray", "s"), "flow+f
            "uniform+fuse": ("tab:brown", "v"), "image-difference+fuse": ("tab:pink", "X"), "adaptive": ("tab:green", "o"),
            "flow-guided": ("tab:cyan", "h"), "flow-residual": ("tab:olive", "p"), "adaptive-scheduled": ("tab:orange", "D"),
            "low-latency": ("tab:red", "P")}
-_MORE_COLORS = ("tab:purple", "darkred", "tab:olive")  # a mode's points with other propagation methods
+_MORE_COLORS = ("tab:purple", "gold", "navy")  # a mode's points with other propagation methods
 
 
 def _series(points: list[dict[str, Any]], name: str, color: str) -> list[tuple[str, str, list[dict[str, Any]]]]:
     """The video points of method ``name`` as plot series (label, colour, points along the keyframe
-    rate): one per propagation method, the first one met under ``name`` itself."""
+    rate): one per propagation method, labelled with it where a scheduled mode propagates with
+    another method than the runtime's default."""
     pts = [p for p in points if p["method"] == name]
     props = list(dict.fromkeys(p["propagation"] for p in pts))
     out = []
     for i, prop in enumerate(props):
-        label = name if i == 0 else f"{name}, {prop}"
+        other = name in ("adaptive-scheduled", "low-latency") and prop not in (None, DEFAULT_PROPAGATION_METHOD)
+        label = f"{name}, {prop}" if other else name
         out.append((label, color if i == 0 else _MORE_COLORS[(i - 1) % len(_MORE_COLORS)],
                     sorted((p for p in pts if p["propagation"] == prop), key=lambda p: p["interval"] or 0)))
     return out

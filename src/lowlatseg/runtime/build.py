@@ -77,7 +77,7 @@ def _load_method(cfg: RuntimeConfig, model: SplitSegNet) -> Propagator:
     method = learned.by_name(cfg.propagation_method)
     if method is None:
         raise UserError(f"this propagation file has no {cfg.propagation_method} method; add it with 'lowlatseg train "
-                        f"propagation --start FILE --only {cfg.propagation_method}' or use the adaptive method")
+                        f"propagation --start FILE --only {cfg.propagation_method}', or use the adaptive method or flow (no weights)")
     return method
 
 

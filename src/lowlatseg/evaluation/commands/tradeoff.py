@@ -78,7 +78,7 @@ def eval_tradeoff(opts: TradeoffOptions) -> TradeoffEval:
     if opts.delay_frames is not None and opts.delay_frames < 1:
         raise ParameterError(f"{{delay_frames}} {opts.delay_frames} is not valid; a keyframe is usable one frame after "
                              "it is chosen at the earliest", "delay_frames")
-    ll_sizes = [_hw(text, "low_latency_sizes") for text in opts.low_latency_sizes]
+    ll_sizes = list(dict.fromkeys(_hw(text, "low_latency_sizes") for text in opts.low_latency_sizes))
     clip = open_clip(opts.data, opts.split, opts.weights, opts.propagation, opts.max_frames)
     ds, n, p = clip.ds, clip.n, clip.prop
     model = p.model
