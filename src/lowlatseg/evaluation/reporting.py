@@ -138,6 +138,11 @@ def tradeoff_table(r: TradeoffEval) -> str:
     lines.append(f"keys: keyframe fraction of the accuracy run (low-latency: features {'/'.join(map(str, used)) or '-'} frames late"
                  f"{'' if r.delay_frames else ', as late as in the live run'}); live keys, "
                  "late: the live run's keyframe fraction and mean frames from choosing a keyframe to using it")
+    for p in r.points:  # a later round may find keyframes later than the delay accuracy was scored with
+        late, scored = p["live_keyframe_delay_frames"], p.get("delay_frames")
+        if late and scored and late["max"] > scored:
+            lines.append(f"note: {p['method']} {p['size']} ({p['propagation']}): keyframe features came up to {late['max']} "
+                         f"frames late live, its accuracy is scored at {scored}")
     for v in verdicts(r.points):
         if v["method"] == "low-latency":
             cost = v["cost_vs_fastest_as_accurate"]
