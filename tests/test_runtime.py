@@ -438,15 +438,19 @@ def test_sliced_executor_close_ends_every_pending_keyframe() -> None:
 def test_sliced_executor_survives_an_interrupted_frame() -> None:
     """Ctrl-C while the caller waits for a frame: the interrupt reaches the caller, the frame
     already started finishes on the compute thread, and the next frame runs normally."""
-    import _thread
+    import signal
 
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     ex = SlicedExecutor(threads=1)
     done: list[int] = []
     started, sent = threading.Event(), threading.Event()
+    main_thread = threading.main_thread().ident
+    assert main_thread is not None
 
     def interrupt_once_started() -> None:  # no fixed timer: a slow machine must not let the frame end first
         started.wait(10)
-        _thread.interrupt_main()
+        time.sleep(0.05)  # the caller is waiting by now
+        signal.pthread_kill(main_thread, signal.SIGINT)  # a real Ctrl-C, delivered to the waiting thread
         sent.set()
 
     def frame() -> None:
