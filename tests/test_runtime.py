@@ -440,7 +440,9 @@ def test_sliced_executor_survives_an_interrupted_frame() -> None:
     already started finishes on the compute thread, and the next frame runs normally."""
     import signal
 
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    # Python's own Ctrl-C handler for the test: a process started in the background by a shell
+    # inherits SIGINT ignored, and then no KeyboardInterrupt exists to test
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     ex = SlicedExecutor(threads=1)
     done: list[int] = []
     started, sent = threading.Event(), threading.Event()
@@ -460,10 +462,13 @@ def test_sliced_executor_survives_an_interrupted_frame() -> None:
         done.append(1)
 
     threading.Thread(target=interrupt_once_started, daemon=True).start()
-    with pytest.raises(KeyboardInterrupt):
-        ex.run(frame)
-    assert ex.run(lambda: len(done)) == 1  # the interrupted frame finished first, then this one
-    ex.close()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            ex.run(frame)
+        assert ex.run(lambda: len(done)) == 1  # the interrupted frame finished first, then this one
+    finally:
+        ex.close()
+        signal.signal(signal.SIGINT, previous)
 
 
 def test_sequential_twin_defaults_to_the_measured_delay(model, tiny_prop: Path) -> None:
