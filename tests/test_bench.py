@@ -111,13 +111,18 @@ def test_tradeoff_plot_and_json(tiny_weights: Path, tiny_prop: Path, tiny_sched:
         assert p["delay_frames"] == (max(1, late["max"]) if late else 2)
 
 
+def _small_tradeoff(weights: Path, prop: Path, sched: Path) -> list[str]:
+    """``eval tradeoff`` on 4 frames of the val clip, one interval, one pass: the flags to extend."""
+    return ["eval", "tradeoff", "--data", str(CAMVID), "--split", "val", "--max-frames", "4", "--intervals", "2",
+            "--weights", str(weights), "--propagation", str(prop), "--scheduler", str(sched),
+            "--threads", "1", "--quiet", "--latency-repeat", "1"]
+
+
 @needs_camvid
 def test_tradeoff_ladder_members(tiny_weights: Path, tiny_prop: Path, tiny_sched: Path, tmp_path: Path,
                                  capsys: pytest.CaptureFixture[str]) -> None:
     js = tmp_path / "t.json"
-    base = ["eval", "tradeoff", "--data", str(CAMVID), "--split", "val", "--max-frames", "4", "--intervals", "2",
-            "--weights", str(tiny_weights), "--propagation", str(tiny_prop), "--scheduler", str(tiny_sched),
-            "--threads", "1", "--quiet", "--latency-repeat", "1"]
+    base = _small_tradeoff(tiny_weights, tiny_prop, tiny_sched)
     assert main([*base, "--ladder", f"{tiny_weights}@120x160", "--json", str(js)]) == 0
     res = json.loads(js.read_text())
     ladder = [(p["model"], p["size"]) for p in res["points"] if p["method"] == "per-frame"]
@@ -132,9 +137,7 @@ def test_tradeoff_ladder_members(tiny_weights: Path, tiny_prop: Path, tiny_sched
 def test_tradeoff_low_latency_at_more_sizes(tiny_weights: Path, tiny_prop: Path, tiny_sched: Path, tmp_path: Path,
                                             capsys: pytest.CaptureFixture[str]) -> None:
     js = tmp_path / "t.json"
-    base = ["eval", "tradeoff", "--data", str(CAMVID), "--split", "val", "--max-frames", "4", "--intervals", "2",
-            "--weights", str(tiny_weights), "--propagation", str(tiny_prop), "--scheduler", str(tiny_sched),
-            "--threads", "1", "--quiet", "--latency-repeat", "1", "--ladder", f"{tiny_weights}@120x160"]
+    base = [*_small_tradeoff(tiny_weights, tiny_prop, tiny_sched), "--ladder", f"{tiny_weights}@120x160"]
     # the clip's own size is not measured twice
     assert main([*base, "--low-latency-sizes", "120x160", "360x480", "--json", str(js)]) == 0
     res = json.loads(js.read_text())
@@ -371,9 +374,7 @@ def test_live_summary_pools_streams_but_keeps_per_stream_quantities_apart() -> N
 def test_tradeoff_rounds_pool_every_point_over_interleaved_passes(tiny_weights: Path, tiny_prop: Path, tiny_sched: Path,
                                                                    tmp_path: Path) -> None:
     js = tmp_path / "t.json"
-    base = ["eval", "tradeoff", "--data", str(CAMVID), "--split", "val", "--max-frames", "4", "--intervals", "2",
-            "--weights", str(tiny_weights), "--propagation", str(tiny_prop), "--scheduler", str(tiny_sched),
-            "--threads", "1", "--quiet", "--latency-repeat", "1", "--ladder", f"{tiny_weights}@120x160", "--json", str(js),
+    base = [*_small_tradeoff(tiny_weights, tiny_prop, tiny_sched), "--ladder", f"{tiny_weights}@120x160", "--json", str(js),
             "--delay-frames", "1"]  # low-latency accuracy must not hang on the delay a live run happens to measure
     assert main(base) == 0
     one = json.loads(js.read_text())
