@@ -16,7 +16,7 @@ from lowlatseg.errors import UserError
 from lowlatseg.nn.splitnet import SplitSegNet
 from lowlatseg.propagation.flow_guided import FlowGuided
 from lowlatseg.propagation.flow_residual import FlowResidual
-from lowlatseg.propagation.methods import Adaptive, PropagationConfig, Uniform
+from lowlatseg.propagation.methods import Adaptive, FlowWarp, PropagationConfig, Propagator, Uniform
 
 PROP_FORMAT = "lowlatseg/propagation-v1"
 DEFAULT_PROPAGATION = Path(__file__).resolve().parents[1] / "weights" / "propagation_llnet_e_camvid.pt"
@@ -67,6 +67,17 @@ class LearnedMethods:
         """The learned runtime-selectable method ``name`` (``PROPAGATION_METHODS``), None if the file
         has none or ``name`` is not learned (``flow``)."""
         return {"adaptive": self.adaptive, "flow-guided": self.flow_guided, "flow-residual": self.flow_residual}.get(name)
+
+    def runtime_method(self, name: str) -> Propagator:
+        """The runtime propagation method ``name``: ``flow`` (DIS flow, no weights) or this file's
+        learned one; a file without it is refused by name."""
+        if name == "flow":
+            return FlowWarp()
+        method = self.by_name(name)
+        if method is None:
+            raise UserError(f"this propagation file has no {name} method; add it with 'lowlatseg train propagation "
+                            f"--start FILE --only {name}', or use the adaptive method or flow (no weights)")
+        return method
 
 
 M = TypeVar("M", bound=nn.Module)

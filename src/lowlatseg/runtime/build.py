@@ -72,13 +72,8 @@ def _load_method(cfg: RuntimeConfig, model: SplitSegNet) -> Propagator:
     if cfg.mode == "per-frame":
         return Clockwork()
     if cfg.propagation_method == "flow":
-        return FlowWarp()
-    learned = load_methods(cfg.propagation, model)
-    method = learned.by_name(cfg.propagation_method)
-    if method is None:
-        raise UserError(f"this propagation file has no {cfg.propagation_method} method; add it with 'lowlatseg train "
-                        f"propagation --start FILE --only {cfg.propagation_method}', or use the adaptive method or flow (no weights)")
-    return method
+        return FlowWarp()  # no weights: the propagation file is not read
+    return load_methods(cfg.propagation, model).runtime_method(cfg.propagation_method)
 
 
 def _load_policy(cfg: RuntimeConfig, model: SplitSegNet) -> KeyframePolicy:

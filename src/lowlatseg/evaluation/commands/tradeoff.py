@@ -15,7 +15,7 @@ from lowlatseg.evaluation.verdict import verdicts
 from lowlatseg.errors import ParameterError, UserError
 from lowlatseg.evaluation.commands.loading import open_clip
 from lowlatseg.nn.splitnet import SplitSegNet
-from lowlatseg.propagation.methods import FlowWarp, Propagator
+from lowlatseg.propagation.methods import Propagator
 
 
 @dataclass(frozen=True)
@@ -88,11 +88,12 @@ def eval_tradeoff(opts: TradeoffOptions) -> TradeoffEval:
     torch.set_num_threads(opts.threads)
     members = ladder_points(opts.ladder, model, opts.weights, clip_hw=images[0].shape[:2])
     guided, residual = p.flow_guided, p.flow_residual
-    runtime_method: Propagator | None = (_method(opts.propagation_method, p) if opts.propagation_method != DEFAULT_PROPAGATION_METHOD
+    runtime_method: Propagator | None = (p.learned.runtime_method(opts.propagation_method)
+                                         if opts.propagation_method != DEFAULT_PROPAGATION_METHOD
                                          else p.learned.by_name(opts.propagation_method))
     if runtime_method is None:  # the file lacks the runtime's default method: the paper's, as before
         runtime_method = p.adaptive
-    more = [_method(name, p) for name in dict.fromkeys(opts.low_latency_methods) if name != opts.propagation_method]
+    more = [p.learned.runtime_method(name) for name in dict.fromkeys(opts.low_latency_methods) if name != opts.propagation_method]
     points = tradeoff_points(model, p.adaptive, p.uniform, ImageDifference(p.config), predictor, images, labels,
                              rule=defaults.rule, num_classes=ds.labels.num_classes, intervals=opts.intervals,
                              fps=opts.fps, threads=opts.threads, delay_frames=opts.delay_frames, progress=opts.progress,
@@ -152,11 +153,3 @@ def _hw(text: str, param: str, spec: str | None = None) -> tuple[int, int]:
         raise ParameterError(f"{{{param}}} {what}: give the size as HxW (e.g. {example})", param)
     return parsed
 
-
-def _method(name: str, p: Any) -> Propagator:
-    """The runtime propagation method ``name`` of the propagation ``p`` (``flow``: no weights)."""
-    method = FlowWarp() if name == "flow" else p.learned.by_name(name)
-    if method is None:
-        raise UserError(f"this propagation file has no {name} method; add it with 'lowlatseg train propagation "
-                        f"--start FILE --only {name}' or leave it out")
-    return method
