@@ -115,22 +115,16 @@ def _yes(ok: bool, count: int, what: str) -> str:
     return f"yes, none is as {what}" if count == 0 else ("yes" if ok else "no")
 
 
-def _other_method(p: dict[str, Any]) -> bool:
-    """A scheduled point (adaptive-scheduled, low-latency) that propagates with another method
-    than the runtime's default: its name says which."""
-    from lowlatseg.defaults import DEFAULT_PROPAGATION_METHOD
-
-    return p["method"] in ("adaptive-scheduled", "low-latency") and p.get("propagation") not in (None, DEFAULT_PROPAGATION_METHOD)
-
-
 def tradeoff_table(r: TradeoffEval) -> str:
     """``eval tradeoff``: one line per point."""
+    from lowlatseg.evaluation.tradeoff import other_method
+
     head = f"{'model':<10} {'size':>7} {'method':<22} {'rate':>5} {'mIoU':>6} {'keys':>5} {'mean ms':>8} {'max ms':>8} {'live keys':>9} {'late':>5}"
     lines = [head + "\n" + "-" * len(head)]
     for p in r.points:
         rate = f"1/{p['interval']}" if p["interval"] else "1"
         late = p["live_keyframe_delay_frames"]
-        method = f"{p['method']} ({p['propagation']})" if _other_method(p) else p["method"]
+        method = f"{p['method']} ({p['propagation']})" if other_method(p["method"], p.get("propagation")) else p["method"]
         lines.append(f"{p['model']:<10} {p['size']:>7} {method:<22} {rate:>5} {p['miou']:>6.2f} {p['keyframe_fraction']:>5.2f} "
                      f"{p['latency_ms']['mean']:>8.1f} {p['latency_ms']['max']:>8.1f} {p['live_keyframe_fraction']:>9.2f} "
                      f"{late['mean'] if late else 0:>5.1f}")

@@ -152,7 +152,7 @@ def tradeoff_points(
                 break
             # the rate matched for the delay found (one keyframe in flight at a time)
             assumed = delay
-            policy = AdaptiveThreshold(predictor, threshold_for_rate(predictor, lows.get(tuple(size), f_lows),
+            policy = AdaptiveThreshold(predictor, threshold_for_rate(predictor, lows[tuple(size)],
                                                                      fixed_interval_rate(len(images), every or 1),
                                                                      delay_frames=delay, rule=rule), rule=rule)
         bar.update(1)
@@ -192,6 +192,12 @@ _STYLES = {"per-frame": ("k", "*"), "clockwork+fuse": ("tab:gray", "s"), "flow+f
 _MORE_COLORS = ("tab:purple", "gold", "navy")  # a mode's points with other propagation methods
 
 
+def other_method(method: str, propagation: str | None) -> bool:
+    """A scheduled point (adaptive-scheduled, low-latency) that propagates with another method
+    than the runtime's default: the table and the plot name the method."""
+    return method in ("adaptive-scheduled", "low-latency") and propagation not in (None, DEFAULT_PROPAGATION_METHOD)
+
+
 def _series(points: list[dict[str, Any]], name: str, color: str) -> list[tuple[str, str, list[dict[str, Any]]]]:
     """The video points of method ``name`` as plot series (label, colour, points along the keyframe
     rate): one per propagation method, labelled with it where a scheduled mode propagates with
@@ -200,8 +206,7 @@ def _series(points: list[dict[str, Any]], name: str, color: str) -> list[tuple[s
     props = list(dict.fromkeys(p["propagation"] for p in pts))
     out = []
     for i, prop in enumerate(props):
-        other = name in ("adaptive-scheduled", "low-latency") and prop not in (None, DEFAULT_PROPAGATION_METHOD)
-        label = f"{name}, {prop}" if other else name
+        label = f"{name}, {prop}" if other_method(name, prop) else name
         out.append((label, color if i == 0 else _MORE_COLORS[(i - 1) % len(_MORE_COLORS)],
                     sorted((p for p in pts if p["propagation"] == prop), key=lambda p: p["interval"] or 0)))
     return out
