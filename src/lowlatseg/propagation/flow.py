@@ -24,26 +24,42 @@ def to_grey(image: torch.Tensor) -> np.ndarray:
 
 
 class DISFlow:
-    """Backward flow current -> key with OpenCV's DIS (fast, real, CPU)."""
+    """Backward flow current -> key with OpenCV's DIS (fast, real, CPU).
 
-    def __init__(self, preset: str = "fast") -> None:
+    ``downscale`` s > 1 runs DIS on the grey frames shrunk s times per side (area-averaged): the
+    features it warps lie on a grid 8 times coarser than the frame, and DIS's cost grows with
+    the pixels (docs/figures/flow_resolution.py measures both)."""
+
+    def __init__(self, preset: str = "fast", downscale: int = 1) -> None:
         if preset not in _PRESETS:
             raise ValueError(f"unknown DIS preset {preset!r}; choose one of {', '.join(_PRESETS)}")
-        self.preset = preset
+        if downscale < 1:
+            raise ValueError(f"DIS downscale must be a whole number >= 1, not {downscale}")
+        self.preset, self.downscale = preset, int(downscale)
         self._dis = cv2.DISOpticalFlow_create(_PRESETS[preset])  # type: ignore[attr-defined]
 
     def __deepcopy__(self, memo: dict[int, object]) -> DISFlow:
-        """A fresh DIS object with the same preset (OpenCV's cannot be copied; it holds no state
+        """A fresh DIS object with the same settings (OpenCV's cannot be copied; it holds no state
         between calls that matters)."""
-        return DISFlow(self.preset)
+        return DISFlow(self.preset, self.downscale)
+
+    def shrink(self, grey: np.ndarray) -> np.ndarray:
+        """H x W uint8 grey -> the frame DIS sees: (H // s) x (W // s), area-averaged (s = 1: as is)."""
+        s = self.downscale
+        if s == 1:
+            return grey
+        h, w = grey.shape[:2]
+        return cv2.resize(grey, (max(w // s, 1), max(h // s, 1)), interpolation=cv2.INTER_AREA)
 
     def __call__(self, current_grey: np.ndarray, key_grey: np.ndarray) -> np.ndarray:
-        """H x W x 2 float32 flow in image pixels such that current(p) ~ key(p + flow(p))."""
-        return self._dis.calc(current_grey, key_grey, None)
+        """h x w x 2 float32 flow such that current(p) ~ key(p + flow(p)), in pixels of the frames
+        DIS saw: h x w = H x W shrunk ``downscale`` times (:func:`flow_to_grid` rescales it)."""
+        return self._dis.calc(self.shrink(current_grey), self.shrink(key_grey), None)
 
 
 def flow_to_grid(flow_img: np.ndarray, grid_hw: tuple[int, int]) -> torch.Tensor:
-    """H x W x 2 image-pixel flow -> 1 x 2 x h x w flow in feature-grid pixels (area-averaged)."""
+    """H x W x 2 flow in pixels of the frame it was computed on -> 1 x 2 x h x w flow in
+    feature-grid pixels (area-averaged)."""
     h, w = grid_hw
     H, W = flow_img.shape[:2]
     small = cv2.resize(flow_img, (w, h), interpolation=cv2.INTER_AREA)

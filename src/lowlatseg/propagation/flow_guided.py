@@ -35,7 +35,7 @@ class FlowGuided(_Base):
     def __init__(self, cfg: PropagationConfig, *, low_ch: int) -> None:
         super().__init__()
         self.kernel_size, self.dilation = cfg.guided_kernel_size, cfg.guided_dilation
-        self.flow = DISFlow(cfg.flow_preset)
+        self.flow = DISFlow(cfg.flow_preset, cfg.flow_downscale)
         self.predictor = KernelPredictor(low_ch=low_ch, kernel_size=self.kernel_size, dilation=self.dilation,
                                          embed_ch=cfg.embed_ch, hidden=cfg.hidden,
                                          centre_weight=cfg.centre_weight, full_correlation=cfg.full_correlation,

@@ -50,7 +50,7 @@ class FlowResidual(_Base):
         frame_ch = low_ch - learned_ch
         if frame_ch not in (0, 3 * 64):
             raise ValueError(f"f_low's frame part has {frame_ch} channels; expected 0 or 192 (RGB unshuffled by 8)")
-        self.flow = DISFlow(cfg.flow_preset)
+        self.flow = DISFlow(cfg.flow_preset, cfg.flow_downscale)
         self.learned_ch, self.high_ch = learned_ch, high_ch
         self.colour = frame_ch > 0
         hidden = cfg.residual_hidden

@@ -61,6 +61,9 @@ class PropagationConfig:
     hidden: int = 32  # width of the kernel predictor's CNN
     image_sigma: float = 0.1  # image-difference baseline: colour distance scale (RGB in [0, 1])
     flow_preset: str = "fast"  # DIS preset of the flow baseline (and of flow-guided propagation)
+    # DIS runs on frames shrunk this many times per side (propagation/flow.py); 1: full size, as
+    # every bundled file was trained and measured (docs/figures/flow_resolution.py)
+    flow_downscale: int = 1
     guided_kernel_size: int = 5  # flow-guided: taps per side of the correction kernel after the flow warp
     guided_dilation: int = 1  # flow-guided: tap spacing (reach 2 feature px = 16 image px: flow did the rest)
     # the predictors' initial kernel: this share on the centre tap, the rest spread evenly; None: a
@@ -110,9 +113,9 @@ class FlowWarp(_Base):
 
     name = "flow"
 
-    def __init__(self, preset: str = "fast") -> None:
+    def __init__(self, preset: str = "fast", downscale: int = 1) -> None:
         super().__init__()
-        self.flow = DISFlow(preset)
+        self.flow = DISFlow(preset, downscale)
 
     def warp(self, key: KeyState, cur: Current, features: torch.Tensor) -> torch.Tensor:
         flow = grid_flow(self.flow, key, cur, (features.shape[-2], features.shape[-1]))
@@ -221,7 +224,7 @@ def all_methods(cfg: PropagationConfig, *, low_ch: int) -> dict[str, _Base]:
     """Fresh instances of every method, by name."""
     return {
         "clockwork": Clockwork(),
-        "flow": FlowWarp(cfg.flow_preset),
+        "flow": FlowWarp(cfg.flow_preset, cfg.flow_downscale),
         "uniform": Uniform(cfg),
         "image-difference": ImageDifference(cfg),
         "adaptive": Adaptive(cfg, low_ch=low_ch),

@@ -24,10 +24,13 @@ from __future__ import annotations
 import copy
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from tqdm import tqdm
+
+if TYPE_CHECKING:
+    from lowlatseg.propagation.methods import PropagationConfig
 
 from lowlatseg.errors import ParameterError, UserError
 
@@ -63,7 +66,7 @@ def _sharpened(method: Any, s: float) -> Any:
     return m
 
 
-def score_clip(video: str, cfg: SharpnessConfig, model: Any, methods: dict[str, Any], flow_preset: str,
+def score_clip(video: str, cfg: SharpnessConfig, model: Any, methods: dict[str, Any], prop_cfg: PropagationConfig,
                progress: bool) -> dict[str, Any]:
     """Agreement of every method at every sharpness (and flow+fuse for scale) on one clip."""
     from lowlatseg.evaluation.commands.video import unlabelled_frames
@@ -72,7 +75,7 @@ def score_clip(video: str, cfg: SharpnessConfig, model: Any, methods: dict[str, 
     from lowlatseg.propagation.methods import FlowWarp
     from lowlatseg.runtime import network_size, parse_size
 
-    rows = [Row("flow+fuse", FlowWarp(flow_preset), True)]
+    rows = [Row("flow+fuse", FlowWarp(prop_cfg.flow_preset, prop_cfg.flow_downscale), True)]
     for name, method in methods.items():
         rows += [Row(f"{name} s{s:g}", _sharpened(method, s), True) for s in cfg.grid]
     reader = VideoReader(video)
@@ -135,7 +138,7 @@ def calibrate_sharpness(cfg: SharpnessConfig, *, progress: bool = True) -> Sharp
     methods: dict[str, Any] = {"adaptive": learned.adaptive}
     if learned.flow_guided is not None:
         methods["flow-guided"] = learned.flow_guided
-    per_clip = [score_clip(video, cfg, model, methods, prop_cfg.flow_preset, progress)
+    per_clip = [score_clip(video, cfg, model, methods, prop_cfg, progress)
                 for video in tqdm(cfg.videos, desc="clips", unit="clip", disable=not progress)]
     chosen: dict[str, float] = {}
     means: dict[str, dict[str, float]] = {}
