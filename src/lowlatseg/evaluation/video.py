@@ -72,7 +72,7 @@ def standard_rows(prop_cfg: PropagationConfig, adaptive: Adaptive, uniform: Unif
                   flow_guided: Propagator | None = None, flow_residual: Propagator | None = None) -> list[Row]:
     """The paper's rows, the fused baselines, and (when the propagation file has them) the
     flow-guided method with and without fusion and the flow-residual method, after them."""
-    clock, flow, imgdiff = Clockwork(), FlowWarp(prop_cfg.flow_preset, prop_cfg.flow_downscale), ImageDifference(prop_cfg)
+    clock, flow, imgdiff = Clockwork(), FlowWarp.of(prop_cfg), ImageDifference(prop_cfg)
     rows = [
         Row("per-frame", None, True),
         Row("clockwork", clock, False),

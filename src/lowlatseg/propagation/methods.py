@@ -117,6 +117,11 @@ class FlowWarp(_Base):
         super().__init__()
         self.flow = DISFlow(preset, downscale)
 
+    @classmethod
+    def of(cls, cfg: PropagationConfig) -> FlowWarp:
+        """The flow baseline with a propagation file's DIS settings (preset, downscale)."""
+        return cls(cfg.flow_preset, cfg.flow_downscale)
+
     def warp(self, key: KeyState, cur: Current, features: torch.Tensor) -> torch.Tensor:
         flow = grid_flow(self.flow, key, cur, (features.shape[-2], features.shape[-1]))
         return warp(features, flow.to(features.dtype).to(features.device))
@@ -224,7 +229,7 @@ def all_methods(cfg: PropagationConfig, *, low_ch: int) -> dict[str, _Base]:
     """Fresh instances of every method, by name."""
     return {
         "clockwork": Clockwork(),
-        "flow": FlowWarp(cfg.flow_preset, cfg.flow_downscale),
+        "flow": FlowWarp.of(cfg),
         "uniform": Uniform(cfg),
         "image-difference": ImageDifference(cfg),
         "adaptive": Adaptive(cfg, low_ch=low_ch),

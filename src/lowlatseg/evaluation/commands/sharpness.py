@@ -29,10 +29,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from tqdm import tqdm
 
+from lowlatseg.errors import ParameterError, UserError
+
 if TYPE_CHECKING:
     from lowlatseg.propagation.methods import PropagationConfig
-
-from lowlatseg.errors import ParameterError, UserError
 
 GRID = (1.0, 1.5, 2.0, 2.5, 3.0)
 MAX_SHARPNESS = 20.0  # beyond this a kernel is its argmax tap already, and s * logits may overflow
@@ -75,7 +75,7 @@ def score_clip(video: str, cfg: SharpnessConfig, model: Any, methods: dict[str, 
     from lowlatseg.propagation.methods import FlowWarp
     from lowlatseg.runtime import network_size, parse_size
 
-    rows = [Row("flow+fuse", FlowWarp(prop_cfg.flow_preset, prop_cfg.flow_downscale), True)]
+    rows = [Row("flow+fuse", FlowWarp.of(prop_cfg), True)]
     for name, method in methods.items():
         rows += [Row(f"{name} s{s:g}", _sharpened(method, s), True) for s in cfg.grid]
     reader = VideoReader(video)
