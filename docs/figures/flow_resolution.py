@@ -9,7 +9,8 @@ Flow warping moves a keyframe's ``f_high`` on the stride-8 feature grid (45 x 60
 presets, beside the per-frame network, through the protocol of ``eval agreement`` (keyframe every
 5th frame, network input at height 360, first 150 frames of each clip, agreement mIoU with the
 per-frame network, the same timing of a non-key frame). Three training clips decide; the three
-held-out clips are reported beside them.
+held-out clips are reported beside them, and the labelled CamVid val clip (360x480, mIoU against
+its labels, as ``eval video --split val --interval 5``).
 """
 
 from __future__ import annotations
@@ -29,8 +30,11 @@ SETTINGS = [("fast", 1), ("fast", 2), ("fast", 4), ("ultrafast", 1), ("ultrafast
 FRAMES, INTERVAL = 150, 5
 
 
-def score_clip(path: Path) -> dict[str, dict[str, float]]:
+def score_clip(path: Path | None) -> dict[str, dict[str, float]]:
+    """One clip's rows; ``path`` None: the labelled CamVid val clip."""
     from lowlatseg import load_model
+    from lowlatseg.data.camvid import camvid
+    from lowlatseg.data.transforms import to_tensor
     from lowlatseg.evaluation.commands.video import unlabelled_frames
     from lowlatseg.evaluation.video import Row, run_protocol
     from lowlatseg.io.video import VideoReader
@@ -39,10 +43,15 @@ def score_clip(path: Path) -> dict[str, dict[str, float]]:
 
     model = load_model()
     rows = [Row("per-frame", None, True)] + [Row(f"{p} /{s}", FlowWarp(p, s), True) for p, s in SETTINGS]
-    with VideoReader(str(path)) as reader:
-        hw = network_size((reader.info.height, reader.info.width), 360)
-        res = run_protocol(model, rows, unlabelled_frames(reader, hw, FRAMES), interval=INTERVAL,
-                           num_classes=model.config.num_classes)
+    if path is None:
+        ds = camvid(str(ROOT.parent / "shared" / "data" / "camvid"), "val")
+        frames = ((to_tensor(ds[i][0]).unsqueeze(0), ds[i][1]) for i in range(len(ds)))
+        res = run_protocol(model, rows, frames, interval=INTERVAL, num_classes=ds.labels.num_classes)
+    else:
+        with VideoReader(str(path)) as reader:
+            hw = network_size((reader.info.height, reader.info.width), 360)
+            res = run_protocol(model, rows, unlabelled_frames(reader, hw, FRAMES), interval=INTERVAL,
+                               num_classes=model.config.num_classes)
     per_frame_ms = next(r["ms_per_frame"] for r in res.rows if r["method"] == "per-frame")
     out = {}
     for r in res.rows:
@@ -57,8 +66,9 @@ def score_clip(path: Path) -> dict[str, dict[str, float]]:
 def main() -> int:
     torch.set_num_threads(2)
     result = {"frames": FRAMES, "interval": INTERVAL, "size": 360, "threads": 2, "clips": {}}
-    for name, clip in {**TRAINING, **HELD_OUT}.items():
-        result["clips"][name] = score_clip(VIDEO / clip)
+    clips: dict[str, Path | None] = {name: VIDEO / clip for name, clip in {**TRAINING, **HELD_OUT}.items()}
+    for name, path in {**clips, "CamVid val clip (labels)": None}.items():
+        result["clips"][name] = score_clip(path)
         print(name, json.dumps(result["clips"][name]), flush=True)
     out = ROOT / "docs" / "results" / "flow_resolution.json"
     out.write_text(json.dumps(result, indent=1) + "\n")
