@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 
+import cv2
 import numpy as np
 import pytest
 
@@ -14,8 +15,6 @@ from lowlatseg.propagation.flow import DISFlow, flow_to_grid
 def _textured(h: int, w: int, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     small = rng.integers(0, 256, size=(h // 8, w // 8), dtype=np.uint8)
-    import cv2
-
     return cv2.GaussianBlur(cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC), (5, 5), 0)
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -30,9 +31,8 @@ SETTINGS = [("fast", 1), ("fast", 2), ("fast", 4), ("ultrafast", 1), ("ultrafast
 FRAMES, INTERVAL = 150, 5
 
 
-def score_clip(path: Path | None) -> dict[str, dict[str, float]]:
-    """One clip's rows; ``path`` None: the labelled CamVid val clip."""
-    from lowlatseg import load_model
+def score_clip(model: Any, path: Path | None) -> dict[str, dict[str, float]]:
+    """One clip's rows for the bundled ``model``; ``path`` None: the labelled CamVid val clip."""
     from lowlatseg.data.camvid import camvid
     from lowlatseg.data.transforms import to_tensor
     from lowlatseg.evaluation.commands.video import unlabelled_frames
@@ -41,7 +41,6 @@ def score_clip(path: Path | None) -> dict[str, dict[str, float]]:
     from lowlatseg.propagation.methods import FlowWarp
     from lowlatseg.runtime import network_size
 
-    model = load_model()
     rows = [Row("per-frame", None, True)] + [Row(f"{p} /{s}", FlowWarp(p, s), True) for p, s in SETTINGS]
     if path is None:
         ds = camvid(str(ROOT.parent / "shared" / "data" / "camvid"), "val")
@@ -64,11 +63,14 @@ def score_clip(path: Path | None) -> dict[str, dict[str, float]]:
 
 
 def main() -> int:
+    from lowlatseg import load_model
+
     torch.set_num_threads(2)
+    model = load_model()
     result = {"frames": FRAMES, "interval": INTERVAL, "size": 360, "threads": 2, "clips": {}}
     clips: dict[str, Path | None] = {name: VIDEO / clip for name, clip in {**TRAINING, **HELD_OUT}.items()}
     for name, path in {**clips, "CamVid val clip (labels)": None}.items():
-        result["clips"][name] = score_clip(path)
+        result["clips"][name] = score_clip(model, path)
         print(name, json.dumps(result["clips"][name]), flush=True)
     out = ROOT / "docs" / "results" / "flow_resolution.json"
     out.write_text(json.dumps(result, indent=1) + "\n")
