@@ -37,3 +37,21 @@ def test_parameterless_module_is_returned_itself() -> None:
     assert for_inference(flow) is flow
     uniform = Uniform(PropagationConfig())
     assert for_inference(uniform) is not uniform
+
+
+def test_head_fuses_in_one_layout_whatever_the_propagated_features_come_in() -> None:
+    """grid_sample (flow warping) answers NCHW; the inference copy's head brings such features to
+    its channels-last f_low before fusing (mixed layouts made that fusion twice as slow), and
+    computes the same logits as with channels-last features."""
+    fast = for_inference(randomised_net("llnet-tiny", 0))
+    x = torch.rand(1, 3, 64, 96).contiguous(memory_format=torch.channels_last)
+    seen: list[torch.Tensor] = []
+    fast.head.fuse.register_forward_hook(lambda _m, inp, _out: seen.append(inp[0]))
+    with torch.inference_mode():
+        f_low = fast.low(x)
+        f_high = fast.high(f_low)
+        assert f_low.is_contiguous(memory_format=torch.channels_last)
+        nchw = f_high.contiguous()
+        assert not nchw.is_contiguous(memory_format=torch.channels_last)
+        torch.testing.assert_close(fast.head(nchw, f_low), fast.head(f_high, f_low), rtol=1e-5, atol=1e-5)
+    assert len(seen) == 2 and all(t.is_contiguous(memory_format=torch.channels_last) for t in seen)

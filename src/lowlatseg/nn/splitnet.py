@@ -61,6 +61,7 @@ class SplitNetConfig:
     # (the whole pretrained EfficientNet-Lite on the frame, which low passes on in f_low) or 'lite0' (Lite0's blocks 5-15
     # behind an adapter)
     output_stride: int = 32  # lite backbones only: 16 keeps the block to stride 32 at stride 1 (more accurate, costlier)
+    high_dilation: int = 1  # with output_stride 16: dilation of the depthwise convs after that block (2: DeepLab's way)
 
 
 class Low(nn.Module):
@@ -165,7 +166,8 @@ class High(nn.Module):
 class Head(nn.Module):
     """Fuses f_high with the current frame's f_low and classifies.
 
-    f_high: B x high_ch x h x w, f_low: B x low_ch x h x w -> logits B x num_classes x (out_size or h x w)
+    f_high: B x high_ch x h x w, f_low: B x low_ch x h x w -> logits B x num_classes x (out_size or h x w).
+    Either layout in; with a channels-last ``f_low`` (the inference copy) ``f_high`` is brought to it.
     """
 
     def __init__(self, *, low_ch: int, high_ch: int, fuse_ch: int, num_classes: int, adapt_ch: int = 0) -> None:
@@ -183,7 +185,14 @@ class Head(nn.Module):
     def forward(
         self, f_high: torch.Tensor, f_low: torch.Tensor, out_size: tuple[int, int] | None = None
     ) -> torch.Tensor:
-        logits = self.classify(self.fuse(torch.cat([f_high, self.adapt(f_low)], dim=1)))
+        adapted = self.adapt(f_low)
+        cl = torch.channels_last
+        if adapted.is_contiguous(memory_format=cl) and not f_high.is_contiguous(memory_format=cl):
+            # the inference copy runs channels-last, but propagated features can come NCHW (grid_sample's
+            # output): a concatenation of mixed layouts, and the depthwise conv after it, are slower
+            # than in one layout (measured in docs/runtime.md)
+            f_high = f_high.contiguous(memory_format=cl)
+        logits = self.classify(self.fuse(torch.cat([f_high, adapted], dim=1)))
         if out_size is not None:
             logits = F.interpolate(logits, size=out_size, mode="bilinear", align_corners=False)
         return logits
@@ -204,7 +213,8 @@ class SplitSegNet(nn.Module):
         self.high: High | LiteHigh
         if c.backbone == "lite0" or c.backbone in FRAME_BACKBONES:
             self.high = LiteHigh(low_ch=c.low_ch, high_ch=c.high_ch, output_stride=c.output_stride,
-                                 frame=c.backbone in FRAME_BACKBONES, variant=c.backbone.split("-")[0])
+                                 frame=c.backbone in FRAME_BACKBONES, variant=c.backbone.split("-")[0],
+                                 dilation=c.high_dilation)
         elif c.backbone != "resnet":
             raise ValueError(f"unknown backbone {c.backbone!r}; choose resnet, lite0, {', '.join(FRAME_BACKBONES)}")
         else:
