@@ -119,7 +119,7 @@ def test_classifier_shapes_and_front_end_grid() -> None:
         assert FrontEnd(net)(x).shape == (1, 40, 9, 13)
 
 
-@pytest.mark.parametrize("arch", ["llnet-e", "llnet-e2", "llnet-d16"])
+@pytest.mark.parametrize("arch", ["llnet-e", "llnet-e2", "llnet-d16", "llnet-e-os16"])
 def test_folded_inference_copy_computes_the_same(arch: str) -> None:
     torch.manual_seed(0)
     net = build(variant_config(arch)).eval()
@@ -304,3 +304,27 @@ def test_body_from_trains_only_a_new_head(tmp_path: Path) -> None:
         want, got = getattr(src, part).state_dict(), getattr(net, part).state_dict()
         assert all(torch.equal(want[k], got[k]) for k in want), part  # weights and BatchNorm statistics
     assert net.head.adapt[0].out_channels == 64 and net.config.arch == "llnet-el"
+
+
+def test_output_stride_16_dilates_the_blocks_after_the_removed_stride() -> None:
+    """llnet-e-os16: block 11 keeps stride 1, blocks 12-15 see their pretrained context through
+    dilation 2, the weights are those of llnet-e; a dilated stride-1 SameConv keeps the size."""
+    model = build(variant_config("llnet-e-os16")).eval()
+    assert isinstance(model.high, LiteHigh)
+    convs = [b._depthwise_conv for b in model.high.blocks]
+    assert convs[11].stride == (1, 1) and convs[11].dilation == (1, 1)
+    assert all(c.dilation == (2, 2) for c in convs[12:]) and all(c.dilation == (1, 1) for c in convs[:12])
+    model.load_state_dict(build(variant_config("llnet-e")).state_dict(), strict=True)
+    with torch.inference_mode():
+        f_low = model.low(torch.rand(1, 3, 64, 96))
+        x = model.high.stem((F.pixel_shuffle(f_low[:, -192:], 8) - model.high.mean) / model.high.std)
+        for b in model.high.blocks:
+            x = b(x)
+        assert x.shape[-2:] == (4, 6)  # stride 16
+        assert model.high(f_low).shape == (1, 128, 8, 12)
+    conv = SameConv(4, 4, 5, groups=4)
+    conv.dilation = (2, 2)
+    x = torch.rand(1, 4, 9, 11)
+    torch.testing.assert_close(conv(x), F.conv2d(x, conv.weight, None, 1, 4, 2, 4))
+    with pytest.raises(ValueError, match="needs output_stride 16"):
+        LiteHigh(low_ch=16, high_ch=8, dilation=2)

@@ -62,6 +62,13 @@ def llnet_e2(num_classes: int = 11) -> SplitNetConfig:
     return replace(llnet_e(num_classes), arch="llnet-e2", backbone="lite2-frame")
 
 
+def llnet_e_os16(num_classes: int = 11) -> SplitNetConfig:
+    """``llnet-e`` at output stride 16: Lite0's block 11 keeps stride 1 and the depthwise
+    convolutions of blocks 12-15 are dilated by 2, so the last stage runs on a 4x larger grid with
+    its pretrained receptive field (a costlier, finer ``high``; same ``low`` and head)."""
+    return replace(llnet_e(num_classes), arch="llnet-e-os16", output_stride=16, high_dilation=2)
+
+
 def llnet_el(num_classes: int = 11) -> SplitNetConfig:
     """``llnet-e`` with a lean head: the head adapts the 256 channels of ``f_low`` to 64 before
     fusing them with ``f_high`` (``llnet-e`` keeps 256): the head then takes 0.46 of the time,
@@ -85,6 +92,7 @@ VARIANTS: dict[str, Callable[..., SplitNetConfig]] = {
     "llnet-tiny": llnet_tiny,
     "llnet-e": llnet_e,
     "llnet-el": llnet_el,
+    "llnet-e-os16": llnet_e_os16,
     "llnet-e2": llnet_e2,
     "llnet-d16": llnet_d16,
 }

