@@ -147,15 +147,15 @@ def test_tradeoff_low_latency_at_more_sizes(tiny_weights: Path, tiny_prop: Path,
     # each low-latency point gets its own verdict, named by its size
     assert [(v["size"], v["method"]) for v in res["verdicts"] if v["method"] == "low-latency"] == [
         ("360x480", "low-latency"), ("120x160", "low-latency")]
-    assert "low-latency 120x160 1/2 (adaptive) against the per-frame ladder" in capsys.readouterr().out
+    assert "low-latency 120x160 1/2 (flow) against the per-frame ladder" in capsys.readouterr().out
     # another propagation method: at the clip's size and at each extra size, after the default method's points
     assert main([*base, "--low-latency-sizes", "120x160", "--low-latency-methods", "flow", "adaptive", "--json", str(js),
                  "--plot", str(tmp_path / "t.png")]) == 0
     res = json.loads(js.read_text())
     ll = [(p["size"], p["propagation"]) for p in res["points"] if p["method"] == "low-latency"]
-    assert ll == [("360x480", "adaptive"), ("120x160", "adaptive"), ("360x480", "flow"), ("120x160", "flow")]
+    assert ll == [("360x480", "flow"), ("120x160", "flow"), ("360x480", "adaptive"), ("120x160", "adaptive")]
     assert [v["propagation"] for v in res["verdicts"] if v["method"] == "low-latency"] == [p for _, p in ll]
-    assert "low-latency (flow)" in capsys.readouterr().out
+    assert "low-latency (adaptive)" in capsys.readouterr().out
     for bad in (["--low-latency-sizes", "240"], ["--low-latency-sizes", "axb"]):
         assert main([*base, *bad]) == 2
         assert "--low-latency-sizes" in capsys.readouterr().err

@@ -29,7 +29,7 @@ def test_flow_runs_the_baseline_method_without_reading_a_propagation_file(small_
     by_name = build_runtime(model, RuntimeConfig(mode="fixed", interval=4, size=(96, 128), propagation=missing,
                                                  propagation_method="flow"))
     assert isinstance(by_name.method, FlowWarp)
-    given = build_runtime(model, RuntimeConfig(mode="fixed", interval=4, size=(96, 128)), method=FlowWarp())
+    given = build_runtime(model, RuntimeConfig(mode="fixed", interval=4, size=(96, 128)), method=FlowWarp.runtime())
     a, b = _labels(by_name, frames), _labels(given, frames)
     assert all(np.array_equal(x, y) for x, y in zip(a, b))
     # the keyframes' labels are the per-frame network's, the others propagated
@@ -52,3 +52,20 @@ def test_an_unknown_method_is_refused_with_the_choices(tiny_weights: Path) -> No
 
     with pytest.raises(UserError, match="adaptive, flow-guided, flow-residual, flow"):
         build_runtime(load_model(tiny_weights), RuntimeConfig(mode="fixed", propagation_method="optical"))
+
+
+def test_the_default_runtime_propagates_with_flow_at_the_runtime_preset(tiny_weights: Path, tmp_path: Path) -> None:
+    """Without --propagation-method the runtime (and `segment`, `view`, `bench`) propagates with DIS
+    flow at RUNTIME_FLOW_PRESET and never opens a propagation file; the paper's kernels stay one flag away."""
+    from lowlatseg.defaults import DEFAULT_PROPAGATION_METHOD, PROPAGATION_METHODS, RUNTIME_FLOW_PRESET
+    from lowlatseg.propagation.weights import load_methods
+
+    assert DEFAULT_PROPAGATION_METHOD == "flow" and RUNTIME_FLOW_PRESET in ("ultrafast", "fast")
+    assert RuntimeConfig().propagation_method == DEFAULT_PROPAGATION_METHOD
+    runtime = build_runtime(load_model(tiny_weights), RuntimeConfig(mode="fixed", interval=4, size=(96, 128),
+                                                                    propagation=tmp_path / "never_read.pt"))
+    assert isinstance(runtime.method, FlowWarp) and runtime.method.flow.preset == RUNTIME_FLOW_PRESET
+    assert "adaptive" in PROPAGATION_METHODS
+    bundled = load_model()
+    flow = load_methods(None, bundled).runtime_method("flow")
+    assert isinstance(flow, FlowWarp) and flow.flow.preset == RUNTIME_FLOW_PRESET

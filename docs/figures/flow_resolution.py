@@ -33,15 +33,24 @@ FRAMES, INTERVAL = 150, 5
 
 def score_clip(model: Any, path: Path | None) -> dict[str, dict[str, float]]:
     """One clip's rows for the bundled ``model``; ``path`` None: the labelled CamVid val clip."""
+    from lowlatseg.evaluation.video import Row
+    from lowlatseg.propagation.methods import FlowWarp
+
+    return score_rows(model, [Row(f"{p} /{s}", FlowWarp(p, s), True) for p, s in SETTINGS], path)
+
+
+def score_rows(model: Any, rows: list[Any], path: Path | None) -> dict[str, dict[str, float]]:
+    """``rows`` (``evaluation.video.Row``) beside the per-frame network on one clip (the first
+    ``FRAMES`` frames at height 360), or on the labelled CamVid val clip (``path`` None): each
+    row's mIoU, ms per frame and its share of a per-frame one in the same run."""
     from lowlatseg.data.camvid import camvid
     from lowlatseg.data.transforms import to_tensor
     from lowlatseg.evaluation.commands.video import unlabelled_frames
     from lowlatseg.evaluation.video import Row, run_protocol
     from lowlatseg.io.video import VideoReader
-    from lowlatseg.propagation.methods import FlowWarp
     from lowlatseg.runtime import network_size
 
-    rows = [Row("per-frame", None, True)] + [Row(f"{p} /{s}", FlowWarp(p, s), True) for p, s in SETTINGS]
+    rows = [Row("per-frame", None, True), *rows]
     if path is None:
         ds = camvid(str(ROOT.parent / "shared" / "data" / "camvid"), "val")
         frames = ((to_tensor(ds[i][0]).unsqueeze(0), ds[i][1]) for i in range(len(ds)))

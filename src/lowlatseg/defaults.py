@@ -31,5 +31,13 @@ MAX_DELAY_FRAMES = 6
 
 # The propagation the runtime uses by default: "adaptive" (the paper's), "flow-guided" (DIS flow,
 # then learned kernels), "flow-residual" (DIS flow, then a learned correction) or "flow" (DIS flow
-# alone); chosen by `eval video` / `eval agreement` / `eval tradeoff` (README).
-DEFAULT_PROPAGATION_METHOD = "adaptive"
+# alone, then fused with the frame's own low-level features). "flow" since 2026-12-07: at the same
+# cost of a propagated frame as the paper's kernels (0.34-0.37 of a per-frame one, same runs) it
+# agreed 0.8-1.7 points better with the per-frame network on three held-out real clips and scored
+# 1.2 more on the labelled CamVid clip (docs/figures/propagated_cost.py, docs/measurements.md).
+DEFAULT_PROPAGATION_METHOD = "flow"
+
+# The DIS preset of the runtime's "flow" method: "ultrafast" was as accurate as "fast" (every
+# clip within 0.25) for 2-3 ms less a frame at 360x480 (same runs as above). The baseline rows of
+# `eval video` / `eval agreement` keep a propagation file's own preset ("fast").
+RUNTIME_FLOW_PRESET = "ultrafast"

@@ -90,7 +90,7 @@ def tradeoff_points(
             with torch.inference_mode():
                 lows[tuple(size)] = [model.low(prepare(im, (int(size[0]), int(size[1]))).contiguous()) for im in images]
     configs: list[tuple[str, Propagator, KeyframePolicy, bool, int | None]] = [("per-frame", Clockwork(), EveryFrame(), False, None)]
-    methods: list[tuple[str, Propagator]] = [("clockwork+fuse", Clockwork()), ("flow+fuse", FlowWarp()), ("uniform+fuse", uniform),
+    methods: list[tuple[str, Propagator]] = [("clockwork+fuse", Clockwork()), ("flow+fuse", FlowWarp.runtime()), ("uniform+fuse", uniform),
                                              ("image-difference+fuse", image_difference), ("adaptive", adaptive)]
     if flow_guided is not None:
         methods.append(("flow-guided", flow_guided))

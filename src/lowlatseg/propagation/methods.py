@@ -118,6 +118,14 @@ class FlowWarp(_Base):
         self.flow = DISFlow(preset, downscale)
 
     @classmethod
+    def runtime(cls) -> FlowWarp:
+        """The runtime's ``flow`` method (``--propagation-method flow``, the default): DIS at
+        ``defaults.RUNTIME_FLOW_PRESET``, full size."""
+        from lowlatseg.defaults import RUNTIME_FLOW_PRESET
+
+        return cls(RUNTIME_FLOW_PRESET)
+
+    @classmethod
     def of(cls, cfg: PropagationConfig) -> FlowWarp:
         """The flow baseline with a propagation file's DIS settings (preset, downscale)."""
         return cls(cfg.flow_preset, cfg.flow_downscale)

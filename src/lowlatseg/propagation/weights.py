@@ -72,7 +72,7 @@ class LearnedMethods:
         """The runtime propagation method ``name``: ``flow`` (DIS flow, no weights) or this file's
         learned one; a file without it is refused by name."""
         if name == "flow":
-            return FlowWarp()
+            return FlowWarp.runtime()
         method = self.by_name(name)
         if method is None:
             raise UserError(f"this propagation file has no {name} method; add it with 'lowlatseg train propagation "

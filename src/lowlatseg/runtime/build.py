@@ -72,7 +72,7 @@ def _load_method(cfg: RuntimeConfig, model: SplitSegNet) -> Propagator:
     if cfg.mode == "per-frame":
         return Clockwork()
     if cfg.propagation_method == "flow":
-        return FlowWarp()  # no weights: the propagation file is not read
+        return FlowWarp.runtime()  # no weights: the propagation file is not read
     return load_methods(cfg.propagation, model).runtime_method(cfg.propagation_method)
 
 

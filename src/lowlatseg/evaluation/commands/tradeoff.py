@@ -15,7 +15,6 @@ from lowlatseg.evaluation.verdict import verdicts
 from lowlatseg.errors import ParameterError, UserError
 from lowlatseg.evaluation.commands.loading import open_clip
 from lowlatseg.nn.splitnet import SplitSegNet
-from lowlatseg.propagation.methods import Propagator
 
 
 @dataclass(frozen=True)
@@ -88,11 +87,7 @@ def eval_tradeoff(opts: TradeoffOptions) -> TradeoffEval:
     torch.set_num_threads(opts.threads)
     members = ladder_points(opts.ladder, model, opts.weights, clip_hw=images[0].shape[:2])
     guided, residual = p.flow_guided, p.flow_residual
-    runtime_method: Propagator | None = (p.learned.runtime_method(opts.propagation_method)
-                                         if opts.propagation_method != DEFAULT_PROPAGATION_METHOD
-                                         else p.learned.by_name(opts.propagation_method))
-    if runtime_method is None:  # the file lacks the runtime's default method: the paper's, as before
-        runtime_method = p.adaptive
+    runtime_method = p.learned.runtime_method(opts.propagation_method)
     more = [p.learned.runtime_method(name) for name in dict.fromkeys(opts.low_latency_methods) if name != opts.propagation_method]
     points = tradeoff_points(model, p.adaptive, p.uniform, ImageDifference(p.config), predictor, images, labels,
                              rule=defaults.rule, num_classes=ds.labels.num_classes, intervals=opts.intervals,
