@@ -200,7 +200,7 @@ def test_unreadable_video_and_video_only_flags(tmp_path: Path, small_video: Path
     assert main([*args, "--video", str(small_video), "--video", str(bad)]) == 2
     err = capsys.readouterr().err.strip()
     assert str(bad) in err and len(err.splitlines()) == 1
-    for flags in (["--size", "48"], ["--bootstrap", "10"], ["--seed", "1"]):
+    for flags in (["--size", "48"], ["--bootstrap", "10"], ["--seed", "1"], ["--propagation-method", "flow"]):
         assert main([*args, *flags]) == 2
         err = capsys.readouterr().err.strip()
         assert f"{flags[0]} applies to --video only" in err and len(err.splitlines()) == 1
@@ -221,3 +221,23 @@ def test_least_deviation_row_is_the_least_summed_true_deviation_at_fixed_count()
         others += sc.jittered_schedules(table.frames, interval, samples=30, max_gap=table.max_gap, seed=1)
         assert all(total(best) <= total(s) + 1e-9 for s in others)
         assert total(best) < total(rows["fixed"]) - 1e-6
+
+
+def test_video_scheduling_scores_the_runtime_propagation_method(small_video: Path, tiny_weights: Path, tiny_prop: Path,
+                                                                 tiny_sched: Path, tmp_path: Path) -> None:
+    """By default the rules are scored with the runtime's propagation (DIS flow); --propagation-method
+    adaptive scores the paper's kernels; the JSON says which. Different methods, different tables."""
+    from lowlatseg.defaults import DEFAULT_PROPAGATION_METHOD
+
+    out = {}
+    for method in (None, "adaptive"):
+        js = tmp_path / f"{method}.json"
+        extra = [] if method is None else ["--propagation-method", method]
+        assert main([*_args(tiny_weights, tiny_prop, tiny_sched), "--video", str(small_video), "--size", "48",
+                     "--intervals", "3", "--max-gap", "4", "--bootstrap", "20", "--chance-samples", "0", "--json", str(js),
+                     *extra]) == 0
+        out[method] = json.loads(js.read_text())
+    assert out[None]["propagation_method"] == DEFAULT_PROPAGATION_METHOD == "flow"
+    assert out["adaptive"]["propagation_method"] == "adaptive"
+    rows = {m: {r["rule"]: r["miou"] for r in o["intervals"][0]["pooled"]} for m, o in out.items()}
+    assert rows[None]["fixed"] != rows["adaptive"]["fixed"]

@@ -90,3 +90,23 @@ def test_deviation_predictor_reads_only_its_leading_channels() -> None:
         torch.testing.assert_close(lean(a, b), lean(a, b2), rtol=0, atol=0)
         assert not torch.allclose(full(a, b), full(a, b2))  # the full one does see them
     assert DeviationConfig(**{"low_ch": 80, "width": 32}).in_ch == 0
+
+
+def test_train_scheduler_learns_the_deviation_of_the_method_it_is_given(tiny_camvid: Path, tiny_weights: Path,
+                                                                        tiny_prop: Path, tmp_path: Path) -> None:
+    """The default teacher is the runtime's flow, which reads no propagation file; another method
+    reads it; an unknown one is refused by name."""
+    from dataclasses import replace
+
+    from lowlatseg.errors import ParameterError
+
+    cfg = replace(_cfg(tiny_camvid, tiny_weights, tiny_prop, ()), propagation=str(tmp_path / "never_read.pt"))
+    assert cfg.method == "flow"
+    res = train_scheduler(cfg, tmp_path / "flow", progress=False)
+    assert res["step"] == 2 and np.isfinite(res["loss"])
+    saved = torch.load(tmp_path / "flow" / "scheduler.pt", weights_only=False)
+    assert saved["train_config"]["method"] == "flow"
+    with pytest.raises(Exception, match="never_read.pt"):
+        train_scheduler(replace(cfg, method="adaptive"), tmp_path / "adaptive", progress=False)
+    with pytest.raises(ParameterError, match="'optical' is not one of"):
+        train_scheduler(replace(cfg, method="optical"), tmp_path / "bad", progress=False)

@@ -79,12 +79,14 @@ def cmd_eval_scheduling(a: argparse.Namespace) -> int:
         rep.check_outputs(json_path(a))
         res_v = eval_video_scheduling(options(
             VideoSchedulingOptions, a, videos=tuple(a.video), size=a.size or DEFAULT_SIZE,
+            propagation_method=a.propagation_method or DEFAULT_PROPAGATION_METHOD,
             bootstrap=DEFAULT_BOOTSTRAP if a.bootstrap is None else a.bootstrap, seed=0 if a.seed is None else a.seed))
         rep.emit(rep.video_scheduling_table(res_v), res_v, json_path(a))
         return 0
     from lowlatseg.evaluation.commands.scheduling import SchedulingOptions, eval_scheduling
 
-    video_only = [f for f, v in (("--size", a.size), ("--bootstrap", a.bootstrap), ("--seed", a.seed)) if v is not None]
+    video_only = [f for f, v in (("--size", a.size), ("--bootstrap", a.bootstrap), ("--seed", a.seed),
+                                 ("--propagation-method", a.propagation_method)) if v is not None]
     if video_only:
         raise UserError(f"{' and '.join(video_only)} appl{'ies' if len(video_only) == 1 else 'y'} to --video only; "
                         "the labelled clip is scored at its own size without a bootstrap")
@@ -176,6 +178,9 @@ def add_eval_parsers(sub: Any) -> None:
     es.add_argument("--bootstrap", type=positive_int, metavar="N",
                     help="--video: resamples of 2 s blocks for the 95 %% CI against fixed (default 1000)")
     es.add_argument("--seed", type=nonneg_int, help="--video: seed of the bootstrap and the chance schedules (default 0)")
+    es.add_argument("--propagation-method", choices=PROPAGATION_METHODS,
+                    help=f"--video: what non-key frames propagate with, as the runtime's --propagation-method (default "
+                         f"{DEFAULT_PROPAGATION_METHOD}); the labelled clip is scored with the paper's adaptive kernels")
     es.add_argument("--intervals", type=positive_int, nargs="+", default=[2, 3, 5, 8])
     es.add_argument("--max-gap", type=positive_int, default=12, help="longest keyframe gap considered (a keyframe is forced after it)")
     es.add_argument("--scheduler", help="scheduler weights (default: bundled)")

@@ -11,7 +11,7 @@ from lowlatseg.cli.common import (
     DEFAULT_CAMVID, add_pair_args, nonneg_float, nonneg_int, open_unit, pair_overrides, positive_float, positive_int, resolve_base, set_threads,
     training_videos,
 )
-from lowlatseg.defaults import TRAINED_METHODS
+from lowlatseg.defaults import DEFAULT_PROPAGATION_METHOD, PROPAGATION_METHODS, TRAINED_METHODS
 from lowlatseg.errors import ParameterError, UserError
 from lowlatseg.scheduling.rules import ACCUMULATED, INSTANT
 
@@ -93,7 +93,8 @@ def cmd_train_scheduler(a: argparse.Namespace) -> int:
         raise UserError(f"--target-rate {a.target_rate} must be in (0, 1]: the fraction of frames to make keyframes, e.g. 0.2 for one in five")
     cfg = SchedTrainConfig(base=resolve_base(a.base), propagation=a.propagation, data=a.data, split=a.split,
                            videos=training_videos(a), steps=a.steps, batch_size=a.batch_size,
-                           target_rate=a.target_rate, rule=a.rule, seed=a.seed, **pair_overrides(a, "max_gap"))
+                           target_rate=a.target_rate, rule=a.rule, seed=a.seed, method=a.propagation_method,
+                           **pair_overrides(a, "max_gap"))
     print(json.dumps(train_scheduler(cfg, Path(a.out), progress=not a.quiet)))
     return 0
 
@@ -200,7 +201,10 @@ def add_train_parsers(sub: Any) -> None:
 
     ts = t.add_parser("scheduler", help="train the deviation predictor of adaptive keyframe scheduling")
     add_pair_args(ts)
-    ts.add_argument("--propagation", help="propagation weights (default: bundled)")
+    ts.add_argument("--propagation", help="propagation weights (default: bundled; not read for --propagation-method flow)")
+    ts.add_argument("--propagation-method", default=DEFAULT_PROPAGATION_METHOD, choices=PROPAGATION_METHODS,
+                    help="whose deviation the predictor learns: the runtime's propagation method it will schedule for "
+                         f"(default {DEFAULT_PROPAGATION_METHOD})")
     ts.add_argument("--steps", type=positive_int, default=300)
     ts.add_argument("--batch-size", type=positive_int, default=8)
     ts.add_argument("--target-rate", type=float, default=0.2, help="keyframe rate the default threshold and budget are calibrated for")

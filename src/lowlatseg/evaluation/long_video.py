@@ -254,7 +254,8 @@ def _score_video(v: VideoTable, interval: int, *, shipped_rule: str, bootstrap: 
     draws = np.array(jittered_schedules(table.frames, interval, samples=chance_samples, max_gap=table.max_gap,
                                         seed=draw_seed, jitter=jitter), dtype=np.int64).reshape(-1, table.frames)
     draw_totals = np.stack([dense[frames, frames - d].sum(0) for d in draws]) if len(draws) else np.zeros((0, *dense.shape[2:]), np.int64)
-    draw_keys = np.array([np.unique(d) for d in draws], dtype=np.int32).reshape(len(draws), -1)
+    draw_keys = (np.array([np.unique(d) for d in draws], dtype=np.int32).reshape(len(draws), -1) if len(draws)
+                 else np.zeros((0, 0), np.int32))  # --chance-samples 0: no chance schedules
     part = _Part({k: f.sum(0) for k, f in per_frame.items()}, {k: block_sums(f, v.block) for k, f in per_frame.items()},
                  {k: count_keys(s) for k, s in schedules.items()}, draw_keys, draw_totals)
     counts = bootstrap_counts(len(part.blocks["fixed"]), bootstrap, seed)

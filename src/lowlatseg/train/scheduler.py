@@ -1,7 +1,8 @@
 """Training of the deviation predictor (``lowlatseg train scheduler``).
 
-Targets come from the frozen base network and the trained adaptive propagation: for a pair
-(keyframe k, frame t) the true deviation is the fraction of feature-grid pixels where the
+Targets come from the frozen base network and a propagation method (``method``: the runtime's
+default, DIS flow, unless told; files before 2026-12-07 learned the adaptive kernels'): for a
+pair (keyframe k, frame t) the true deviation is the fraction of feature-grid pixels where the
 propagated label (with fusion) differs from the per-frame network's label of frame t (the
 teacher). Pairs: real unlabelled video at gaps 0..``max_gap`` and synthetic camera-motion pairs
 from the labelled stills (:mod:`lowlatseg.data.synthetic`). After training, the default
@@ -25,14 +26,16 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from lowlatseg.checkpoint import load_model
+from lowlatseg.defaults import DEFAULT_PROPAGATION_METHOD, PROPAGATION_METHODS
+from lowlatseg.errors import ParameterError
 from lowlatseg.data.camvid import camvid
 from lowlatseg.data.pairs import PairSampler
 from lowlatseg.data.synthetic import MotionConfig
 from lowlatseg.data.transforms import to_tensor
 from lowlatseg.io.video import VideoReader
 from lowlatseg.nn.splitnet import SplitSegNet
-from lowlatseg.propagation.methods import Current, KeyState
-from lowlatseg.propagation.weights import load_propagation
+from lowlatseg.propagation.methods import Current, FlowWarp, KeyState, Propagator
+from lowlatseg.propagation.weights import load_methods
 from lowlatseg.scheduling.calibrate import threshold_for_rate
 from lowlatseg.scheduling.policies import check_rule, true_deviation
 from lowlatseg.scheduling.predictor import DeviationConfig, DeviationPredictor
@@ -47,7 +50,8 @@ UNCALIBRATED_THRESHOLD, UNCALIBRATED_BUDGET = 0.1, 0.5  # stored when no video i
 @dataclass(frozen=True)
 class SchedTrainConfig:
     base: str | None = None  # base weights (None: bundled)
-    propagation: str | None = None  # propagation weights (None: bundled)
+    propagation: str | None = None  # propagation weights (None: bundled; not read for method "flow")
+    method: str = DEFAULT_PROPAGATION_METHOD  # whose deviation the predictor learns: what the runtime propagates with
     data: str = "../shared/data/camvid"
     split: str = "train"
     videos: tuple[str, ...] = ()
@@ -81,11 +85,14 @@ def _clip_f_lows(base: SplitSegNet, path: str, crop: tuple[int, int], frames: in
 
 def train_scheduler(cfg: SchedTrainConfig, out: Path, *, progress: bool = True) -> dict[str, Any]:
     check_rule(cfg.rule)
+    if cfg.method not in PROPAGATION_METHODS:
+        raise ParameterError(f"propagation method {cfg.method!r} is not one of {', '.join(PROPAGATION_METHODS)}", "method")
     rng = start_run(cfg, out)
 
-    # 1. frozen base + adaptive propagation (the teacher of deviations)
+    # 1. frozen base + the propagation method whose deviations are learned (the teacher)
     base = load_model(cfg.base)
-    _, adaptive, _ = load_propagation(cfg.propagation, base)
+    teacher: Propagator = (FlowWarp.runtime() if cfg.method == "flow"
+                           else load_methods(cfg.propagation, base).runtime_method(cfg.method))
     pred = DeviationPredictor(DeviationConfig(low_ch=base.config.low_ch, in_ch=base.learned_low_ch))
     opt = torch.optim.AdamW(pred.parameters(), lr=cfg.lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps, pct_start=0.05)
@@ -109,7 +116,7 @@ def train_scheduler(cfg: SchedTrainConfig, out: Path, *, progress: bool = True) 
         with torch.no_grad():
             fl_k, fl_c = base.low(xk), base.low(xc)
             key = KeyState(index=0, image=xk, f_low=fl_k, f_high=base.high(fl_k))
-            target = true_deviation(base, adaptive, key, Current(index=1, image=xc, f_low=fl_c))
+            target = true_deviation(base, teacher, key, Current(index=1, image=xc, f_low=fl_c))
         pred.train()
         p = pred(fl_k, fl_c)
         loss = F.smooth_l1_loss(p, target, beta=0.05)

@@ -11,9 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 from tqdm import tqdm
 
 from lowlatseg.checkpoint import DEFAULT_WEIGHTS
+from lowlatseg.defaults import DEFAULT_PROPAGATION_METHOD
 from lowlatseg.errors import ParameterError
 from lowlatseg.evaluation.commands.scheduling import check_intervals
 
@@ -37,6 +39,7 @@ class VideoSchedulingOptions:
     weights: str | None = None
     propagation: str | None = None
     scheduler: str | None = None
+    propagation_method: str = DEFAULT_PROPAGATION_METHOD  # what non-key frames propagate with, as the runtime's
     progress: bool = True
     max_frames: int = 0  # > 0: the first frames of each video only
     chance_samples: int = 2000
@@ -51,6 +54,7 @@ class VideoSchedulingEval:
 
     weights: str
     propagation: str
+    propagation_method: str
     scheduler: str
     shipped_rule: str
     size: str
@@ -65,7 +69,7 @@ class VideoSchedulingEval:
 
     def to_json(self) -> dict[str, Any]:
         return {"reference": "per-frame network labels at the network input size", "weights": self.weights,
-                "propagation": self.propagation, "scheduler": self.scheduler, "shipped_rule": self.shipped_rule,
+                "propagation": self.propagation, "propagation_method": self.propagation_method, "scheduler": self.scheduler, "shipped_rule": self.shipped_rule,
                 "size": self.size, "max_gap": self.max_gap, "max_frames": self.max_frames, "seed": self.seed,
                 "bootstrap": self.bootstrap, "block_seconds": self.block_seconds, "chance_samples": self.chance_samples,
                 "threads": self.threads, "intervals": self.intervals}
@@ -98,10 +102,11 @@ def eval_video_scheduling(opts: VideoSchedulingOptions) -> VideoSchedulingEval:
         if stated:
             _check_length(v, stated, longest, "" if not max_frames else f" to use ({{max_frames}} {max_frames})")
     prop = load_propagation_of(o.weights, o.propagation)
-    base, adaptive = prop.model, prop.adaptive
+    base, propagator = prop.model, prop.learned.runtime_method(o.propagation_method)
     predictor, defaults = load_scheduler(o.scheduler, base)
     # the inference copies the runtime and `eval agreement` run (BatchNorm folded, channels-last)
-    model, method, predictor = for_inference(base), for_inference(adaptive), for_inference(predictor)
+    model, predictor = for_inference(base), for_inference(predictor)
+    method = for_inference(propagator) if isinstance(propagator, nn.Module) else propagator
 
     tables = []
     for v in videos:
@@ -129,7 +134,7 @@ def eval_video_scheduling(opts: VideoSchedulingOptions) -> VideoSchedulingEval:
 
     return VideoSchedulingEval(
         weights=str(o.weights or DEFAULT_WEIGHTS), propagation=str(o.propagation or "bundled"),
-        scheduler=str(o.scheduler or "bundled"), shipped_rule=defaults.rule, size=o.size, max_gap=o.max_gap,
+        propagation_method=o.propagation_method, scheduler=str(o.scheduler or "bundled"), shipped_rule=defaults.rule, size=o.size, max_gap=o.max_gap,
         max_frames=max_frames, seed=o.seed, bootstrap=o.bootstrap, block_seconds=lv.BLOCK_SECONDS,
         chance_samples=o.chance_samples, threads=torch.get_num_threads(),
         intervals=[lv.score_interval(tables, n, shipped_rule=defaults.rule, bootstrap=o.bootstrap, seed=o.seed,
