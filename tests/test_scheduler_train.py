@@ -64,7 +64,8 @@ def test_train_scheduler_bad_out_and_bad_input_leave_nothing(tiny_camvid: Path, 
                                                              tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     afile = tmp_path / "taken.txt"
     afile.write_text("x")
-    assert main(["train", "scheduler", "--out", str(afile), "--base", str(tiny_weights), "--steps", "1", "--quiet"]) == 2
+    assert main(["train", "scheduler", "--out", str(afile), "--base", str(tiny_weights), "--data", str(tiny_camvid),
+                 "--video-dir", "none", "--steps", "1", "--quiet"]) == 2
     err = capsys.readouterr().err
     assert "is an existing file" in err and "Traceback" not in err and afile.read_text() == "x"
     # a bad input fails before the run folder exists: no folder holding only a config.json
