@@ -80,6 +80,14 @@ class LearnedMethods:
         return method
 
 
+def runtime_propagator(path: str | Path | None, base: SplitSegNet, name: str) -> Propagator:
+    """The runtime propagation method ``name`` for ``base``: ``flow`` without reading any file, a
+    learned one from the propagation file ``path`` (None: bundled)."""
+    if name == "flow":
+        return FlowWarp.runtime()
+    return load_methods(path, base).runtime_method(name)
+
+
 M = TypeVar("M", bound=nn.Module)
 
 
@@ -129,4 +137,4 @@ def save_sharpened(src: str | Path | None, base: SplitSegNet, out: Path, *, shar
     return cfg
 
 
-__all__ = ["fingerprint", "save_propagation", "load_propagation", "load_flow_guided", "load_flow_residual", "load_methods", "LearnedMethods", "save_sharpened", "DEFAULT_PROPAGATION"]
+__all__ = ["fingerprint", "save_propagation", "load_propagation", "load_flow_guided", "load_flow_residual", "load_methods", "runtime_propagator", "LearnedMethods", "save_sharpened", "DEFAULT_PROPAGATION"]

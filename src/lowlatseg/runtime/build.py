@@ -8,7 +8,7 @@ import torch
 from lowlatseg.defaults import MODES, PROPAGATION_METHODS
 from lowlatseg.errors import ParameterError, UserError
 from lowlatseg.nn.splitnet import SplitSegNet
-from lowlatseg.propagation.methods import Clockwork, FlowWarp, Propagator
+from lowlatseg.propagation.methods import Clockwork, Propagator
 from lowlatseg.runtime.config import Inline, Parallel, RuntimeConfig, Sliced
 from lowlatseg.runtime.executors import InlineExecutor, KeyExecutor, ThreadExecutor
 from lowlatseg.runtime.sliced import SlicedExecutor
@@ -67,13 +67,11 @@ def build_runtime(model: SplitSegNet, config: RuntimeConfig | None = None, *, me
 def _load_method(cfg: RuntimeConfig, model: SplitSegNet) -> Propagator:
     """The propagation of the config's method: learned (from the propagation file), or ``flow``
     (DIS flow, no weights); per-frame: never asked to propagate."""
-    from lowlatseg.propagation.weights import load_methods
+    from lowlatseg.propagation.weights import runtime_propagator
 
     if cfg.mode == "per-frame":
         return Clockwork()
-    if cfg.propagation_method == "flow":
-        return FlowWarp.runtime()  # no weights: the propagation file is not read
-    return load_methods(cfg.propagation, model).runtime_method(cfg.propagation_method)
+    return runtime_propagator(cfg.propagation, model, cfg.propagation_method)  # flow: the file is not read
 
 
 def _load_policy(cfg: RuntimeConfig, model: SplitSegNet) -> KeyframePolicy:

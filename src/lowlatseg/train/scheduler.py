@@ -34,8 +34,8 @@ from lowlatseg.data.synthetic import MotionConfig
 from lowlatseg.data.transforms import to_tensor
 from lowlatseg.io.video import VideoReader
 from lowlatseg.nn.splitnet import SplitSegNet
-from lowlatseg.propagation.methods import Current, FlowWarp, KeyState, Propagator
-from lowlatseg.propagation.weights import load_methods
+from lowlatseg.propagation.methods import Current, KeyState
+from lowlatseg.propagation.weights import runtime_propagator
 from lowlatseg.scheduling.calibrate import threshold_for_rate
 from lowlatseg.scheduling.policies import check_rule, true_deviation
 from lowlatseg.scheduling.predictor import DeviationConfig, DeviationPredictor
@@ -91,8 +91,7 @@ def train_scheduler(cfg: SchedTrainConfig, out: Path, *, progress: bool = True) 
 
     # 1. frozen base + the propagation method whose deviations are learned (the teacher)
     base = load_model(cfg.base)
-    teacher: Propagator = (FlowWarp.runtime() if cfg.method == "flow"
-                           else load_methods(cfg.propagation, base).runtime_method(cfg.method))
+    teacher = runtime_propagator(cfg.propagation, base, cfg.method)
     pred = DeviationPredictor(DeviationConfig(low_ch=base.config.low_ch, in_ch=base.learned_low_ch))
     opt = torch.optim.AdamW(pred.parameters(), lr=cfg.lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps, pct_start=0.05)
