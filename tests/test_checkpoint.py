@@ -103,3 +103,25 @@ def test_bundled_companion_is_found_by_fingerprint(tiny_weights: Path, tiny_prop
     with torch.no_grad():
         next(other.parameters()).add_(1.0)  # another network: no file matches, the default is named
     assert bundled_companion(default, other, fmt=PROP_FORMAT) == default
+
+
+def test_the_bundle_stays_under_15_mb_and_each_network_has_its_companions() -> None:
+    """What ships in ``lowlatseg/weights``: every segmentation network loads, finds a propagation and
+    a scheduler file trained for it (by fingerprint), the default first; all files under 15 MB."""
+    from lowlatseg.checkpoint import DEFAULT_WEIGHTS, bundled_companion, bundled_models, fingerprint
+    from lowlatseg.propagation.weights import DEFAULT_PROPAGATION, PROP_FORMAT
+    from lowlatseg.scheduling.weights import DEFAULT_SCHEDULER, SCHED_FORMAT
+
+    folder = DEFAULT_WEIGHTS.parent
+    assert sum(p.stat().st_size for p in folder.glob("*.pt")) < 15e6
+    models = bundled_models()
+    assert models[0] == DEFAULT_WEIGHTS and len(models) >= 2
+    companions: set[Path] = set()
+    for path in models:
+        model = load_model(path)
+        fp = fingerprint(model)
+        for default, fmt in ((DEFAULT_PROPAGATION, PROP_FORMAT), (DEFAULT_SCHEDULER, SCHED_FORMAT)):
+            found = bundled_companion(default, model, fmt=fmt, fp=fp)
+            assert torch.load(found, map_location="cpu", weights_only=True)["base_fingerprint"] == fp, (path, fmt)
+            companions.add(found)
+    assert companions | set(models) == set(folder.glob("*.pt"))  # no file ships without its network
