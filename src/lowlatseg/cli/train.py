@@ -94,7 +94,7 @@ def cmd_train_scheduler(a: argparse.Namespace) -> int:
     cfg = SchedTrainConfig(base=resolve_base(a.base), propagation=a.propagation, data=a.data, split=a.split,
                            videos=training_videos(a), steps=a.steps, batch_size=a.batch_size,
                            target_rate=a.target_rate, rule=a.rule, seed=a.seed, method=a.propagation_method,
-                           **pair_overrides(a, "max_gap"))
+                           predictor=a.predictor, error_level=a.error_level, **pair_overrides(a, "max_gap"))
     print(json.dumps(train_scheduler(cfg, Path(a.out), progress=not a.quiet)))
     return 0
 
@@ -210,6 +210,11 @@ def add_train_parsers(sub: Any) -> None:
     ts.add_argument("--target-rate", type=float, default=0.2, help="keyframe rate the default threshold and budget are calibrated for")
     ts.add_argument("--rule", default=ACCUMULATED.name, choices=[r.name for r in (ACCUMULATED, INSTANT)],
                     help="default adaptive rule stored with the scheduler (both numbers are calibrated)")
+    ts.add_argument("--predictor", default="learned", choices=("learned", "warp-error"),
+                    help="learned: the paper's small network, trained on the true deviation; warp-error: the share of "
+                         "pixels DIS flow from the keyframe does not explain (no weights: only calibrated on the videos)")
+    ts.add_argument("--error-level", type=nonneg_int, default=16,
+                    help="warp-error: grey levels (0-255) beyond which a pixel counts as not explained")
     ts.add_argument("--seed", type=int, default=0)
     ts.add_argument("--threads", type=nonneg_int, default=0)
     ts.add_argument("--quiet", action="store_true")

@@ -35,7 +35,7 @@ from lowlatseg.evaluation.schedules import (
 from lowlatseg.nn.splitnet import SplitSegNet, to_labels
 from lowlatseg.propagation.methods import Current, KeyState, Propagator
 from lowlatseg.propagation.produce import make_key
-from lowlatseg.scheduling.predictor import DeviationPredictor
+from lowlatseg.scheduling.predictor import Predictor
 from lowlatseg.scheduling.rules import other_rules
 
 BLOCK_SECONDS = 2.0
@@ -44,7 +44,7 @@ DEFAULT_BLOCK_FPS = 30.0  # the rate assumed for blocks when a container states 
 
 @torch.inference_mode()
 def stream_pair_table(
-    model: SplitSegNet, method: Propagator, predictor: DeviationPredictor, images: Iterable[torch.Tensor], *,
+    model: SplitSegNet, method: Propagator, predictor: Predictor, images: Iterable[torch.Tensor], *,
     num_classes: int, max_gap: int, labels: Iterable[np.ndarray] | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> PairTable:

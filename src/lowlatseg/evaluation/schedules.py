@@ -46,7 +46,7 @@ from lowlatseg.metrics import Confusion
 from lowlatseg.nn.splitnet import SplitSegNet, to_labels
 from lowlatseg.propagation.methods import Current, KeyState, Propagator
 from lowlatseg.propagation.produce import make_key, propagated_logits
-from lowlatseg.scheduling.predictor import DeviationPredictor
+from lowlatseg.scheduling.predictor import Predictor
 from lowlatseg.scheduling.rules import AdaptiveRule, as_rule, decide_keyframe
 
 Pair = tuple[int, int]
@@ -65,7 +65,7 @@ class PairTable:
 
 @torch.inference_mode()
 def pair_table(
-    model: SplitSegNet, method: Propagator, predictor: DeviationPredictor,
+    model: SplitSegNet, method: Propagator, predictor: Predictor,
     images: Sequence[torch.Tensor], labels: Sequence[np.ndarray], *, num_classes: int, max_gap: int,
     progress: Callable[[int], None] | None = None,
 ) -> PairTable:
@@ -90,7 +90,7 @@ def pair_table(
 
 
 def pair_result(
-    model: SplitSegNet, method: Propagator, predictor: DeviationPredictor, key: KeyState, cur: Current,
+    model: SplitSegNet, method: Propagator, predictor: Predictor, key: KeyState, cur: Current,
     teacher: torch.Tensor, target: torch.Tensor, *, num_classes: int,
 ) -> tuple[np.ndarray, float | None, float | None]:
     """One (keyframe ``key``, frame ``cur``) pair of a :class:`PairTable`: (confusion of the

@@ -36,7 +36,7 @@ from lowlatseg.runtime.config import Inline, RuntimeConfig
 from lowlatseg.runtime.frames import prepare
 from lowlatseg.scheduling.calibrate import fixed_interval_rate, threshold_for_rate
 from lowlatseg.scheduling.policies import AdaptiveThreshold, EveryFrame, Fixed, KeyframePolicy, rule_fields
-from lowlatseg.scheduling.predictor import DeviationPredictor
+from lowlatseg.scheduling.predictor import Predictor
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ class LadderPoint:
 
 def tradeoff_points(
     model: SplitSegNet, adaptive: Propagator, uniform: Uniform, image_difference: ImageDifference,
-    predictor: DeviationPredictor, images: list[np.ndarray],
+    predictor: Predictor, images: list[np.ndarray],
     labels: list[np.ndarray], *, rule: str = "instant", num_classes: int, intervals: tuple[int, ...], fps: float, threads: int,
     delay_frames: int | None = None, progress: bool = True, latency_repeat: int = 3, ladder: Sequence[LadderPoint] = (),
     flow_guided: Propagator | None = None, flow_residual: Propagator | None = None,

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import torch
 
-from lowlatseg.scheduling.predictor import DeviationPredictor
+from lowlatseg.scheduling.predictor import Predictor
 from lowlatseg.scheduling.rules import INSTANT, AdaptiveRule, as_rule, decide_keyframe
 
 
@@ -26,7 +26,7 @@ def _as_clips(f_lows: Clips) -> list[Sequence[torch.Tensor]]:
 
 
 @torch.inference_mode()
-def keyframe_fraction(predictor: DeviationPredictor, f_lows: Clips, threshold: float, *, delay_frames: int = 0,
+def keyframe_fraction(predictor: Predictor, f_lows: Clips, threshold: float, *, delay_frames: int = 0,
                       rule: AdaptiveRule | str = INSTANT) -> float:
     """Fraction of frames chosen as keyframes (each clip's frame 0 counts) when replaying the
     adaptive policy (``rule`` instant or accumulated, see :mod:`lowlatseg.scheduling.policies`)
@@ -59,7 +59,7 @@ def fixed_interval_rate(frames: int, interval: int) -> float:
     return -(-frames // interval) / frames
 
 
-def threshold_for_rate(predictor: DeviationPredictor, f_lows: Clips, rate: float, *, iters: int = 14,
+def threshold_for_rate(predictor: Predictor, f_lows: Clips, rate: float, *, iters: int = 14,
                        delay_frames: int = 0, rule: AdaptiveRule | str = INSTANT) -> float:
     """The rule's number (``instant``: a threshold in [0, 1]; ``accumulated``: a budget in
     [0, 64]; the rule's ``search_max``) whose replayed keyframe fraction is as close as possible to ``rate`` (0 < rate <= 1)."""

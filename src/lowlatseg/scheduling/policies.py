@@ -26,7 +26,7 @@ from lowlatseg.nn.inference import for_inference
 from lowlatseg.nn.splitnet import SplitSegNet
 from lowlatseg.propagation.methods import Current, KeyState, Propagator
 from lowlatseg.propagation.produce import propagated_logits
-from lowlatseg.scheduling.predictor import DeviationPredictor
+from lowlatseg.scheduling.predictor import Predictor
 from lowlatseg.scheduling.rules import INSTANT, AdaptiveRule, as_rule, decide_keyframe
 
 
@@ -98,7 +98,7 @@ class AdaptiveThreshold(_DeviationRule):
 
     name = "adaptive"
 
-    def __init__(self, predictor: DeviationPredictor, threshold: float, *, rule: AdaptiveRule | str = INSTANT,
+    def __init__(self, predictor: Predictor, threshold: float, *, rule: AdaptiveRule | str = INSTANT,
                  max_interval: int = 0) -> None:
         super().__init__(threshold, rule=rule, max_interval=max_interval)
         self.predictor = for_inference(predictor)  # BatchNorm folded, channels-last: same function, faster

@@ -1,4 +1,4 @@
-"""Scheduler weight files: the deviation predictor, its config, its default rule and numbers
+"""Scheduler weight files: the deviation predictor (learned weights, or none for ``warp-error``), its config, its default rule and numbers
 (a threshold for the instant rule, a budget for the accumulated rule, both calibrated for one
 keyframe rate), and the fingerprint of the base network it was trained for."""
 
@@ -11,7 +11,7 @@ from typing import Any
 from lowlatseg.checkpoint import atomic_save, fingerprint, load_companion
 from lowlatseg.errors import ParameterError
 from lowlatseg.nn.splitnet import SplitSegNet
-from lowlatseg.scheduling.predictor import DeviationConfig, DeviationPredictor
+from lowlatseg.scheduling.predictor import DeviationConfig, Predictor, build_predictor
 from lowlatseg.scheduling.rules import AdaptiveRule, as_rule
 
 SCHED_FORMAT = "lowlatseg/scheduler-v1"
@@ -34,7 +34,7 @@ class SchedulerDefaults:
         return v
 
 
-def save_scheduler(path: Path, *, predictor: DeviationPredictor, base: SplitSegNet, threshold: float,
+def save_scheduler(path: Path, *, predictor: Predictor, base: SplitSegNet, threshold: float,
                    budget: float | None = None, rule: str = "instant", extra: dict[str, Any] | None = None) -> None:
     obj = {"format": SCHED_FORMAT, "config": asdict(predictor.config), "state": predictor.state_dict(),
            "base_fingerprint": fingerprint(base), "base_arch": base.config.arch, "default_threshold": threshold,
@@ -43,11 +43,11 @@ def save_scheduler(path: Path, *, predictor: DeviationPredictor, base: SplitSegN
     atomic_save(obj, path)
 
 
-def load_scheduler(path: str | Path | None, base: SplitSegNet) -> tuple[DeviationPredictor, SchedulerDefaults]:
+def load_scheduler(path: str | Path | None, base: SplitSegNet) -> tuple[Predictor, SchedulerDefaults]:
     """(predictor in eval mode, default rule and numbers) for ``base``."""
     obj = load_companion(path, DEFAULT_SCHEDULER, fmt=SCHED_FORMAT, kind="scheduler", base=base,
                          hint=" or use --mode fixed")
-    pred = DeviationPredictor(DeviationConfig(**obj["config"]))
+    pred = build_predictor(DeviationConfig(**obj["config"]))
     pred.load_state_dict(obj["state"], strict=True)
     budget = obj.get("default_budget")
     defaults = SchedulerDefaults(rule=str(obj.get("default_rule", "instant")), threshold=float(obj["default_threshold"]),

@@ -8,6 +8,9 @@ teacher). Pairs: real unlabelled video at gaps 0..``max_gap`` and synthetic came
 from the labelled stills (:mod:`lowlatseg.data.synthetic`). After training, the default
 threshold (instant rule) and budget (accumulated rule) are calibrated on the videos for a
 keyframe rate of ``target_rate``; ``rule`` says which one ``--mode adaptive`` uses by default.
+
+``predictor = "warp-error"`` (:class:`~lowlatseg.scheduling.predictor.WarpErrorPredictor`) has no
+weights: nothing is trained, and only its threshold and budget are calibrated on the videos.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from lowlatseg.errors import ParameterError
 from lowlatseg.data.camvid import camvid
 from lowlatseg.data.pairs import PairSampler
 from lowlatseg.data.synthetic import MotionConfig
+from lowlatseg.data.video_pairs import check_videos
 from lowlatseg.data.transforms import to_tensor
 from lowlatseg.io.video import VideoReader
 from lowlatseg.nn.splitnet import SplitSegNet
@@ -38,7 +42,7 @@ from lowlatseg.propagation.methods import Current, KeyState
 from lowlatseg.propagation.weights import runtime_propagator
 from lowlatseg.scheduling.calibrate import threshold_for_rate
 from lowlatseg.scheduling.policies import check_rule, true_deviation
-from lowlatseg.scheduling.predictor import DeviationConfig, DeviationPredictor
+from lowlatseg.scheduling.predictor import KINDS, DeviationConfig, DeviationPredictor, Predictor, WarpErrorPredictor
 from lowlatseg.scheduling.weights import save_scheduler
 from lowlatseg.train.runs import start_run, write_config
 from lowlatseg.train.propagation import video_stream
@@ -63,6 +67,8 @@ class SchedTrainConfig:
     lr: float = 2e-3
     target_rate: float = 0.2  # keyframe rate the default threshold and budget are calibrated for
     rule: str = "accumulated"  # default adaptive rule stored with the scheduler (instant | accumulated)
+    predictor: str = "learned"  # "learned" (trained) or "warp-error" (no weights: calibrated only)
+    error_level: int = 16  # warp-error: grey levels beyond which a pixel is not explained by the flow
     crop: tuple[int, int] = (360, 480)
     seed: int = 0
     motion: MotionConfig = field(default_factory=lambda: MotionConfig(max_gap=20))
@@ -87,10 +93,28 @@ def train_scheduler(cfg: SchedTrainConfig, out: Path, *, progress: bool = True) 
     check_rule(cfg.rule)
     if cfg.method not in PROPAGATION_METHODS:
         raise ParameterError(f"propagation method {cfg.method!r} is not one of {', '.join(PROPAGATION_METHODS)}", "method")
+    if cfg.predictor not in KINDS:
+        raise ParameterError(f"{{predictor}} {cfg.predictor!r} is not one of {', '.join(KINDS)}", "predictor")
     rng = start_run(cfg, out)
-
-    # 1. frozen base + the propagation method whose deviations are learned (the teacher)
     base = load_model(cfg.base)
+    pred: Predictor
+    if cfg.predictor == "warp-error":
+        if not cfg.videos:
+            raise ParameterError("a warp-error scheduler is only calibrated, on video: pass {video} or {video_dir}",
+                                 "video", "video_dir")
+        pred = WarpErrorPredictor(DeviationConfig(kind="warp-error", low_ch=base.config.low_ch, error_level=cfg.error_level))
+        check_videos(cfg.videos, max_gap_30=1)
+        write_config(cfg, out)
+        log: list[dict[str, Any]] = []
+    else:
+        pred, log = _fit(cfg, base, rng, out, progress=progress)
+    return _calibrate_and_save(cfg, base, pred, log, out)
+
+
+def _fit(cfg: SchedTrainConfig, base: SplitSegNet, rng: np.random.Generator, out: Path, *,
+         progress: bool) -> tuple[DeviationPredictor, list[dict[str, Any]]]:
+    """Steps 1-2 of a learned predictor: writes the run folder's config and log."""
+    # 1. frozen base + the propagation method whose deviations are learned (the teacher)
     teacher = runtime_propagator(cfg.propagation, base, cfg.method)
     pred = DeviationPredictor(DeviationConfig(low_ch=base.config.low_ch, in_ch=base.learned_low_ch))
     opt = torch.optim.AdamW(pred.parameters(), lr=cfg.lr, weight_decay=1e-4)
@@ -131,11 +155,16 @@ def train_scheduler(cfg: SchedTrainConfig, out: Path, *, progress: bool = True) 
             with (out / "log.jsonl").open("a") as f:
                 f.write(json.dumps(entry) + "\n")
 
-    # 3. calibrate the default threshold and budget for the target keyframe rate on the videos; with
-    # no video there is no stream to calibrate on: fixed defaults, said so
     pred.eval()
     if stream is not None:
         stream.close()
+    return pred, log
+
+
+def _calibrate_and_save(cfg: SchedTrainConfig, base: SplitSegNet, pred: Predictor, log: list[dict[str, Any]],
+                        out: Path) -> dict[str, Any]:
+    # 3. calibrate the default threshold and budget for the target keyframe rate on the videos; with
+    # no video there is no stream to calibrate on: fixed defaults, said so
     f_lows = [_clip_f_lows(base, v, cfg.crop, cfg.calib_frames) for v in cfg.videos]
     if f_lows:
         threshold = threshold_for_rate(pred, f_lows, cfg.target_rate)
