@@ -3,8 +3,8 @@ against ``warp-error``, interleaved calls on the ``low`` of two real frames at 3
 
 ``python docs/figures/scheduler_cost.py --warp FILE [--calls N] [--out FILE]`` prints and writes
 JSON: medians in ms over ``N`` calls of each (default 200), 2 threads, with the bundled model and
-its bundled (learned) scheduler against the warp-error scheduler file ``FILE``; and the share of
-the model's per-frame time (``model(image)``, timed in the same loop).
+its bundled (learned) scheduler against the warp-error scheduler file ``FILE``. Compare them with
+the whole network's time from ``lowlatseg bench split`` on the same host.
 """
 
 from __future__ import annotations
@@ -41,11 +41,10 @@ def main() -> None:
     learned = for_inference(learned)
     with VideoReader(CLIP) as r:
         frames = [prepare(f, (360, 480)) for _, f in zip(range(6), r)]
-    times: dict[str, list[float]] = {"learned": [], "warp-error": [], "per-frame network": []}
+    times: dict[str, list[float]] = {"learned": [], "warp-error": []}
     with torch.inference_mode():
         key, cur = model.low(frames[0]), model.low(frames[5])
-        calls = {"learned": lambda: learned(key, cur), "warp-error": lambda: warp(key, cur),
-                 "per-frame network": lambda: model(frames[5])}
+        calls = {"learned": lambda: learned(key, cur), "warp-error": lambda: warp(key, cur)}
         for fn in calls.values():
             fn()
         for _ in range(a.calls):
@@ -54,8 +53,7 @@ def main() -> None:
                 fn()
                 times[name].append((time.perf_counter() - t0) * 1000)
     med = {k: round(statistics.median(v), 3) for k, v in times.items()}
-    result = {"size": "360x480", "threads": 2, "calls": a.calls, "median_ms": med,
-              "share_of_per_frame": {k: round(med[k] / med["per-frame network"], 4) for k in ("learned", "warp-error")}}
+    result = {"size": "360x480", "threads": 2, "calls": a.calls, "median_ms": med}
     print(json.dumps(result, indent=1))
     if a.out:
         Path(a.out).write_text(json.dumps(result, indent=1) + "\n")
