@@ -58,16 +58,47 @@ def test_batches_score_each_pair_and_the_level_is_a_tolerance() -> None:
     curs = torch.cat([_f_low(frame), _f_low(other)])
     out = _predictor()(keys, curs)
     assert out.shape == (2,) and out[0] == 0 and 0 < out[1] <= 1
+    with pytest.raises(ValueError, match="differ in shape"):
+        _predictor()(keys[:1], curs)
     dimmer = np.clip(frame * 0.9, 0, 1)  # a light change of at most 26 grey levels
-    assert float(_predictor(255)(_f_low(frame), _f_low(dimmer))[0]) == 0.0
+    assert float(_predictor(30)(_f_low(frame), _f_low(dimmer))[0]) == 0.0
     assert float(_predictor(0)(_f_low(frame), _f_low(dimmer))[0]) > 0.5
 
 
-def test_networks_without_the_frame_in_f_low_are_refused() -> None:
+def test_networks_without_the_frame_in_f_low_are_refused(small_video: Path, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    from lowlatseg.checkpoint import DEFAULT_WEIGHTS
+    from lowlatseg.cli import main
+
     with pytest.raises(UserError, match="learned scheduler"):
         WarpErrorPredictor(DeviationConfig(kind="warp-error", low_ch=64))
     with pytest.raises(UserError, match="kind 'guess'"):
         build_predictor(DeviationConfig(kind="guess"))
+    llnet_m = DEFAULT_WEIGHTS.parent / "llnet_m_camvid.pt"  # 64 learned channels and no frame in f_low
+    out = tmp_path / "w"
+    assert main(["train", "scheduler", "--predictor", "warp-error", "--base", str(llnet_m), "--video", str(small_video),
+                 "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "llnet-m does not carry the frame" in err and "--predictor" in err and not out.exists()
+
+
+def test_learned_files_keep_the_old_config_and_unknown_settings_are_refused(tmp_path: Path) -> None:
+    """A learned scheduler file stores the config keys older versions know; a file with a setting
+    this version does not know gets one sentence, not a TypeError."""
+    from lowlatseg.checkpoint import load_model
+    from lowlatseg.scheduling.predictor import DeviationPredictor
+    from lowlatseg.scheduling.weights import load_scheduler, save_scheduler
+
+    base = load_model()
+    path = tmp_path / "s.pt"
+    save_scheduler(path, predictor=DeviationPredictor(DeviationConfig(low_ch=256, in_ch=64)), base=base, threshold=0.1)
+    obj = torch.load(path, weights_only=True)
+    assert set(obj["config"]) == {"low_ch", "width", "in_ch"}
+    assert isinstance(load_scheduler(path, base)[0], DeviationPredictor)
+    obj["config"]["from_the_future"] = 1
+    torch.save(obj, path)
+    with pytest.raises(UserError, match="newer lowlatseg"):
+        load_scheduler(path, base)
 
 
 def test_train_scheduler_warp_error_calibrates_a_file_the_runtime_uses(small_video: Path, tmp_path: Path,
@@ -89,9 +120,12 @@ def test_train_scheduler_warp_error_calibrates_a_file_the_runtime_uses(small_vid
     pred, defaults = load_scheduler(out / "scheduler.pt", model)
     assert isinstance(pred, WarpErrorPredictor) and defaults.budget == result["default_budget"]
     frames = [(np.roll(_texture(1), 6 * t, axis=1) * 255).astype(np.uint8) for t in range(6)]
-    with build_runtime(model, RuntimeConfig(mode="adaptive", size=None, scheduler=str(out / "scheduler.pt"))) as rt:
+    rc = RuntimeConfig(mode="adaptive", size=None, scheduler=str(out / "scheduler.pt"), budget=100.0)
+    with build_runtime(model, rc) as rt:
         steps = [rt.step(f) for f in frames]
-    assert steps[0].is_keyframe and all(s.deviation is not None for s in steps if not s.is_keyframe)
+    assert steps[0].is_keyframe and not any(s.is_keyframe for s in steps[1:])
+    devs = [s.deviation for s in steps[1:]]
+    assert all(d is not None and 0 <= d <= 1 for d in devs) and devs[-1] > 0  # measured on every frame
 
 
 def test_train_scheduler_warp_error_needs_video(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -17,6 +17,7 @@ beats a fixed interval there (README).
 
 from __future__ import annotations
 
+import copy
 from typing import Protocol, runtime_checkable
 
 import torch
@@ -102,6 +103,8 @@ class AdaptiveThreshold(_DeviationRule):
                  max_interval: int = 0) -> None:
         super().__init__(threshold, rule=rule, max_interval=max_interval)
         self.predictor = for_inference(predictor)  # BatchNorm folded, channels-last: same function, faster
+        if self.predictor is predictor:  # no weights to fold (warp-error): still a copy of its own, as it holds state
+            self.predictor = copy.deepcopy(predictor)
 
     @torch.inference_mode()
     def deviation(self, key: KeyState, cur: Current) -> float | None:

@@ -16,7 +16,7 @@ by :attr:`DeviationConfig.kind` (scheduler files store it; :func:`build_predicto
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import cv2
 import numpy as np
@@ -74,7 +74,9 @@ class WarpErrorPredictor(nn.Module):
     current frame that the keyframe, warped by DIS optical flow (``ultrafast``) onto it, does not
     explain (grey levels differing by more than ``error_level``). Both frames are read from the last :data:`FRAME_CHANNELS` channels of F_l (the
     frame pixel-unshuffled by 8, as the ``*-frame`` networks carry it), shrunk ``downscale`` times
-    per side. About 1 ms a frame at 360x480 (DIS on 180x240)."""
+    per side. About 4 ms a frame at 360x480 on 2 threads, against 1.5 for the learned predictor
+    (docs/figures/scheduler_cost.py). It holds an OpenCV object: one instance per stream (the
+    runtime's policy takes its own copy), not shared between threads."""
 
     def __init__(self, cfg: DeviationConfig) -> None:
         super().__init__()
@@ -100,6 +102,8 @@ class WarpErrorPredictor(nn.Module):
         return self._grid[1], self._grid[2]
 
     def forward(self, f_low_key: torch.Tensor, f_low_cur: torch.Tensor) -> torch.Tensor:
+        if f_low_key.shape != f_low_cur.shape:
+            raise ValueError(f"key and current f_low differ in shape: {tuple(f_low_key.shape)} and {tuple(f_low_cur.shape)}")
         out = []
         for i in range(f_low_key.shape[0]):
             key, cur = self._frame(f_low_key[i : i + 1]), self._frame(f_low_cur[i : i + 1])
@@ -113,6 +117,28 @@ class WarpErrorPredictor(nn.Module):
 
 
 Predictor = DeviationPredictor | WarpErrorPredictor
+
+
+WARP_ONLY = ("kind", "error_level", "downscale")  # config keys that learned files leave out (older versions read those)
+
+
+def config_from(saved: dict[str, object]) -> DeviationConfig:
+    """The :class:`DeviationConfig` of a scheduler file's saved config (keys it lacks: defaults)."""
+    known = set(DeviationConfig.__dataclass_fields__)
+    unknown = sorted(set(saved) - known)
+    if unknown:
+        raise UserError(f"the scheduler file's predictor has settings this lowlatseg does not know ({', '.join(unknown)}); "
+                        "it was written by a newer lowlatseg: upgrade, or train a scheduler with this one")
+    return DeviationConfig(**saved)  # type: ignore[arg-type]
+
+
+def saved_config(cfg: DeviationConfig) -> dict[str, object]:
+    """What a scheduler file stores of a config: a learned predictor's without the warp-error keys."""
+    out = asdict(cfg)
+    if cfg.kind == "learned":
+        for k in WARP_ONLY:
+            out.pop(k)
+    return out
 
 
 def build_predictor(cfg: DeviationConfig) -> Predictor:

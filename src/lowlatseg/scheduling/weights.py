@@ -4,14 +4,14 @@ keyframe rate), and the fingerprint of the base network it was trained for."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from lowlatseg.checkpoint import atomic_save, fingerprint, load_companion
 from lowlatseg.errors import ParameterError
 from lowlatseg.nn.splitnet import SplitSegNet
-from lowlatseg.scheduling.predictor import DeviationConfig, Predictor, build_predictor
+from lowlatseg.scheduling.predictor import Predictor, build_predictor, config_from, saved_config
 from lowlatseg.scheduling.rules import AdaptiveRule, as_rule
 
 SCHED_FORMAT = "lowlatseg/scheduler-v1"
@@ -36,7 +36,7 @@ class SchedulerDefaults:
 
 def save_scheduler(path: Path, *, predictor: Predictor, base: SplitSegNet, threshold: float,
                    budget: float | None = None, rule: str = "instant", extra: dict[str, Any] | None = None) -> None:
-    obj = {"format": SCHED_FORMAT, "config": asdict(predictor.config), "state": predictor.state_dict(),
+    obj = {"format": SCHED_FORMAT, "config": saved_config(predictor.config), "state": predictor.state_dict(),
            "base_fingerprint": fingerprint(base), "base_arch": base.config.arch, "default_threshold": threshold,
            "default_budget": budget, "default_rule": rule}
     obj.update(extra or {})
@@ -47,7 +47,7 @@ def load_scheduler(path: str | Path | None, base: SplitSegNet) -> tuple[Predicto
     """(predictor in eval mode, default rule and numbers) for ``base``."""
     obj = load_companion(path, DEFAULT_SCHEDULER, fmt=SCHED_FORMAT, kind="scheduler", base=base,
                          hint=" or use --mode fixed")
-    pred = build_predictor(DeviationConfig(**obj["config"]))
+    pred = build_predictor(config_from(obj["config"]))
     pred.load_state_dict(obj["state"], strict=True)
     budget = obj.get("default_budget")
     defaults = SchedulerDefaults(rule=str(obj.get("default_rule", "instant")), threshold=float(obj["default_threshold"]),

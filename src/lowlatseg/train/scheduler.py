@@ -102,6 +102,9 @@ def train_scheduler(cfg: SchedTrainConfig, out: Path, *, progress: bool = True) 
         if not cfg.videos:
             raise ParameterError("a warp-error scheduler is only calibrated, on video: pass {video} or {video_dir}",
                                  "video", "video_dir")
+        if base.learned_low_ch == base.config.low_ch:
+            raise ParameterError(f"{base.config.arch} does not carry the frame inside f_low, which a warp-error scheduler reads; "
+                                 "use a learned scheduler (drop {predictor}) for this network", "predictor")
         pred = WarpErrorPredictor(DeviationConfig(kind="warp-error", low_ch=base.config.low_ch, error_level=cfg.error_level))
         check_videos(cfg.videos, max_gap_30=1)
         write_config(cfg, out)
