@@ -134,3 +134,6 @@ def test_train_scheduler_warp_error_needs_video(tmp_path: Path, capsys: pytest.C
     assert main(["train", "scheduler", "--predictor", "warp-error", "--video-dir", "none", "--out", str(tmp_path / "w"),
                  "--quiet"]) == 2
     assert "only calibrated, on video" in capsys.readouterr().err and not (tmp_path / "w").exists()
+    assert main(["train", "scheduler", "--error-level", "20", "--video-dir", "none", "--out", str(tmp_path / "w"),
+                 "--quiet"]) == 2
+    assert "add --predictor warp-error" in capsys.readouterr().err and not (tmp_path / "w").exists()

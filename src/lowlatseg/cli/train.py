@@ -91,10 +91,13 @@ def cmd_train_scheduler(a: argparse.Namespace) -> int:
     set_threads(a.threads)
     if not 0 < a.target_rate <= 1:
         raise UserError(f"--target-rate {a.target_rate} must be in (0, 1]: the fraction of frames to make keyframes, e.g. 0.2 for one in five")
+    if a.error_level is not None and a.predictor != "warp-error":
+        raise UserError("--error-level sets the warp-error predictor's tolerance; add --predictor warp-error or drop it")
     cfg = SchedTrainConfig(base=resolve_base(a.base), propagation=a.propagation, data=a.data, split=a.split,
                            videos=training_videos(a), steps=a.steps, batch_size=a.batch_size,
                            target_rate=a.target_rate, rule=a.rule, seed=a.seed, method=a.propagation_method,
-                           predictor=a.predictor, error_level=a.error_level, **pair_overrides(a, "max_gap"))
+                           predictor=a.predictor, error_level=16 if a.error_level is None else a.error_level,
+                           **pair_overrides(a, "max_gap"))
     print(json.dumps(train_scheduler(cfg, Path(a.out), progress=not a.quiet)))
     return 0
 
@@ -213,8 +216,8 @@ def add_train_parsers(sub: Any) -> None:
     ts.add_argument("--predictor", default="learned", choices=("learned", "warp-error"),
                     help="learned: the paper's small network, trained on the true deviation; warp-error: the share of "
                          "pixels DIS flow from the keyframe does not explain (no weights: only calibrated on the videos)")
-    ts.add_argument("--error-level", type=nonneg_int, default=16,
-                    help="warp-error: grey levels (0-255) beyond which a pixel counts as not explained")
+    ts.add_argument("--error-level", type=nonneg_int, default=None,
+                    help="warp-error: grey levels (0-255) beyond which a pixel counts as not explained (default 16)")
     ts.add_argument("--seed", type=int, default=0)
     ts.add_argument("--threads", type=nonneg_int, default=0)
     ts.add_argument("--quiet", action="store_true")
