@@ -109,8 +109,8 @@ def test_the_bundle_stays_under_15_mb_and_each_network_has_its_companions() -> N
     """What ships in ``lowlatseg/weights``: every segmentation network loads, finds a propagation and
     a scheduler file trained for it (by fingerprint), the default first; all files under 15 MB."""
     from lowlatseg.checkpoint import DEFAULT_WEIGHTS, bundled_companion, bundled_models, fingerprint
-    from lowlatseg.propagation.weights import DEFAULT_PROPAGATION, PROP_FORMAT
-    from lowlatseg.scheduling.weights import DEFAULT_SCHEDULER, SCHED_FORMAT
+    from lowlatseg.propagation.weights import DEFAULT_PROPAGATION, PROP_FORMAT, load_methods
+    from lowlatseg.scheduling.weights import DEFAULT_SCHEDULER, SCHED_FORMAT, load_scheduler
 
     folder = DEFAULT_WEIGHTS.parent
     assert sum(p.stat().st_size for p in folder.glob("*.pt")) < 15e6
@@ -119,6 +119,8 @@ def test_the_bundle_stays_under_15_mb_and_each_network_has_its_companions() -> N
     companions: set[Path] = set()
     for path in models:
         model = load_model(path)
+        load_methods(None, model)  # each loads strictly through the loaders the runtime uses
+        load_scheduler(None, model)
         fp = fingerprint(model)
         for default, fmt in ((DEFAULT_PROPAGATION, PROP_FORMAT), (DEFAULT_SCHEDULER, SCHED_FORMAT)):
             found = bundled_companion(default, model, fmt=fmt, fp=fp)
