@@ -312,3 +312,11 @@ def test_empty_input_file(tmp_path: Path, tiny_weights: Path, capsys: pytest.Cap
     (tmp_path / "e.mp4").write_bytes(b"")
     assert main(["segment", str(tmp_path / "e.mp4"), "--out", str(tmp_path / "o.mp4"), "--weights", str(tiny_weights)]) == 2
     assert "is an empty file (0 bytes)" in capsys.readouterr().err
+
+
+def test_version_names_the_installed_package(capsys: pytest.CaptureFixture[str]) -> None:
+    from importlib.metadata import version
+
+    with pytest.raises(SystemExit) as stop:
+        main(["--version"])
+    assert stop.value.code == 0 and capsys.readouterr().out.strip() == f"lowlatseg {version('lowlatseg')}"

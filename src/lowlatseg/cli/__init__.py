@@ -26,7 +26,10 @@ __all__ = ["build_parser", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from lowlatseg import __version__
+
     p = argparse.ArgumentParser(prog="lowlatseg", description="Low-latency semantic segmentation of video streams.")
+    p.add_argument("--version", action="version", version=f"lowlatseg {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_segment_parser(sub)
     add_view_parser(sub)
