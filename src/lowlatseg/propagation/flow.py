@@ -54,7 +54,11 @@ class DISFlow:
     def __call__(self, current_grey: np.ndarray, key_grey: np.ndarray) -> np.ndarray:
         """h x w x 2 float32 flow such that current(p) ~ key(p + flow(p)), in pixels of the frames
         DIS saw: h x w = H x W shrunk ``downscale`` times (:func:`flow_to_grid` rescales it)."""
-        return self._dis.calc(self.shrink(current_grey), self.shrink(key_grey), None)
+        return self.on_shrunk(self.shrink(current_grey), self.shrink(key_grey))
+
+    def on_shrunk(self, current_small: np.ndarray, key_small: np.ndarray) -> np.ndarray:
+        """The same flow for frames the caller has shrunk already (:meth:`shrink`)."""
+        return self._dis.calc(current_small, key_small, None)
 
 
 def flow_to_grid(flow_img: np.ndarray, grid_hw: tuple[int, int]) -> torch.Tensor:

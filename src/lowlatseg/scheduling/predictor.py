@@ -106,9 +106,9 @@ class WarpErrorPredictor(nn.Module):
             raise ValueError(f"key and current f_low differ in shape: {tuple(f_low_key.shape)} and {tuple(f_low_cur.shape)}")
         out = []
         for i in range(f_low_key.shape[0]):
-            key, cur = self._frame(f_low_key[i : i + 1]), self._frame(f_low_cur[i : i + 1])
-            flow = self.flow(cur, key)  # backward, in the pixels of the frames shrunk as DIS saw them
-            key, cur = self.flow.shrink(key), self.flow.shrink(cur)
+            key = self.flow.shrink(self._frame(f_low_key[i : i + 1]))
+            cur = self.flow.shrink(self._frame(f_low_cur[i : i + 1]))
+            flow = self.flow.on_shrunk(cur, key)  # backward, in the pixels of the shrunk frames
             xs, ys = self._pixels((cur.shape[0], cur.shape[1]))
             warped = cv2.remap(key, xs + flow[..., 0], ys + flow[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
             unexplained = np.abs(cur.astype(np.int16) - warped.astype(np.int16)) > self.config.error_level
