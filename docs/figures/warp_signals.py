@@ -44,7 +44,10 @@ def signals(key_grey: np.ndarray, cur_grey: np.ndarray, dis: object) -> dict[str
     return out
 
 
-def clip_table(path: Path, frames: int) -> tuple[object, dict[str, dict]]:
+def clip_table(path: Path, frames: int, extra: dict[str, object] | None = None) -> tuple[object, dict[str, dict]]:
+    """The pair table of a clip's first ``frames`` frames and each signal's value per pair: the
+    bundled predictor's, the true deviation, the flow signals, and one per predictor in ``extra``
+    (name -> predictor for the bundled network, run on the same pairs)."""
     from lowlatseg.checkpoint import load_model
     from lowlatseg.evaluation.schedules import PairTable, pair_result
     from lowlatseg.io.video import VideoReader
@@ -62,7 +65,9 @@ def clip_table(path: Path, frames: int) -> tuple[object, dict[str, dict]]:
     predictor, _ = load_scheduler(None, base)
     model, predictor = for_inference(base), for_inference(predictor)
     dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)  # type: ignore[attr-defined]
+    extra = {name: for_inference(p) for name, p in (extra or {}).items()}
     conf, pred, true, sig = {}, {}, {}, {}
+    more: dict[str, dict] = {name: {} for name in extra}
     window: deque = deque(maxlen=MAX_GAP + 1)
     n = 0
     with torch.inference_mode(), VideoReader(path) as r:
@@ -85,8 +90,10 @@ def clip_table(path: Path, frames: int) -> tuple[object, dict[str, dict]]:
                 if p is not None and d is not None:
                     pred[(k, t)], true[(k, t)] = p, d
                     sig[(k, t)] = signals(key_half, half, dis)
+                    for name, p in extra.items():
+                        more[name][(k, t)] = float(p(key.f_low, f_low)[0])
             n += 1
-    devs = {"learned predictor": pred, "true deviation": true}
+    devs = {"learned predictor": pred, "true deviation": true, **more}
     for name in sig[next(iter(sig))]:
         devs[name] = {pair: v[name] for pair, v in sig.items()}
     return PairTable(n, MAX_GAP, conf, pred, true), devs

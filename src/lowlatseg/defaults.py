@@ -10,6 +10,9 @@ MODES = ("per-frame", "fixed", "adaptive", "low-latency")
 # propagation file, and "flow" (DIS optical flow alone, the flow+fuse baseline, no weights).
 PROPAGATION_METHODS = ("adaptive", "flow-guided", "flow-residual", "flow")
 
+# What a learned deviation predictor learns (scheduling/targets.py; ``train scheduler --target``).
+DEVIATION_TARGETS = ("pixels", "class-weighted")
+
 # The learned methods a propagation file holds, by name (train/propagation.py; ``train propagation --only``).
 TRAINED_METHODS = ("adaptive", "uniform", "flow-guided", "flow-residual")
 

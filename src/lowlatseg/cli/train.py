@@ -11,7 +11,7 @@ from lowlatseg.cli.common import (
     DEFAULT_CAMVID, add_pair_args, nonneg_float, nonneg_int, open_unit, pair_overrides, positive_float, positive_int, resolve_base, set_threads,
     training_videos,
 )
-from lowlatseg.defaults import DEFAULT_PROPAGATION_METHOD, PROPAGATION_METHODS, TRAINED_METHODS
+from lowlatseg.defaults import DEFAULT_PROPAGATION_METHOD, DEVIATION_TARGETS, PROPAGATION_METHODS, TRAINED_METHODS
 from lowlatseg.errors import ParameterError, UserError
 from lowlatseg.scheduling.rules import ACCUMULATED, INSTANT
 
@@ -93,10 +93,12 @@ def cmd_train_scheduler(a: argparse.Namespace) -> int:
         raise UserError(f"--target-rate {a.target_rate} must be in (0, 1]: the fraction of frames to make keyframes, e.g. 0.2 for one in five")
     if a.error_level is not None and a.predictor != "warp-error":
         raise UserError("--error-level sets the warp-error predictor's tolerance; add --predictor warp-error or drop it")
+    if a.target != "pixels" and a.predictor == "warp-error":
+        raise UserError("--target sets what a learned predictor learns, and a warp-error scheduler learns nothing; drop one of the two")
     cfg = SchedTrainConfig(base=resolve_base(a.base), propagation=a.propagation, data=a.data, split=a.split,
                            videos=training_videos(a), steps=a.steps, batch_size=a.batch_size,
                            target_rate=a.target_rate, rule=a.rule, seed=a.seed, method=a.propagation_method,
-                           predictor=a.predictor, error_level=16 if a.error_level is None else a.error_level,
+                           predictor=a.predictor, error_level=16 if a.error_level is None else a.error_level, target=a.target,
                            **pair_overrides(a, "max_gap"))
     print(json.dumps(train_scheduler(cfg, Path(a.out), progress=not a.quiet)))
     return 0
@@ -218,6 +220,10 @@ def add_train_parsers(sub: Any) -> None:
                          "pixels DIS flow from the keyframe does not explain (no weights: only calibrated on the videos)")
     ts.add_argument("--error-level", type=nonneg_int, default=None,
                     help="warp-error: grey levels (0-255) beyond which a pixel counts as not explained (default 16)")
+    ts.add_argument("--target", default="pixels", choices=DEVIATION_TARGETS,
+                    help="what a learned predictor learns: pixels (the share of pixels whose label the propagation "
+                         "changes, the paper's) or class-weighted (each such pixel weighted by its classes' rarity in "
+                         "the training labels, as mIoU weighs it)")
     ts.add_argument("--seed", type=int, default=0)
     ts.add_argument("--threads", type=nonneg_int, default=0)
     ts.add_argument("--quiet", action="store_true")

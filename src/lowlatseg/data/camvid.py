@@ -92,6 +92,15 @@ class SegmentationDataset:
             self._cache[i] = (image, label)
         return image, label
 
+    def class_frequencies(self) -> np.ndarray:
+        """Each class's share of the labelled (non-void) pixels of the split (num_classes floats, sum 1; all 0 if none)."""
+        n = self.labels.num_classes
+        counts = np.zeros(n, dtype=np.float64)
+        for i in range(len(self)):
+            lab = self[i][1]
+            counts += np.bincount(lab[lab != IGNORE_INDEX].ravel(), minlength=n)[:n]
+        return counts / max(counts.sum(), 1.0)
+
     def map_label(self, raw: np.ndarray) -> np.ndarray:
         out = raw.copy()
         if self.void_value is not None:

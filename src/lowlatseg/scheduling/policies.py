@@ -28,6 +28,7 @@ from lowlatseg.nn.splitnet import SplitSegNet
 from lowlatseg.propagation.methods import Current, KeyState, Propagator
 from lowlatseg.propagation.produce import propagated_logits
 from lowlatseg.scheduling.predictor import Predictor
+from lowlatseg.scheduling.targets import label_deviation
 from lowlatseg.scheduling.rules import INSTANT, AdaptiveRule, as_rule, decide_keyframe
 
 
@@ -137,8 +138,11 @@ def rule_fields(policy: KeyframePolicy) -> dict[str, object]:
     return {"rule": None, "threshold": None}
 
 
-def true_deviation(model: SplitSegNet, method: Propagator, key: KeyState, cur: Current) -> torch.Tensor:
-    """B fractions of feature-grid pixels whose propagated label differs from the per-frame label."""
+def true_deviation(model: SplitSegNet, method: Propagator, key: KeyState, cur: Current,
+                   weights: torch.Tensor | None = None) -> torch.Tensor:
+    """B deviations of the propagated labels (with fusion) from the per-frame labels on the feature
+    grid: the fraction of pixels that differ, or with ``weights`` (C x C) the class-weighted
+    deviation (scheduling/targets.py)."""
     prop = propagated_logits(model, method, key, cur, fuse=True).argmax(1)
     ref = model.head(model.high(cur.f_low), cur.f_low).argmax(1)
-    return (prop != ref).float().mean((1, 2))
+    return label_deviation(prop, ref, weights)

@@ -57,12 +57,7 @@ def class_weights(ds: SegmentationDataset, how: str) -> torch.Tensor | None:
         return None
     if how != "sqrt-median":
         raise UserError(f"unknown class weighting {how!r}; choose sqrt-median or none")
-    n = ds.labels.num_classes
-    counts = np.zeros(n, dtype=np.float64)
-    for i in range(len(ds)):
-        lab = ds[i][1]
-        counts += np.bincount(lab[lab != IGNORE_INDEX].ravel(), minlength=n)[:n]
-    freq = counts / max(counts.sum(), 1)
+    freq = ds.class_frequencies()
     present = freq > 0
     med = np.median(freq[present]) if present.any() else 1.0
     w = np.where(present, np.sqrt(med / np.maximum(freq, 1e-12)), 0.0)

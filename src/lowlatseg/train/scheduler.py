@@ -4,7 +4,8 @@ Targets come from the frozen base network and a propagation method (``method``: 
 default, DIS flow, unless told; files before 2026-12-07 learned the adaptive kernels'): for a
 pair (keyframe k, frame t) the true deviation is the fraction of feature-grid pixels where the
 propagated label (with fusion) differs from the per-frame network's label of frame t (the
-teacher). Pairs: real unlabelled video at gaps 0..``max_gap`` and synthetic camera-motion pairs
+teacher); with ``target = "class-weighted"`` each such pixel is weighted by the rarity of its two
+classes in the training split's labels (scheduling/targets.py; the file stores the frequencies). Pairs: real unlabelled video at gaps 0..``max_gap`` and synthetic camera-motion pairs
 from the labelled stills (:mod:`lowlatseg.data.synthetic`). After training, the default
 threshold (instant rule) and budget (accumulated rule) are calibrated on the videos for a
 keyframe rate of ``target_rate``; ``rule`` says which one ``--mode adaptive`` uses by default.
@@ -43,6 +44,7 @@ from lowlatseg.propagation.weights import runtime_propagator
 from lowlatseg.scheduling.calibrate import threshold_for_rate
 from lowlatseg.scheduling.policies import check_rule, true_deviation
 from lowlatseg.scheduling.predictor import KINDS, DeviationConfig, DeviationPredictor, Predictor, WarpErrorPredictor
+from lowlatseg.scheduling.targets import check_target, pair_weights
 from lowlatseg.scheduling.weights import save_scheduler
 from lowlatseg.train.runs import start_run, write_config
 from lowlatseg.train.propagation import video_stream
@@ -69,6 +71,7 @@ class SchedTrainConfig:
     rule: str = "accumulated"  # default adaptive rule stored with the scheduler (instant | accumulated)
     predictor: str = "learned"  # "learned" (trained) or "warp-error" (no weights: calibrated only)
     error_level: int = 16  # warp-error: grey levels beyond which a pixel is not explained by the flow
+    target: str = "pixels"  # what a learned predictor learns (scheduling/targets.py): "pixels" or "class-weighted"
     crop: tuple[int, int] = (360, 480)
     seed: int = 0
     motion: MotionConfig = field(default_factory=lambda: MotionConfig(max_gap=20))
@@ -95,9 +98,14 @@ def train_scheduler(cfg: SchedTrainConfig, out: Path, *, progress: bool = True) 
         raise ParameterError(f"propagation method {cfg.method!r} is not one of {', '.join(PROPAGATION_METHODS)}", "method")
     if cfg.predictor not in KINDS:
         raise ParameterError(f"{{predictor}} {cfg.predictor!r} is not one of {', '.join(KINDS)}", "predictor")
+    check_target(cfg.target)
+    if cfg.predictor == "warp-error" and cfg.target != "pixels":
+        raise ParameterError("a warp-error scheduler learns nothing, so {target} does not apply to it; drop one of the two",
+                             "target", "predictor")
     rng = start_run(cfg, out)
     base = load_model(cfg.base)
     pred: Predictor
+    extra: dict[str, Any] = {"deviation_target": cfg.target}
     if cfg.predictor == "warp-error":
         if not cfg.videos:
             raise ParameterError("a warp-error scheduler is only calibrated, on video: pass {video} or {video_dir}",
@@ -110,13 +118,14 @@ def train_scheduler(cfg: SchedTrainConfig, out: Path, *, progress: bool = True) 
         write_config(cfg, out)
         log: list[dict[str, Any]] = []
     else:
-        pred, log = _fit(cfg, base, rng, out, progress=progress)
-    return _calibrate_and_save(cfg, base, pred, log, out)
+        pred, log = _fit(cfg, base, rng, out, extra, progress=progress)
+    return _calibrate_and_save(cfg, base, pred, log, out, extra)
 
 
-def _fit(cfg: SchedTrainConfig, base: SplitSegNet, rng: np.random.Generator, out: Path, *,
+def _fit(cfg: SchedTrainConfig, base: SplitSegNet, rng: np.random.Generator, out: Path, extra: dict[str, Any], *,
          progress: bool) -> tuple[DeviationPredictor, list[dict[str, Any]]]:
-    """Steps 1-2 of a learned predictor: writes the run folder's config and log."""
+    """Steps 1-2 of a learned predictor: writes the run folder's config and log; adds the training
+    split's class frequencies to ``extra`` (stored in the scheduler file)."""
     # 1. frozen base + the propagation method whose deviations are learned (the teacher)
     teacher = runtime_propagator(cfg.propagation, base, cfg.method)
     pred = DeviationPredictor(DeviationConfig(low_ch=base.config.low_ch, in_ch=base.learned_low_ch))
@@ -125,6 +134,8 @@ def _fit(cfg: SchedTrainConfig, base: SplitSegNet, rng: np.random.Generator, out
 
     # 2. data
     stills = camvid(cfg.data, cfg.split)
+    extra["class_frequencies"] = [round(float(f), 6) for f in stills.class_frequencies()]
+    weights = pair_weights(extra["class_frequencies"]) if cfg.target == "class-weighted" else None
     donors = [stills[i] for i in range(0, len(stills), 7)]
     stream = video_stream(cfg.videos, crop=cfg.crop, max_gap_30=cfg.max_gap, fraction=cfg.video_fraction)
     write_config(cfg, out)  # the inputs checked: now the run folder
@@ -142,7 +153,7 @@ def _fit(cfg: SchedTrainConfig, base: SplitSegNet, rng: np.random.Generator, out
         with torch.no_grad():
             fl_k, fl_c = base.low(xk), base.low(xc)
             key = KeyState(index=0, image=xk, f_low=fl_k, f_high=base.high(fl_k))
-            target = true_deviation(base, teacher, key, Current(index=1, image=xc, f_low=fl_c))
+            target = true_deviation(base, teacher, key, Current(index=1, image=xc, f_low=fl_c), weights)
         pred.train()
         p = pred(fl_k, fl_c)
         loss = F.smooth_l1_loss(p, target, beta=0.05)
@@ -165,7 +176,7 @@ def _fit(cfg: SchedTrainConfig, base: SplitSegNet, rng: np.random.Generator, out
 
 
 def _calibrate_and_save(cfg: SchedTrainConfig, base: SplitSegNet, pred: Predictor, log: list[dict[str, Any]],
-                        out: Path) -> dict[str, Any]:
+                        out: Path, extra: dict[str, Any]) -> dict[str, Any]:
     # 3. calibrate the default threshold and budget for the target keyframe rate on the videos; with
     # no video there is no stream to calibrate on: fixed defaults, said so
     f_lows = [_clip_f_lows(base, v, cfg.crop, cfg.calib_frames) for v in cfg.videos]
@@ -177,7 +188,7 @@ def _calibrate_and_save(cfg: SchedTrainConfig, base: SplitSegNet, pred: Predicto
         tqdm.write(f"lowlatseg: warning: no --video to calibrate on; the scheduler stores threshold {threshold} and budget "
                    f"{budget} uncalibrated (pass --threshold or --budget at run time, or train with --video)", file=sys.stderr)
     save_scheduler(out / "scheduler.pt", predictor=pred, base=base, threshold=threshold, budget=budget, rule=cfg.rule,
-                   extra={"train_config": json.loads(json.dumps(asdict(cfg))), "target_rate": cfg.target_rate})
+                   extra={"train_config": json.loads(json.dumps(asdict(cfg))), "target_rate": cfg.target_rate, **extra})
     result = dict(log[-1]) if log else {}
     result.update(default_rule=cfg.rule, default_threshold=threshold, default_budget=budget)
     return result

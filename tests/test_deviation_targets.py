@@ -1,0 +1,93 @@
+"""What a deviation predictor learns (scheduling/targets.py): invariants of the two targets, and
+`train scheduler --target` end to end on tiny data."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from lowlatseg.cli import main
+from lowlatseg.data.synthetic import MotionConfig
+from lowlatseg.errors import UserError
+from lowlatseg.scheduling.targets import MIN_FREQUENCY, label_deviation, pair_weights
+from lowlatseg.train.scheduler import SchedTrainConfig, train_scheduler
+
+CAMVID_LIKE = np.array([0.175, 0.242, 0.010, 0.330, 0.047, 0.101, 0.012, 0.012, 0.061, 0.007, 0.003])
+
+
+def _labels(seed: int, shape: tuple[int, ...] = (3, 12, 16), classes: int = 11) -> torch.Tensor:
+    return torch.from_numpy(np.random.default_rng(seed).integers(0, classes, shape)).long()
+
+
+def test_pair_weights_are_symmetric_zero_on_the_diagonal_and_average_one_over_the_frequencies() -> None:
+    w = pair_weights(CAMVID_LIKE)
+    assert w.shape == (11, 11) and torch.equal(w, w.T) and torch.all(torch.diagonal(w) == 0)
+    # w[a, b] = (w_a + w_b) / 2, so w_a = w[a, b] + w[a, c] - w[b, c] for any distinct b, c
+    single = np.array([(w[a, (a + 1) % 11] + w[a, (a + 2) % 11] - w[(a + 1) % 11, (a + 2) % 11]).item() for a in range(11)])
+    assert np.allclose(single, 1 / (11 * CAMVID_LIKE / CAMVID_LIKE.sum()), rtol=1e-4)
+    assert np.isclose((CAMVID_LIKE / CAMVID_LIKE.sum() * single).sum(), 1, rtol=1e-4)
+    # a rarer class weighs more: Bicyclist (0.3 %) against Road (33 %)
+    assert w[10, 0] > w[3, 0]
+
+
+def test_with_equal_frequencies_the_weighted_deviation_is_the_pixel_fraction() -> None:
+    prop, ref = _labels(0), _labels(1)
+    equal = pair_weights(np.full(11, 1 / 11))
+    assert torch.allclose(label_deviation(prop, ref, equal), label_deviation(prop, ref))
+    assert torch.allclose(label_deviation(prop, ref), (prop != ref).float().mean((1, 2)))
+
+
+def test_agreeing_labels_deviate_by_nothing_and_the_weighted_deviation_stays_in_range() -> None:
+    ref = _labels(2)
+    w = pair_weights(CAMVID_LIKE)
+    assert torch.all(label_deviation(ref, ref, w) == 0) and torch.all(label_deviation(ref, ref) == 0)
+    every_pixel_bicyclist = torch.full_like(ref, 10)
+    dev = label_deviation(every_pixel_bicyclist, torch.zeros_like(ref), w)
+    assert torch.all(dev == 1.0)  # clipped: the predictors' range
+    # one wrong pixel of a rare class costs more than one of a common class
+    base = torch.zeros_like(ref[:1])
+    common, rare = base.clone(), base.clone()
+    common[0, 0, 0], rare[0, 0, 0] = 3, 10
+    assert 0 < label_deviation(common, base, w) < label_deviation(rare, base, w) < 1
+    assert label_deviation(common, base) == label_deviation(rare, base)
+
+
+def test_bad_frequencies_are_refused_in_a_sentence() -> None:
+    for bad in ([0.0] * 11, [0.5, -0.1, 0.6], [float("nan")] * 3, [1.0]):
+        with pytest.raises(UserError, match="class frequencies"):
+            pair_weights(bad)
+    assert pair_weights([1.0, 0.0])[0, 1] > 0  # an absent class is floored at MIN_FREQUENCY, not infinite
+    assert np.isfinite(pair_weights([1 - MIN_FREQUENCY / 10, MIN_FREQUENCY / 10]).numpy()).all()
+
+
+def _cfg(tiny_camvid: Path, tiny_weights: Path, tiny_prop: Path) -> SchedTrainConfig:
+    return SchedTrainConfig(base=str(tiny_weights), propagation=str(tiny_prop), data=str(tiny_camvid), steps=2, batch_size=2,
+                            crop=(48, 64), max_gap=4, motion=MotionConfig(max_gap=4))
+
+
+def test_a_class_weighted_scheduler_stores_its_target_and_the_frequencies_it_weighed(
+        tiny_camvid: Path, tiny_weights: Path, tiny_prop: Path, tmp_path: Path) -> None:
+    cfg = replace(_cfg(tiny_camvid, tiny_weights, tiny_prop), target="class-weighted")
+    res = train_scheduler(cfg, tmp_path / "w", progress=False)
+    assert res["step"] == 2 and np.isfinite(res["loss"])
+    saved = torch.load(tmp_path / "w" / "scheduler.pt", weights_only=False)
+    assert saved["deviation_target"] == "class-weighted" and saved["train_config"]["target"] == "class-weighted"
+    freq = np.array(saved["class_frequencies"])
+    assert freq.shape == (11,) and np.isclose(freq.sum(), 1, atol=1e-4) and (freq >= 0).all()
+    plain = train_scheduler(_cfg(tiny_camvid, tiny_weights, tiny_prop), tmp_path / "p", progress=False)
+    assert np.isfinite(plain["loss"])
+    assert torch.load(tmp_path / "p" / "scheduler.pt", weights_only=False)["deviation_target"] == "pixels"
+    with pytest.raises(UserError, match="'share' is not one of"):
+        train_scheduler(replace(cfg, target="share"), tmp_path / "bad", progress=False)
+
+
+def test_target_with_a_warp_error_scheduler_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["train", "scheduler", "--predictor", "warp-error", "--target", "class-weighted",
+                 "--out", str(tmp_path / "s")]) == 2
+    err = capsys.readouterr().err
+    assert "--target" in err and "warp-error" in err and "Traceback" not in err
+    assert not (tmp_path / "s").exists()
