@@ -78,6 +78,11 @@ def test_a_class_weighted_scheduler_stores_its_target_and_the_frequencies_it_wei
     assert saved["deviation_target"] == "class-weighted" and saved["train_config"]["target"] == "class-weighted"
     freq = np.array(saved["class_frequencies"])
     assert freq.shape == (11,) and np.isclose(freq.sum(), 1, atol=1e-4) and (freq >= 0).all()
+    from lowlatseg.checkpoint import load_model
+    from lowlatseg.scheduling.weights import load_scheduler
+
+    _, defaults = load_scheduler(tmp_path / "w" / "scheduler.pt", load_model(tiny_weights))
+    assert defaults.target == "class-weighted" and torch.allclose(defaults.target_weights(), pair_weights(freq))
     plain = train_scheduler(_cfg(tiny_camvid, tiny_weights, tiny_prop), tmp_path / "p", progress=False)
     assert np.isfinite(plain["loss"])
     assert torch.load(tmp_path / "p" / "scheduler.pt", weights_only=False)["deviation_target"] == "pixels"
@@ -91,3 +96,45 @@ def test_target_with_a_warp_error_scheduler_is_refused(tmp_path: Path, capsys: p
     err = capsys.readouterr().err
     assert "--target" in err and "warp-error" in err and "Traceback" not in err
     assert not (tmp_path / "s").exists()
+
+
+def test_a_class_weighted_file_makes_the_oracles_replay_its_target(tiny_weights: Path, tiny_prop: Path, tiny_sched: Path,
+                                                                   tmp_path: Path) -> None:
+    """A scheduler file's target reaches the pair tables' true deviation (what the oracle rows
+    replay), and the Oracle policy online makes the keyframes the replay of the weighted table makes."""
+    from lowlatseg.checkpoint import load_model
+    from lowlatseg.data.transforms import to_tensor
+    from lowlatseg.evaluation import schedules as sc
+    from lowlatseg.propagation.weights import load_propagation
+    from lowlatseg.runtime.stream import StreamRuntime
+    from lowlatseg.scheduling.policies import Oracle
+    from lowlatseg.scheduling.weights import load_scheduler
+
+    model = load_model(tiny_weights)
+    _, adaptive, _ = load_propagation(tiny_prop, model)
+    pred, defaults = load_scheduler(tiny_sched, model)
+    assert defaults.target == "pixels" and defaults.target_weights() is None  # files without a target: the paper's
+    saved = torch.load(tiny_sched, weights_only=False)
+    saved.update(deviation_target="class-weighted", class_frequencies=[float(f) for f in CAMVID_LIKE])
+    torch.save(saved, tmp_path / "w.pt")
+    _, weighted = load_scheduler(tmp_path / "w.pt", model)
+    weights = weighted.target_weights()
+    assert weighted.target == "class-weighted" and weights is not None and torch.allclose(weights, pair_weights(CAMVID_LIKE))
+
+    rng = np.random.default_rng(3)
+    scene = rng.integers(0, 255, (48, 112, 3), dtype=np.uint8)
+    frames = [np.ascontiguousarray(np.roll(scene, 4 * i, axis=1)[:, :64]) for i in range(10)]
+    images = [to_tensor(f).unsqueeze(0) for f in frames]
+    labels = [rng.integers(0, 11, (48, 64)).astype(np.uint8) for _ in frames]
+    plain = sc.pair_table(model, adaptive, pred, images, labels, num_classes=11, max_gap=4)
+    equal = sc.pair_table(model, adaptive, pred, images, labels, num_classes=11, max_gap=4,
+                          weights=pair_weights(np.full(11, 1 / 11)))
+    table = sc.pair_table(model, adaptive, pred, images, labels, num_classes=11, max_gap=4, weights=weights)
+    assert all(np.isclose(equal.true[p], plain.true[p], atol=1e-6) for p in plain.true)
+    assert table.predicted == plain.predicted and any(table.true[p] != plain.true[p] for p in plain.true)
+    budget = float(np.median(list(table.true.values()))) * 2.5
+    expected = sc.rule_schedule(table, table.true, budget, rule="accumulated")
+    with StreamRuntime(model, method=adaptive, size=(48, 64),
+                       policy=Oracle(model, adaptive, budget, rule="accumulated", max_interval=5, weights=weights)) as rt:
+        assert [rt.step(f).keyframe_index for f in frames] == expected
+    assert len(set(expected)) > 2  # keyframes besides the first: the comparison can fail

@@ -46,13 +46,14 @@ DEFAULT_BLOCK_FPS = 30.0  # the rate assumed for blocks when a container states 
 def stream_pair_table(
     model: SplitSegNet, method: Propagator, predictor: Predictor, images: Iterable[torch.Tensor], *,
     num_classes: int, max_gap: int, labels: Iterable[np.ndarray] | None = None,
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[int], None] | None = None, weights: torch.Tensor | None = None,
 ) -> PairTable:
     """The :func:`~lowlatseg.evaluation.schedules.pair_table` of a stream of images (1 x 3 x H x W
     each, in time order), built holding at most ``max_gap + 1`` keyframe states. ``labels``
     (H x W each, 255 = void) are the targets; None: the per-frame network's labels of each frame
     at its input size (``head(F_h, F_l)`` upsampled as every pair is). Given the same labels it
-    equals ``pair_table`` pair for pair (tests/test_long_video_scheduling.py)."""
+    equals ``pair_table`` pair for pair (tests/test_long_video_scheduling.py). ``weights``: the
+    true deviation is class-weighted (scheduling/targets.py; None: the pixel share)."""
     window: deque[KeyState] = deque(maxlen=max_gap + 1)
     label_iter = iter(labels) if labels is not None else None
     conf: dict[Pair, np.ndarray] = {}
@@ -74,7 +75,8 @@ def stream_pair_table(
         cur = Current(index=t, image=image, f_low=f_low)
         for key in window:
             k = key.index
-            conf[(k, t)], p, d = pair_result(model, method, predictor, key, cur, teacher, target, num_classes=num_classes)
+            conf[(k, t)], p, d = pair_result(model, method, predictor, key, cur, teacher, target, num_classes=num_classes,
+                                             weights=weights)
             if p is not None and d is not None:
                 true[(k, t)], pred[(k, t)] = d, p
         n += 1

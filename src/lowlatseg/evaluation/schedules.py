@@ -48,6 +48,7 @@ from lowlatseg.propagation.methods import Current, KeyState, Propagator
 from lowlatseg.propagation.produce import make_key, propagated_logits
 from lowlatseg.scheduling.predictor import Predictor
 from lowlatseg.scheduling.rules import AdaptiveRule, as_rule, decide_keyframe
+from lowlatseg.scheduling.targets import label_deviation
 
 Pair = tuple[int, int]
 
@@ -67,9 +68,10 @@ class PairTable:
 def pair_table(
     model: SplitSegNet, method: Propagator, predictor: Predictor,
     images: Sequence[torch.Tensor], labels: Sequence[np.ndarray], *, num_classes: int, max_gap: int,
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[int], None] | None = None, weights: torch.Tensor | None = None,
 ) -> PairTable:
-    """images: 1 x 3 x H x W each, in time order; labels: H x W (255 = void)."""
+    """images: 1 x 3 x H x W each, in time order; labels: H x W (255 = void). ``weights``: the
+    true deviation is class-weighted (scheduling/targets.py; None: the pixel share)."""
     n = len(images)
     f_lows = [model.low(x) for x in images]
     keys = [make_key(model, i, images[i], f_lows[i]) for i in range(n)]
@@ -81,7 +83,8 @@ def pair_table(
         for t in range(k, min(n, k + max_gap + 1)):
             cur = Current(index=t, image=images[t], f_low=f_lows[t])
             target = torch.from_numpy(labels[t].astype(np.int64))
-            conf[(k, t)], p, d = pair_result(model, method, predictor, keys[k], cur, teacher[t], target, num_classes=num_classes)
+            conf[(k, t)], p, d = pair_result(model, method, predictor, keys[k], cur, teacher[t], target, num_classes=num_classes,
+                                             weights=weights)
             if p is not None and d is not None:
                 true[(k, t)], pred[(k, t)] = d, p
         if progress:
@@ -91,12 +94,12 @@ def pair_table(
 
 def pair_result(
     model: SplitSegNet, method: Propagator, predictor: Predictor, key: KeyState, cur: Current,
-    teacher: torch.Tensor, target: torch.Tensor, *, num_classes: int,
+    teacher: torch.Tensor, target: torch.Tensor, *, num_classes: int, weights: torch.Tensor | None = None,
 ) -> tuple[np.ndarray, float | None, float | None]:
     """One (keyframe ``key``, frame ``cur``) pair of a :class:`PairTable`: (confusion of the
     frame's labels against ``target`` (H x W at the network input size, 255 = void), predicted
     deviation, true deviation against ``teacher``, the per-frame network's 1 x h x w labels on the
-    feature grid). A keyframe's own frame (same index) is the per-frame result and has no
+    feature grid: the pixel share, or class-weighted with ``weights``). A keyframe's own frame (same index) is the per-frame result and has no
     deviations (None, None)."""
     size = (cur.image.shape[-2], cur.image.shape[-1])
     pred = true = None
@@ -104,7 +107,7 @@ def pair_result(
         grid_logits = model.head(key.f_high, cur.f_low)
     else:
         grid_logits = propagated_logits(model, method, key, cur, fuse=True)
-        true = float((to_labels(grid_logits) != teacher).float().mean())
+        true = float(label_deviation(to_labels(grid_logits), teacher, weights)[0])
         pred = float(predictor(key.f_low, cur.f_low)[0])
     # the head's own upsampling (bilinear, align_corners=False), applied once to the grid logits
     logits = F.interpolate(grid_logits, size=size, mode="bilinear", align_corners=False)

@@ -121,13 +121,13 @@ class Oracle(_DeviationRule):
     name = "oracle"
 
     def __init__(self, model: SplitSegNet, method: Propagator, threshold: float, *, rule: AdaptiveRule | str = INSTANT,
-                 max_interval: int = 0) -> None:
+                 max_interval: int = 0, weights: torch.Tensor | None = None) -> None:
         super().__init__(threshold, rule=rule, max_interval=max_interval)
-        self.model, self.method = model, method
+        self.model, self.method, self.weights = model, method, weights  # weights: class-weighted (scheduling/targets.py)
 
     @torch.inference_mode()
     def deviation(self, key: KeyState, cur: Current) -> float | None:
-        return float(true_deviation(self.model, self.method, key, cur)[0])
+        return float(true_deviation(self.model, self.method, key, cur, self.weights)[0])
 
 
 def rule_fields(policy: KeyframePolicy) -> dict[str, object]:

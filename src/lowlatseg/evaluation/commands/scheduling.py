@@ -63,6 +63,7 @@ class SchedulingEval:
     resolution: str
     max_gap: int
     shipped_rule: str
+    deviation_target: str  # what the predictor learned and the oracles replay (scheduling/targets.py)
     weights: str
     intervals: tuple[int, ...]
     rows: list[PolicyRow]
@@ -70,7 +71,8 @@ class SchedulingEval:
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"data": self.data, "split": self.split, "frames": self.frames, "resolution": self.resolution,
-                               "max_gap": self.max_gap, "shipped_rule": self.shipped_rule, "weights": self.weights,
+                               "max_gap": self.max_gap, "shipped_rule": self.shipped_rule,
+                               "deviation_target": self.deviation_target, "weights": self.weights,
                                "rows": [r.to_json() for r in self.rows]}
         if self.chances is not None:
             out["chance"] = self.chances
@@ -97,7 +99,7 @@ def eval_scheduling(opts: SchedulingOptions) -> SchedulingEval:
     labels = [ds[i][1] for i in range(n)]
     bar = tqdm(total=n, desc="pairs", unit="keyframe", disable=not opts.progress)
     table = sc.pair_table(model, adaptive, predictor, images, labels, num_classes=ds.labels.num_classes,
-                          max_gap=opts.max_gap, progress=bar.update)
+                          max_gap=opts.max_gap, progress=bar.update, weights=defaults.target_weights())
     bar.close()
     rows: list[PolicyRow] = []
     chances: list[dict[str, Any]] = []
@@ -124,7 +126,7 @@ def eval_scheduling(opts: SchedulingOptions) -> SchedulingEval:
             rows.append(PolicyRow(interval, name, round(miou, 2), sc.count_keys(keys_of), sorted(set(keys_of)),
                                   chance_percentile=pct, miou_range_same_count=spread, sweepable=sweep is not None))
     h, w = ds[0][0].shape[:2]
-    return SchedulingEval(str(opts.data), opts.split, n, f"{h}x{w}", opts.max_gap, defaults.rule,
+    return SchedulingEval(str(opts.data), opts.split, n, f"{h}x{w}", opts.max_gap, defaults.rule, defaults.target,
                           str(opts.weights or DEFAULT_WEIGHTS), tuple(opts.intervals), rows,
                           chances if opts.chance_samples else None)
 

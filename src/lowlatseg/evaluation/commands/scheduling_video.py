@@ -57,6 +57,7 @@ class VideoSchedulingEval:
     propagation_method: str
     scheduler: str
     shipped_rule: str
+    deviation_target: str  # what the predictor learned and the oracles replay (scheduling/targets.py)
     size: str
     max_gap: int
     max_frames: int
@@ -70,7 +71,7 @@ class VideoSchedulingEval:
     def to_json(self) -> dict[str, Any]:
         return {"reference": "per-frame network labels at the network input size", "weights": self.weights,
                 "propagation": self.propagation, "propagation_method": self.propagation_method, "scheduler": self.scheduler, "shipped_rule": self.shipped_rule,
-                "size": self.size, "max_gap": self.max_gap, "max_frames": self.max_frames, "seed": self.seed,
+                "deviation_target": self.deviation_target, "size": self.size, "max_gap": self.max_gap, "max_frames": self.max_frames, "seed": self.seed,
                 "bootstrap": self.bootstrap, "block_seconds": self.block_seconds, "chance_samples": self.chance_samples,
                 "threads": self.threads, "intervals": self.intervals}
 
@@ -123,7 +124,7 @@ def eval_video_scheduling(opts: VideoSchedulingOptions) -> VideoSchedulingEval:
             bar = tqdm(total=total, desc=Path(v).name, unit="frame", disable=not o.progress)
             try:
                 table = lv.stream_pair_table(model, method, predictor, frames(), num_classes=base.config.num_classes,
-                                             max_gap=o.max_gap, progress=bar.update)
+                                             max_gap=o.max_gap, progress=bar.update, weights=defaults.target_weights())
             finally:
                 bar.close()
             if reader.error or reader.warning:
@@ -134,7 +135,8 @@ def eval_video_scheduling(opts: VideoSchedulingOptions) -> VideoSchedulingEval:
 
     return VideoSchedulingEval(
         weights=str(o.weights or DEFAULT_WEIGHTS), propagation=str(o.propagation or "bundled"),
-        propagation_method=o.propagation_method, scheduler=str(o.scheduler or "bundled"), shipped_rule=defaults.rule, size=o.size, max_gap=o.max_gap,
+        propagation_method=o.propagation_method, scheduler=str(o.scheduler or "bundled"), shipped_rule=defaults.rule,
+        deviation_target=defaults.target, size=o.size, max_gap=o.max_gap,
         max_frames=max_frames, seed=o.seed, bootstrap=o.bootstrap, block_seconds=lv.BLOCK_SECONDS,
         chance_samples=o.chance_samples, threads=torch.get_num_threads(),
         intervals=[lv.score_interval(tables, n, shipped_rule=defaults.rule, bootstrap=o.bootstrap, seed=o.seed,
