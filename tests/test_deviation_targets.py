@@ -60,8 +60,15 @@ def test_bad_frequencies_are_refused_in_a_sentence() -> None:
     for bad in ([0.0] * 11, [0.5, -0.1, 0.6], [float("nan")] * 3, [1.0]):
         with pytest.raises(UserError, match="class frequencies"):
             pair_weights(bad)
-    assert pair_weights([1.0, 0.0])[0, 1] > 0  # an absent class is floored at MIN_FREQUENCY, not infinite
-    assert np.isfinite(pair_weights([1 - MIN_FREQUENCY / 10, MIN_FREQUENCY / 10]).numpy()).all()
+    # a class rarer than MIN_FREQUENCY (or absent) weighs as if it had that share: finite, and the
+    # weights still average 1 over the floored, renormalised shares
+    for freq in ([1.0, 0.0, 0.0], [0.5, 0.4995, 0.0005]):
+        w = pair_weights(freq).numpy()
+        assert np.isfinite(w).all()
+        single = np.array([w[0, 1] + w[0, 2] - w[1, 2], w[1, 0] + w[1, 2] - w[0, 2], w[2, 0] + w[2, 1] - w[0, 1]])
+        floored = np.maximum(np.array(freq), MIN_FREQUENCY)
+        floored /= floored.sum()
+        assert np.isclose((floored * single).sum(), 1, rtol=1e-4) and np.isclose(single[2], 1 / (3 * floored[2]), rtol=1e-4)
 
 
 def _cfg(tiny_camvid: Path, tiny_weights: Path, tiny_prop: Path) -> SchedTrainConfig:
@@ -84,8 +91,9 @@ def test_a_class_weighted_scheduler_stores_its_target_and_the_frequencies_it_wei
     _, defaults = load_scheduler(tmp_path / "w" / "scheduler.pt", load_model(tiny_weights))
     assert defaults.target == "class-weighted" and torch.allclose(defaults.target_weights(), pair_weights(freq))
     plain = train_scheduler(_cfg(tiny_camvid, tiny_weights, tiny_prop), tmp_path / "p", progress=False)
-    assert np.isfinite(plain["loss"])
-    assert torch.load(tmp_path / "p" / "scheduler.pt", weights_only=False)["deviation_target"] == "pixels"
+    assert np.isfinite(plain["loss"]) and plain["loss"] != res["loss"]  # same seed, same pairs: only the target differs
+    saved_plain = torch.load(tmp_path / "p" / "scheduler.pt", weights_only=False)
+    assert saved_plain["deviation_target"] == "pixels" and "class_frequencies" not in saved_plain
     with pytest.raises(UserError, match="'share' is not one of"):
         train_scheduler(replace(cfg, target="share"), tmp_path / "bad", progress=False)
 
@@ -117,6 +125,12 @@ def test_a_class_weighted_file_makes_the_oracles_replay_its_target(tiny_weights:
     saved = torch.load(tiny_sched, weights_only=False)
     saved.update(deviation_target="class-weighted", class_frequencies=[float(f) for f in CAMVID_LIKE])
     torch.save(saved, tmp_path / "w.pt")
+    saved["class_frequencies"] = [0.5, 0.5]
+    torch.save(saved, tmp_path / "two.pt")
+    with pytest.raises(UserError, match="weighs 2 classes but the network predicts 11"):
+        load_scheduler(tmp_path / "two.pt", model)
+    saved["class_frequencies"] = [float(f) for f in CAMVID_LIKE]
+    torch.save(saved, tmp_path / "w.pt")
     _, weighted = load_scheduler(tmp_path / "w.pt", model)
     weights = weighted.target_weights()
     assert weighted.target == "class-weighted" and weights is not None and torch.allclose(weights, pair_weights(CAMVID_LIKE))
@@ -132,9 +146,14 @@ def test_a_class_weighted_file_makes_the_oracles_replay_its_target(tiny_weights:
     table = sc.pair_table(model, adaptive, pred, images, labels, num_classes=11, max_gap=4, weights=weights)
     assert all(np.isclose(equal.true[p], plain.true[p], atol=1e-6) for p in plain.true)
     assert table.predicted == plain.predicted and any(table.true[p] != plain.true[p] for p in plain.true)
+    from lowlatseg.evaluation.long_video import stream_pair_table
+
+    streamed = stream_pair_table(model, adaptive, pred, images, num_classes=11, max_gap=4, labels=labels, weights=weights)
+    assert streamed.true.keys() == table.true.keys() and all(np.isclose(streamed.true[p], table.true[p]) for p in table.true)
     budget = float(np.median(list(table.true.values()))) * 2.5
     expected = sc.rule_schedule(table, table.true, budget, rule="accumulated")
     with StreamRuntime(model, method=adaptive, size=(48, 64),
                        policy=Oracle(model, adaptive, budget, rule="accumulated", max_interval=5, weights=weights)) as rt:
         assert [rt.step(f).keyframe_index for f in frames] == expected
     assert len(set(expected)) > 2  # keyframes besides the first: the comparison can fail
+    assert expected != sc.rule_schedule(plain, plain.true, budget, rule="accumulated")  # and the weights decided it

@@ -154,7 +154,8 @@ def test_eval_scheduling_video_command(small_video: Path, tiny_weights: Path, ti
     printed = capsys.readouterr().out
     assert "pooled over 2 videos (24 frames)" in printed and "adaptive (instant)" in printed
     out = json.loads(js.read_text())
-    for key, value in (("size", "48"), ("max_gap", 4), ("seed", 0), ("bootstrap", 50), ("shipped_rule", "instant")):
+    for key, value in (("size", "48"), ("max_gap", 4), ("seed", 0), ("bootstrap", 50), ("shipped_rule", "instant"),
+                       ("deviation_target", "pixels")):
         assert out[key] == value
     assert out["weights"] == str(tiny_weights)
     assert [e["interval"] for e in out["intervals"]] == [2, 3]

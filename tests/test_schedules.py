@@ -146,6 +146,7 @@ def test_eval_scheduling_command(tiny_camvid: Path, tiny_weights: Path, tiny_pro
                                            "oracle-accumulated", "oracle-least-deviation", "ground-truth-best"]
     assert rows[0]["keyframes"] == 2 and rows[-1]["keyframes"] == 2
     out = json.loads(js.read_text())
+    assert out["deviation_target"] == "pixels"  # the tiny file predates targets: the paper's pixel share
     (luck,) = out["chance"]
     assert luck["interval"] == 2 and [p["phase"] for p in luck["fixed_phases"]] == [0, 1]
     assert luck["fixed_phases"][0]["miou"] == rows[0]["miou"]

@@ -35,9 +35,29 @@ def miou(conf: np.ndarray, classes: np.ndarray) -> float:
     return float(np.nanmean(iou) * 100)
 
 
-def main() -> None:
+def clip_confusions(table: object, devs: dict[str, dict], signals: dict[str, str], interval: int) -> dict[str, np.ndarray]:
+    """name -> the summed confusion of the clip under each signal's schedule (accumulated rule at
+    exactly fixed's keyframe count; ``signals``: name -> key of ``devs``), and ``fixed``'s."""
     from lowlatseg.evaluation.schedules import count_keys, fixed_schedule, matched_rule_schedule
 
+    n = table.frames  # type: ignore[attr-defined]
+    fixed = fixed_schedule(n, interval)
+    schedules = {"fixed": fixed, **{name: matched_rule_schedule(table, devs[key], count_keys(fixed), rule="accumulated")
+                                    for name, key in signals.items()}}
+    return {name: sum(table.confusion[(s[t], t)] for t in range(n)) for name, s in schedules.items()}  # type: ignore[attr-defined]
+
+
+def gains(conf: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
+    """Each schedule's mIoU minus fixed's, over all classes and over the classes with at least
+    ``MIN_SHARE`` of fixed's per-frame labels (``conf``: name -> C x C, ``fixed`` among them)."""
+    share = conf["fixed"].sum(1) / conf["fixed"].sum()
+    common, every = np.flatnonzero(share >= MIN_SHARE), np.arange(len(share))
+    return {name: {"all classes": round(miou(c, every) - miou(conf["fixed"], every), 2),
+                   "common classes": round(miou(c, common) - miou(conf["fixed"], common), 2)}
+            for name, c in conf.items() if name != "fixed"}
+
+
+def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=str(ROOT / "docs" / "results" / "rare_classes.json"))
     a = ap.parse_args()
@@ -46,21 +66,13 @@ def main() -> None:
     result: dict = {"min_share": MIN_SHARE, "clips": {}, "held_out_pooled": {}}
     for clip in CLIPS:
         table, devs = clip_table(VIDEO / clip, 10 ** 6)
-        n = table.frames
-        row: dict = {"frames": n}
+        row: dict = {"frames": table.frames}
         for interval in (5, 8):
-            fixed = fixed_schedule(n, interval)
-            schedules = {"fixed": fixed, **{name: matched_rule_schedule(table, devs[key], count_keys(fixed), rule="accumulated")
-                                            for name, key in SIGNALS.items()}}
-            conf = {name: sum(table.confusion[(s[t], t)] for t in range(n)) for name, s in schedules.items()}
+            conf = clip_confusions(table, devs, SIGNALS, interval)
             share = conf["fixed"].sum(1) / conf["fixed"].sum()
-            common = np.flatnonzero(share >= MIN_SHARE)
-            every = np.arange(len(share))
             row[f"1/{interval}"] = {
                 "rare_classes": {int(c): int(conf["fixed"].sum(1)[c]) for c in np.flatnonzero(share < MIN_SHARE)},
-                **{name: {"all classes": round(miou(c, every) - miou(conf["fixed"], every), 2),
-                          "common classes": round(miou(c, common) - miou(conf["fixed"], common), 2)}
-                   for name, c in conf.items() if name != "fixed"}}
+                **gains(conf)}
             if clip != CLIPS[0]:
                 for name, c in conf.items():
                     totals[(clip, interval, name)] = c
@@ -68,12 +80,7 @@ def main() -> None:
         print(clip, json.dumps(row), flush=True)
     for interval in (5, 8):
         pooled = {name: sum(totals[(c, interval, name)] for c in CLIPS[1:]) for name in ("fixed", *SIGNALS)}
-        share = pooled["fixed"].sum(1) / pooled["fixed"].sum()
-        common, every = np.flatnonzero(share >= MIN_SHARE), np.arange(len(share))
-        result["held_out_pooled"][f"1/{interval}"] = {
-            name: {"all classes": round(miou(pooled[name], every) - miou(pooled["fixed"], every), 2),
-                   "common classes": round(miou(pooled[name], common) - miou(pooled["fixed"], common), 2)}
-            for name in SIGNALS}
+        result["held_out_pooled"][f"1/{interval}"] = gains(pooled)
     print(json.dumps(result["held_out_pooled"], indent=1))
     Path(a.out).write_text(json.dumps(result, indent=1) + "\n")
 

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from rare_classes import MIN_SHARE, miou  # noqa: E402
+from rare_classes import MIN_SHARE, clip_confusions, gains, miou  # noqa: E402
 from warp_signals import ROOT, VIDEO, clip_table  # noqa: E402  (one copy of the pair-table protocol)
 
 CLIPS = ("city_elevated_640x360.mp4", "city_slow_626x360.mp4", "autobahn_960x540.mp4", "static_street_640x352.mp4")
@@ -46,8 +46,6 @@ def weighted_oracle(table: object, weights: np.ndarray) -> dict:
 
 def main() -> None:
     from lowlatseg.checkpoint import load_model
-    from lowlatseg.evaluation.schedules import count_keys, fixed_schedule, matched_rule_schedule
-    from lowlatseg.scheduling.targets import pair_weights
     from lowlatseg.scheduling.weights import load_scheduler
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -57,29 +55,21 @@ def main() -> None:
     ap.add_argument("--out", default=str(ROOT / "docs" / "results" / "scheduler_targets.json"))
     a = ap.parse_args()
     torch.set_num_threads(2)
-    saved = torch.load(a.scheduler, map_location="cpu", weights_only=False)
-    weights = pair_weights(saved["class_frequencies"]).numpy()
-    new, _ = load_scheduler(a.scheduler, load_model())
+    new, defaults = load_scheduler(a.scheduler, load_model())
+    weights = defaults.target_weights()
+    if weights is None:
+        raise SystemExit(f"{a.scheduler} learned the pixel share; pass a file trained with --target class-weighted")
     signals = {"learned, pixels": "learned predictor", f"learned, {a.name}": a.name, "oracle, pixels": "true deviation",
                "oracle, class-weighted": "oracle, class-weighted"}
     totals: dict[tuple[str, int, str], np.ndarray] = {}
     result: dict = {"scheduler": a.scheduler, "min_share": MIN_SHARE, "clips": {}, "held_out_pooled": {}}
     for clip in a.clips:
         table, devs = clip_table(VIDEO / clip, 10 ** 6, extra={a.name: new})
-        devs["oracle, class-weighted"] = weighted_oracle(table, weights)
-        n = table.frames
-        row: dict = {"frames": n}
+        devs["oracle, class-weighted"] = weighted_oracle(table, weights.numpy())
+        row: dict = {"frames": table.frames}
         for interval in (5, 8):
-            fixed = fixed_schedule(n, interval)
-            schedules = {"fixed": fixed, **{name: matched_rule_schedule(table, devs[key], count_keys(fixed), rule="accumulated")
-                                            for name, key in signals.items()}}
-            conf = {name: sum(table.confusion[(s[t], t)] for t in range(n)) for name, s in schedules.items()}
-            share = conf["fixed"].sum(1) / conf["fixed"].sum()
-            common, every = np.flatnonzero(share >= MIN_SHARE), np.arange(len(share))
-            row[f"1/{interval}"] = {"fixed": round(miou(conf["fixed"], every), 2), **{
-                name: {"all classes": round(miou(c, every) - miou(conf["fixed"], every), 2),
-                       "common classes": round(miou(c, common) - miou(conf["fixed"], common), 2)}
-                for name, c in conf.items() if name != "fixed"}}
+            conf = clip_confusions(table, devs, signals, interval)
+            row[f"1/{interval}"] = {"fixed": round(miou(conf["fixed"], np.arange(len(conf["fixed"]))), 2), **gains(conf)}
             if clip != a.clips[0]:
                 for name, c in conf.items():
                     totals[(clip, interval, name)] = c
@@ -89,12 +79,8 @@ def main() -> None:
         if len(a.clips) < 2:
             break
         pooled = {name: sum(totals[(c, interval, name)] for c in a.clips[1:]) for name in ("fixed", *signals)}
-        share = pooled["fixed"].sum(1) / pooled["fixed"].sum()
-        common, every = np.flatnonzero(share >= MIN_SHARE), np.arange(len(share))
-        result["held_out_pooled"][f"1/{interval}"] = {"fixed": round(miou(pooled["fixed"], every), 2), **{
-            name: {"all classes": round(miou(pooled[name], every) - miou(pooled["fixed"], every), 2),
-                   "common classes": round(miou(pooled[name], common) - miou(pooled["fixed"], common), 2)}
-            for name in signals}}
+        result["held_out_pooled"][f"1/{interval}"] = {"fixed": round(miou(pooled["fixed"], np.arange(len(pooled["fixed"]))), 2),
+                                                      **gains(pooled)}
     print(json.dumps(result["held_out_pooled"], indent=1))
     Path(a.out).write_text(json.dumps(result, indent=1) + "\n")
 

@@ -93,8 +93,6 @@ def cmd_train_scheduler(a: argparse.Namespace) -> int:
         raise UserError(f"--target-rate {a.target_rate} must be in (0, 1]: the fraction of frames to make keyframes, e.g. 0.2 for one in five")
     if a.error_level is not None and a.predictor != "warp-error":
         raise UserError("--error-level sets the warp-error predictor's tolerance; add --predictor warp-error or drop it")
-    if a.target != "pixels" and a.predictor == "warp-error":
-        raise UserError("--target sets what a learned predictor learns, and a warp-error scheduler learns nothing; drop one of the two")
     cfg = SchedTrainConfig(base=resolve_base(a.base), propagation=a.propagation, data=a.data, split=a.split,
                            videos=training_videos(a), steps=a.steps, batch_size=a.batch_size,
                            target_rate=a.target_rate, rule=a.rule, seed=a.seed, method=a.propagation_method,

@@ -96,8 +96,13 @@ class SegmentationDataset:
         """Each class's share of the labelled (non-void) pixels of the split (num_classes floats, sum 1; all 0 if none)."""
         n = self.labels.num_classes
         counts = np.zeros(n, dtype=np.float64)
-        for i in range(len(self)):
-            lab = self[i][1]
+        for i, s in enumerate(self.samples):  # the labels only: images are neither read nor cached here
+            if self._cache is not None and i in self._cache:
+                lab = self._cache[i][1]
+            elif s.label is None:
+                raise UserError(f"sample {s.name} has no label; this split cannot be used for training or evaluation")
+            else:
+                lab = self.map_label(read_label(s.label))
             counts += np.bincount(lab[lab != IGNORE_INDEX].ravel(), minlength=n)[:n]
         return counts / max(counts.sum(), 1.0)
 

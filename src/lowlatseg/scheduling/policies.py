@@ -28,8 +28,8 @@ from lowlatseg.nn.splitnet import SplitSegNet
 from lowlatseg.propagation.methods import Current, KeyState, Propagator
 from lowlatseg.propagation.produce import propagated_logits
 from lowlatseg.scheduling.predictor import Predictor
-from lowlatseg.scheduling.targets import label_deviation
 from lowlatseg.scheduling.rules import INSTANT, AdaptiveRule, as_rule, decide_keyframe
+from lowlatseg.scheduling.targets import label_deviation
 
 
 def check_rule(rule: str) -> str:

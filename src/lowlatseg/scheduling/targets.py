@@ -44,8 +44,8 @@ def pair_weights(frequencies: Sequence[float] | np.ndarray) -> torch.Tensor:
         raise UserError(f"class frequencies must be {f.size if f.ndim == 1 else 'C'} non-negative shares with a positive sum; "
                         "they come from the training split's labels: check that it has labelled pixels")
     f = np.maximum(f / f.sum(), MIN_FREQUENCY)
+    f = f / f.sum()  # renormalised after the floor, so that sum_c f_c w_c = 1 holds
     w = 1.0 / (f.size * f)
-    w = w / float((f / f.sum() * w).sum())  # sum_c f_c w_c = 1 after the floor, too
     m = (w[:, None] + w[None, :]) / 2
     np.fill_diagonal(m, 0.0)
     return torch.tensor(m, dtype=torch.float32)
@@ -59,5 +59,4 @@ def label_deviation(propagated: torch.Tensor, reference: torch.Tensor, weights: 
         raise ValueError(f"label maps differ in shape: {tuple(propagated.shape)} and {tuple(reference.shape)}")
     if weights is None:
         return (propagated != reference).float().mean((1, 2))
-    w = weights.to(propagated.device)[reference, propagated]
-    return w.float().mean((1, 2)).clamp(max=1.0)
+    return weights.to(propagated.device)[reference, propagated].mean((1, 2)).clamp(max=1.0)

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lowlatseg.checkpoint import atomic_save, fingerprint, load_companion
 import torch
 
+from lowlatseg.checkpoint import atomic_save, fingerprint, load_companion
 from lowlatseg.errors import ParameterError, UserError
 from lowlatseg.nn.splitnet import SplitSegNet
 from lowlatseg.scheduling.predictor import Predictor, build_predictor, config_from, saved_config
@@ -65,6 +65,9 @@ def load_scheduler(path: str | Path | None, base: SplitSegNet) -> tuple[Predicto
     pred.load_state_dict(obj["state"], strict=True)
     budget = obj.get("default_budget")
     freq = obj.get("class_frequencies")
+    if freq is not None and len(freq) != base.config.num_classes:
+        raise UserError(f"the scheduler file weighs {len(freq)} classes but the network predicts {base.config.num_classes}; "
+                        "use a scheduler trained for this network")
     defaults = SchedulerDefaults(rule=str(obj.get("default_rule", "instant")), threshold=float(obj["default_threshold"]),
                                  budget=None if budget is None else float(budget),
                                  target=check_target(str(obj.get("deviation_target", "pixels"))),

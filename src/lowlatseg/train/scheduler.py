@@ -32,7 +32,7 @@ from tqdm import tqdm
 from lowlatseg.checkpoint import load_model
 from lowlatseg.defaults import DEFAULT_PROPAGATION_METHOD, PROPAGATION_METHODS
 from lowlatseg.errors import ParameterError
-from lowlatseg.data.camvid import camvid
+from lowlatseg.data.camvid import SegmentationDataset, camvid
 from lowlatseg.data.pairs import PairSampler
 from lowlatseg.data.synthetic import MotionConfig
 from lowlatseg.data.video_pairs import check_videos
@@ -118,14 +118,22 @@ def train_scheduler(cfg: SchedTrainConfig, out: Path, *, progress: bool = True) 
         write_config(cfg, out)
         log: list[dict[str, Any]] = []
     else:
-        pred, log = _fit(cfg, base, rng, out, extra, progress=progress)
+        stills = camvid(cfg.data, cfg.split)
+        weights = None
+        if cfg.target == "class-weighted":
+            extra["class_frequencies"] = [round(float(f), 6) for f in stills.class_frequencies()]
+            if len(extra["class_frequencies"]) != base.config.num_classes:
+                raise ParameterError(f"the training split has {len(extra['class_frequencies'])} classes but {base.config.arch} "
+                                     f"predicts {base.config.num_classes}; pass the {{data}} the network was trained on", "data")
+            weights = pair_weights(extra["class_frequencies"])
+        pred, log = _fit(cfg, base, rng, out, stills, weights, progress=progress)
     return _calibrate_and_save(cfg, base, pred, log, out, extra)
 
 
-def _fit(cfg: SchedTrainConfig, base: SplitSegNet, rng: np.random.Generator, out: Path, extra: dict[str, Any], *,
-         progress: bool) -> tuple[DeviationPredictor, list[dict[str, Any]]]:
-    """Steps 1-2 of a learned predictor: writes the run folder's config and log; adds the training
-    split's class frequencies to ``extra`` (stored in the scheduler file)."""
+def _fit(cfg: SchedTrainConfig, base: SplitSegNet, rng: np.random.Generator, out: Path, stills: SegmentationDataset,
+         weights: torch.Tensor | None, *, progress: bool) -> tuple[DeviationPredictor, list[dict[str, Any]]]:
+    """Steps 1-2 of a learned predictor, on pairs from ``stills`` and the videos, against the
+    class-weighted deviation when given ``weights``: writes the run folder's config and log."""
     # 1. frozen base + the propagation method whose deviations are learned (the teacher)
     teacher = runtime_propagator(cfg.propagation, base, cfg.method)
     pred = DeviationPredictor(DeviationConfig(low_ch=base.config.low_ch, in_ch=base.learned_low_ch))
@@ -133,9 +141,6 @@ def _fit(cfg: SchedTrainConfig, base: SplitSegNet, rng: np.random.Generator, out
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps, pct_start=0.05)
 
     # 2. data
-    stills = camvid(cfg.data, cfg.split)
-    extra["class_frequencies"] = [round(float(f), 6) for f in stills.class_frequencies()]
-    weights = pair_weights(extra["class_frequencies"]) if cfg.target == "class-weighted" else None
     donors = [stills[i] for i in range(0, len(stills), 7)]
     stream = video_stream(cfg.videos, crop=cfg.crop, max_gap_30=cfg.max_gap, fraction=cfg.video_fraction)
     write_config(cfg, out)  # the inputs checked: now the run folder
