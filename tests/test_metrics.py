@@ -42,3 +42,34 @@ def test_one_matrix_over_split_differs_from_mean_of_images() -> None:
     c.update(torch.tensor([0, 0, 0, 0]), torch.tensor([0, 0, 0, 1]))
     c.update(torch.tensor([1]), torch.tensor([1]))
     assert c.matrix.tolist() == [[3, 0], [1, 1]]
+
+
+def test_counts_equal_a_reference_count_with_and_without_void_pixels() -> None:
+    """The update skips its copies when no pixel is void; both paths count like np.add.at."""
+    rng = np.random.default_rng(0)
+    p = rng.integers(0, 4, (30, 40))
+    for void_share in (0.0, 0.3):
+        t = rng.integers(0, 4, (30, 40))
+        t[rng.random((30, 40)) < void_share] = IGNORE_INDEX
+        ref = np.zeros((4, 4), dtype=np.int64)
+        keep = t != IGNORE_INDEX
+        np.add.at(ref, (t[keep], p[keep]), 1)
+        c = Confusion(4)
+        c.update(torch.from_numpy(p), torch.from_numpy(t))
+        assert (c.matrix == ref).all() and c.matrix.sum() == keep.sum()
+    with pytest.raises(ValueError, match="targets must be 0..3"):
+        Confusion(4).update(torch.zeros(3, dtype=torch.long), torch.tensor([0, 7, IGNORE_INDEX]))
+
+
+def test_predict_labels_like_the_whole_network(tiny_weights) -> None:
+    """scoring.predict labels through the runtime's label map: the labels of model(image)."""
+    from lowlatseg.checkpoint import load_model
+    from lowlatseg.data.transforms import to_tensor
+    from lowlatseg.nn.splitnet import to_labels
+    from lowlatseg.scoring import predict
+
+    model = load_model(tiny_weights).eval()
+    image = np.random.default_rng(1).integers(0, 255, (48, 64, 3), dtype=np.uint8)
+    with torch.inference_mode():
+        expected = to_labels(model(to_tensor(image).unsqueeze(0)))[0]
+    assert torch.equal(predict(model, image), expected)

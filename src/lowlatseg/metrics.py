@@ -26,12 +26,14 @@ class Confusion:
         t = torch.as_tensor(target).reshape(-1).long().cpu()
         if p.shape != t.shape:
             raise ValueError(f"prediction has {p.numel()} pixels but target has {t.numel()}")
-        keep = t != IGNORE_INDEX
         if p.numel() and (p.min() < 0 or p.max() >= self.num_classes):
             raise ValueError(f"predictions must be class ids 0..{self.num_classes - 1}, got {int(p.min())}..{int(p.max())}")
-        if keep.any() and (t[keep].min() < 0 or t[keep].max() >= self.num_classes):
-            raise ValueError(f"targets must be 0..{self.num_classes - 1} or {IGNORE_INDEX}, got up to {int(t[keep].max())}")
-        idx = t[keep] * self.num_classes + p[keep]
+        keep = t != IGNORE_INDEX
+        if not bool(keep.all()):  # void pixels to skip (agreement targets have none: no copies then)
+            p, t = p[keep], t[keep]
+        if t.numel() and (t.min() < 0 or t.max() >= self.num_classes):
+            raise ValueError(f"targets must be 0..{self.num_classes - 1} or {IGNORE_INDEX}, got up to {int(t.max())}")
+        idx = t * self.num_classes + p
         self.matrix += torch.bincount(idx, minlength=self.num_classes**2).reshape(self.num_classes, -1).numpy()
 
     def merge(self, other: Confusion) -> None:

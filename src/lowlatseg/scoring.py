@@ -15,7 +15,17 @@ from lowlatseg.classes import LabelSet
 from lowlatseg.data.camvid import SegmentationDataset
 from lowlatseg.data.transforms import to_tensor
 from lowlatseg.metrics import Confusion
-from lowlatseg.nn.splitnet import SplitSegNet, to_labels
+from lowlatseg.nn.labels import upsampled_labels
+from lowlatseg.nn.splitnet import SplitSegNet
+
+
+def _labels(model: SplitSegNet, x: torch.Tensor) -> torch.Tensor:
+    """1 x 3 x H x W -> H x W int64 labels of ``model(x)``; on the CPU through the runtime's label
+    map (nn/labels.py: the same labels without upsampling every logit)."""
+    if x.device.type != "cpu":
+        return _labels(model, x)
+    f_low = model.low(x)
+    return upsampled_labels(model.head(model.high(f_low), f_low), (x.shape[-2], x.shape[-1]))[0]
 
 
 @torch.inference_mode()
@@ -26,10 +36,10 @@ def predict(model: SplitSegNet, image: np.ndarray, size: tuple[int, int] | None 
     if size is not None and tuple(size) != (h, w):
         small = cv2.resize(image, (size[1], size[0]), interpolation=cv2.INTER_AREA)
         x = to_tensor(small).unsqueeze(0).to(next(model.parameters()).device)
-        lab = to_labels(model(x))[0].cpu().numpy().astype(np.uint8)
+        lab = _labels(model, x).numpy().astype(np.uint8)
         return torch.from_numpy(cv2.resize(lab, (w, h), interpolation=cv2.INTER_NEAREST).astype(np.int64))
     x = to_tensor(image).unsqueeze(0).to(next(model.parameters()).device)
-    return to_labels(model(x))[0].cpu()
+    return _labels(model, x)
 
 
 @dataclass

@@ -32,6 +32,7 @@ from lowlatseg.evaluation.schedules import (
     Chance, Pair, PairTable, best_schedule, count_keys, default_jitter, deviation_cost, fixed_schedule, jittered_schedules,
     matched_rule_schedule, pair_result, schedule_of, score,
 )
+from lowlatseg.nn.labels import upsampled_labels
 from lowlatseg.nn.splitnet import SplitSegNet, to_labels
 from lowlatseg.propagation.methods import Current, KeyState, Propagator
 from lowlatseg.propagation.produce import make_key
@@ -67,9 +68,7 @@ def stream_pair_table(
         grid = model.head(own.f_high, f_low)
         teacher = to_labels(grid)  # feature grid, for the true deviation
         if label_iter is None:
-            size = (image.shape[-2], image.shape[-1])
-            full = torch.nn.functional.interpolate(grid, size=size, mode="bilinear", align_corners=False)
-            target = to_labels(full)[0]
+            target = upsampled_labels(grid, (image.shape[-2], image.shape[-1]))[0]
         else:
             target = torch.from_numpy(np.asarray(next(label_iter)).astype(np.int64))
         cur = Current(index=t, image=image, f_low=f_low)

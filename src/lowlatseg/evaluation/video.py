@@ -34,7 +34,8 @@ from lowlatseg.data.camvid import Sample
 from lowlatseg.errors import UserError
 from lowlatseg.metrics import Confusion
 from lowlatseg.nn.inference import for_inference
-from lowlatseg.nn.splitnet import SplitSegNet, to_labels
+from lowlatseg.nn.labels import upsampled_labels
+from lowlatseg.nn.splitnet import SplitSegNet
 from lowlatseg.runtime.steady import keep_freed_memory
 from lowlatseg.propagation.methods import (
     Adaptive, Clockwork, Current, FlowWarp, ImageDifference, PropagationConfig, Propagator, Uniform,
@@ -123,7 +124,9 @@ def run_protocol(
 
     Runs (and times) the networks as the runtime does: their inference copies (BatchNorm folded,
     channels-last; :func:`~lowlatseg.nn.inference.for_inference`), the same functions to float
-    rounding."""
+    rounding, and the runtime's label map (:func:`~lowlatseg.nn.labels.upsampled_labels`, the
+    same labels as upsampling every logit; since 2026-12-07, before which the timings included
+    the slower full upsampling)."""
     check_interval(interval)
     keep_freed_memory()  # as every runtime does: no page faults in the timings (runtime/steady.py)
     model = for_inference(model)
@@ -145,7 +148,7 @@ def run_protocol(
             t_low = time.perf_counter() - t0
             t0 = time.perf_counter()
             per_frame_key = make_key(model, i, image, f_low)
-            per_frame = to_labels(model.head(per_frame_key.f_high, f_low, size))[0]
+            per_frame = upsampled_labels(model.head(per_frame_key.f_high, f_low), size)[0]
             t_full = t_low + time.perf_counter() - t0
             if d == 0:
                 key = per_frame_key
@@ -160,7 +163,7 @@ def run_protocol(
                 else:
                     assert key is not None
                     t0 = time.perf_counter()
-                    pred = to_labels(propagated_logits(model, r.method, key, cur, fuse=r.fuse, out_size=size))[0]
+                    pred = upsampled_labels(propagated_logits(model, r.method, key, cur, fuse=r.fuse), size)[0]
                     acc.ms.append((t_low + time.perf_counter() - t0) * 1000)
                 acc.total.update(pred, target)
                 acc.by_d[d].update(pred, target)
