@@ -98,9 +98,10 @@ def test_a_class_weighted_scheduler_stores_its_target_and_the_frequencies_it_wei
         train_scheduler(replace(cfg, target="share"), tmp_path / "bad", progress=False)
 
 
-def test_target_with_a_warp_error_scheduler_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_target_with_a_warp_error_scheduler_is_refused(small_video: Path, tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["train", "scheduler", "--predictor", "warp-error", "--target", "class-weighted",
-                 "--out", str(tmp_path / "s")]) == 2
+                 "--video", str(small_video), "--out", str(tmp_path / "s")]) == 2
     err = capsys.readouterr().err
     assert "--target" in err and "warp-error" in err and "Traceback" not in err
     assert not (tmp_path / "s").exists()
