@@ -153,6 +153,7 @@ def test_eval_scheduling_video_command(small_video: Path, tiny_weights: Path, ti
     assert main(args) == 0
     printed = capsys.readouterr().out
     assert "pooled over 2 videos (24 frames)" in printed and "adaptive (instant)" in printed
+    assert "the deviation (predicted, and true for the oracles): the share of pixels" in printed
     out = json.loads(js.read_text())
     for key, value in (("size", "48"), ("max_gap", 4), ("seed", 0), ("bootstrap", 50), ("shipped_rule", "instant"),
                        ("deviation_target", "pixels")):

@@ -141,6 +141,7 @@ def test_eval_scheduling_command(tiny_camvid: Path, tiny_weights: Path, tiny_pro
     args = ["eval", "scheduling", "--data", str(tiny_camvid), "--split", "train", "--weights", str(tiny_weights),
             "--propagation", str(tiny_prop), "--scheduler", str(tiny_sched), "--quiet", "--threads", "1"]
     assert main([*args, "--intervals", "2", "--max-gap", "3", "--json", str(js)]) == 0
+    assert "the deviation (predicted, and true for the oracles): the share of pixels" in capsys.readouterr().out
     rows = json.loads(js.read_text())["rows"]
     assert [r["policy"] for r in rows] == ["fixed", "predicted-instant", "predicted-accumulated", "oracle-instant",
                                            "oracle-accumulated", "oracle-least-deviation", "ground-truth-best"]

@@ -93,7 +93,8 @@ def scheduling_table(r: SchedulingEval) -> str:
                          for x in rs)
         lines.append(f"{'1/' + str(interval):>8} {rs[0].keyframes:>5} {cells}")
     lines.append(f"{r.frames} frames of {r.data} {r.split}; mIoU of each policy at the fixed interval's keyframe count "
-                 "(a count in brackets where a rule could not hit it exactly)")
+                 "(a count in brackets where a rule could not hit it exactly); the deviation (predicted, and true for "
+                 f"the oracles): {TARGET_WORDS.get(r.deviation_target, r.deviation_target)}")
     lines.append("lowest..highest mIoU over every rule number giving exactly that count:")
     for interval in r.intervals:
         spreads = [f"{x.policy} {x.miou_range_same_count[0]:.2f}..{x.miou_range_same_count[1]:.2f}"
@@ -207,6 +208,10 @@ def split_table(r: SplitBench) -> str:
     return "\n".join(lines)
 
 
+TARGET_WORDS = {"pixels": "the share of pixels whose label the propagation changes",
+                "class-weighted": "each pixel whose label the propagation changes, weighted by its classes' rarity"}
+
+
 def _ci(r: dict[str, Any]) -> str:
     lo, hi = r["vs_fixed_ci95"]
     return "-" if lo is None or hi is None else f"[{lo:+.2f}, {hi:+.2f}]"
@@ -248,5 +253,6 @@ def video_scheduling_table(result: VideoSchedulingEval) -> str:
             lines += _video_rule_lines(v["rows"], out["shipped_rule"], "  ")
     lines.append(f"\nmIoU against the per-frame network; keys: keyframes (each rule matched to fixed's count as near as its "
                  f"number allows); 95 % CI of mIoU - fixed from a paired bootstrap of {out['block_seconds']:g} s blocks "
-                 f"({out['bootstrap']} resamples, seed {out['seed']}); pctl: percentile among the chance schedules")
+                 f"({out['bootstrap']} resamples, seed {out['seed']}); pctl: percentile among the chance schedules; "
+                 f"the deviation (predicted, and true for the oracles): {TARGET_WORDS.get(out['deviation_target'], out['deviation_target'])}")
     return "\n".join(lines)
