@@ -73,3 +73,22 @@ def test_predict_labels_like_the_whole_network(tiny_weights) -> None:
     with torch.inference_mode():
         expected = to_labels(model(to_tensor(image).unsqueeze(0)))[0]
     assert torch.equal(predict(model, image), expected)
+
+
+def test_off_the_cpu_predict_labels_by_the_full_upsampling(tiny_weights) -> None:
+    """Off the CPU (training validation on a GPU) the labels come from model(x) itself: the branch
+    is taken for a tensor that reports another device, and gives the whole network's labels."""
+    from lowlatseg.checkpoint import load_model
+    from lowlatseg.nn.splitnet import to_labels
+    from lowlatseg.scoring import _labels
+
+    class Elsewhere(torch.Tensor):
+        @property
+        def device(self) -> torch.device:  # type: ignore[override]
+            return torch.device("meta")
+
+    model = load_model(tiny_weights).eval()
+    x = torch.rand(1, 3, 48, 64, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        expected = to_labels(model(x))[0]
+        assert torch.equal(_labels(model, x.as_subclass(Elsewhere)).as_subclass(torch.Tensor), expected)

@@ -16,14 +16,14 @@ from lowlatseg.data.camvid import SegmentationDataset
 from lowlatseg.data.transforms import to_tensor
 from lowlatseg.metrics import Confusion
 from lowlatseg.nn.labels import upsampled_labels
-from lowlatseg.nn.splitnet import SplitSegNet
+from lowlatseg.nn.splitnet import SplitSegNet, to_labels
 
 
 def _labels(model: SplitSegNet, x: torch.Tensor) -> torch.Tensor:
     """1 x 3 x H x W -> H x W int64 labels of ``model(x)``; on the CPU through the runtime's label
     map (nn/labels.py: the same labels without upsampling every logit)."""
-    if x.device.type != "cpu":
-        return _labels(model, x)
+    if x.device.type != "cpu":  # the label map's tensor version indexes with CPU tensors: the full upsampling here
+        return to_labels(model(x))[0].cpu()
     f_low = model.low(x)
     return upsampled_labels(model.head(model.high(f_low), f_low), (x.shape[-2], x.shape[-1]))[0]
 
