@@ -1,4 +1,4 @@
-"""``lowlatseg train base | propagation | sharpness | scheduler`` and ``lowlatseg export``."""
+"""``lowlatseg train base | pseudo-labels | propagation | sharpness | scheduler`` and ``lowlatseg export``."""
 
 from __future__ import annotations
 
@@ -30,10 +30,23 @@ def cmd_train_base(a: argparse.Namespace) -> int:
         workers=a.workers, max_steps_per_epoch=a.max_steps_per_epoch,
         augment=AugmentConfig(crop=tuple(a.crop), scale=tuple(a.scale), photometric=a.photometric),
         holdout_drive=a.holdout_drive, pretrained=a.pretrained, distill_epochs=a.distill_epochs,
-        body_from=resolve_base(a.body_from),
+        body_from=resolve_base(a.body_from), extra_data=a.extra_data, extra_split=a.extra_split,
+        extra_per_epoch=a.extra_per_epoch,
     )
     last = train_base(cfg, Path(a.out), resume=not a.no_resume, progress=not a.quiet)
     print(json.dumps(last))
+    return 0
+
+
+def cmd_train_pseudo_labels(a: argparse.Namespace) -> int:
+    from lowlatseg.train.pseudo import PseudoLabelConfig, pseudo_label
+
+    set_threads(a.threads)
+    cfg = PseudoLabelConfig(teacher=resolve_base(a.teacher), videos=training_videos(a), every_s=a.every,
+                            max_per_video=a.max_per_video, height=a.height, min_confidence=a.min_confidence,
+                            flip=not a.no_flip, scales=tuple(a.scales))
+    summary = pseudo_label(cfg, Path(a.out), progress=not a.quiet)
+    print(json.dumps({k: summary[k] for k in ("frames", "void_share")} | {"out": a.out}))
     return 0
 
 
@@ -142,6 +155,12 @@ def add_train_parsers(sub: Any) -> None:
     b.add_argument("--body-from", default=None, metavar="WEIGHTS",
                    help="copy low and high from a trained network with the same body (e.g. llnet-e for llnet-el), "
                         "freeze them and train only the head")
+    b.add_argument("--extra-data", default=None, metavar="DIR",
+                   help="a folder of extra training frames in the CamVid layout, e.g. pseudo-labelled video frames "
+                        "from 'train pseudo-labels' (self-training)")
+    b.add_argument("--extra-split", default="pseudo", help="the split list of --extra-data (DIR/SPLIT.txt; default pseudo)")
+    b.add_argument("--extra-per-epoch", type=nonneg_int, default=0,
+                   help="frames of --extra-data mixed into each epoch, drawn anew every epoch (default 0: all)")
     b.add_argument("--epochs", type=positive_int, default=120)
     b.add_argument("--batch-size", type=positive_int, default=8)
     b.add_argument("--lr", type=positive_float, default=2e-3)
@@ -157,6 +176,26 @@ def add_train_parsers(sub: Any) -> None:
     b.add_argument("--no-resume", action="store_true", help="start over even if --out holds a checkpoint")
     b.add_argument("--quiet", action="store_true")
     b.set_defaults(func=cmd_train_base)
+
+    pl = t.add_parser("pseudo-labels", help="label frames of unlabelled videos with a teacher network, for "
+                      "'train base --extra-data' (self-training)")
+    pl.add_argument("--teacher", help="the teacher's weights file or run folder (default: the bundled model)")
+    pl.add_argument("--video", action="append", help="video to label (repeatable; instead of --video-dir)")
+    pl.add_argument("--video-dir", default=None, metavar="DIR",
+                    help="every video of this folder (default ../shared/data/video); never the clips you report on")
+    pl.add_argument("--every", type=positive_float, default=1.0, metavar="SECONDS", help="one frame per this many seconds of video")
+    pl.add_argument("--max-per-video", type=nonneg_int, default=0,
+                    help="at most this many frames a video, spread over the whole clip (default 0: no cap)")
+    pl.add_argument("--height", type=positive_int, default=360, help="frames are stored and labelled at this height")
+    pl.add_argument("--min-confidence", type=float, default=0.7,
+                    help="pixels whose averaged top class probability is below this are void (default 0.7)")
+    pl.add_argument("--scales", type=positive_float, nargs="+", default=[1.0], metavar="S",
+                    help="the teacher also sees the frame at these scales and averages (default 1)")
+    pl.add_argument("--no-flip", action="store_true", help="do not average with the mirror image")
+    pl.add_argument("--threads", type=nonneg_int, default=0)
+    pl.add_argument("--out", required=True, help="a new folder: images/, labels/, pseudo.txt, pseudo.json")
+    pl.add_argument("--quiet", action="store_true")
+    pl.set_defaults(func=cmd_train_pseudo_labels)
 
     tp = t.add_parser("propagation", help="train the adaptive kernel predictor and the uniform kernel (base frozen)")
     add_pair_args(tp)

@@ -22,8 +22,8 @@ from torch.utils.data.distributed import DistributedSampler
 from tqdm import tqdm
 
 from lowlatseg.checkpoint import RUN_FORMAT, atomic_save, export_weights, load_file, load_model
-from lowlatseg.classes import IGNORE_INDEX
-from lowlatseg.data.camvid import SegmentationDataset
+from lowlatseg.classes import IGNORE_INDEX, LabelSet
+from lowlatseg.data.camvid import SegmentationDataset, read_split
 from lowlatseg.data.datasets import open_dataset
 from lowlatseg.data.transforms import augment, label_tensor, to_tensor
 from lowlatseg.errors import ParameterError, UserError
@@ -37,18 +37,55 @@ from lowlatseg.train.config import BaseTrainConfig
 
 
 class AugmentedPairs(Dataset):
-    """Augmented crops; the randomness of item i in epoch e depends on (seed, e, i) only."""
+    """Augmented crops; the randomness of item i in epoch e depends on (seed, e, i) only.
 
-    def __init__(self, base: SegmentationDataset, cfg: BaseTrainConfig) -> None:
-        self.base, self.cfg, self.epoch = base, cfg, 0
+    With an ``extra`` split (pseudo-labelled frames), items ``len(base)..`` are ``per_epoch`` of
+    its frames (all when 0), drawn without replacement anew each epoch from (seed, epoch).
+    """
+
+    def __init__(self, base: SegmentationDataset, cfg: BaseTrainConfig, extra: SegmentationDataset | None = None,
+                 per_epoch: int = 0) -> None:
+        self.base, self.cfg, self.epoch, self.extra = base, cfg, 0, extra
+        self.per_epoch = 0 if extra is None else min(per_epoch or len(extra), len(extra))
+        self._drawn: tuple[int, np.ndarray] | None = None
 
     def __len__(self) -> int:
-        return len(self.base)
+        return len(self.base) + self.per_epoch
+
+    def extra_indices(self) -> np.ndarray:
+        """The extra split's frames of this epoch."""
+        if self._drawn is None or self._drawn[0] != self.epoch:
+            assert self.extra is not None
+            order = np.random.default_rng([self.cfg.seed, self.epoch, 1]).permutation(len(self.extra))
+            self._drawn = (self.epoch, order[: self.per_epoch])
+        return self._drawn[1]
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         rng = np.random.default_rng([self.cfg.seed, self.epoch, i])
-        image, label = augment(*self.base[i], self.cfg.augment, rng)
+        if i < len(self.base):
+            pair = self.base[i]
+        else:
+            assert self.extra is not None
+            pair = self.extra[int(self.extra_indices()[i - len(self.base)])]
+        image, label = augment(*pair, self.cfg.augment, rng)
         return to_tensor(image), label_tensor(label)
+
+
+def open_extra(cfg: BaseTrainConfig, labels: LabelSet) -> SegmentationDataset | None:
+    """The ``extra_data`` split, checked against the training labels (its void is ``num_classes``)."""
+    if cfg.extra_data is None:
+        if cfg.extra_per_epoch:
+            raise ParameterError("{extra_per_epoch} sets how many frames of {extra_data} each epoch mixes in; "
+                                 "add {extra_data} or drop it", "extra_per_epoch", "extra_data")
+        return None
+    root = Path(cfg.extra_data)
+    manifest = root / f"{cfg.extra_split}.json"
+    if manifest.is_file():
+        n = json.loads(manifest.read_text()).get("num_classes")
+        if n is not None and n != labels.num_classes:
+            raise ParameterError(f"{{extra_data}} {root} is labelled with {n} classes but the training split has "
+                                 f"{labels.num_classes}; label it with a teacher of the same classes", "extra_data")
+    return SegmentationDataset(read_split(root, cfg.extra_split), labels=labels, void_value=labels.num_classes)
 
 
 def class_weights(ds: SegmentationDataset, how: str) -> torch.Tensor | None:
@@ -112,7 +149,7 @@ def _train(cfg: BaseTrainConfig, out: Path, di: distributed.DistInfo, *, resume:
     train_ds = open_dataset(cfg.dataset, cfg.data, cfg.split, without_drive=cfg.holdout_drive)
     val_ds = open_dataset(cfg.dataset, cfg.data, cfg.val_split) if cfg.val_split else None
     dev_ds = open_dataset(cfg.dataset, cfg.data, cfg.split, drive=cfg.holdout_drive) if cfg.holdout_drive else None
-    pairs = AugmentedPairs(train_ds, cfg)
+    pairs = AugmentedPairs(train_ds, cfg, open_extra(cfg, train_ds.labels), cfg.extra_per_epoch)
     sampler: DistributedSampler | None = (
         DistributedSampler(pairs, num_replicas=di.world_size, rank=di.rank, seed=cfg.seed) if di.enabled else None
     )

@@ -21,6 +21,9 @@ class BaseTrainConfig:
     holdout_drive: str | None = None  # drive removed from the training split and scored every epoch (dev-test)
     body_from: str | None = None  # weights of a network with the same low and high: copied and frozen, only the head trains
     pretrained: bool = False  # lite0 backbones: start high's blocks from ImageNet weights (the [train] extra)
+    extra_data: str | None = None  # a CamVid-format folder of extra training frames (train pseudo-labels writes one)
+    extra_split: str = "pseudo"  # its split list: extra_data/extra_split.txt
+    extra_per_epoch: int = 0  # frames of the extra split mixed into each epoch, drawn anew (0: all of them)
     distill_epochs: int = 0  # with pretrained: epochs of low learning the pretrained front end first (train/distill.py)
     epochs: int = 120  # full passes over the training split
     batch_size: int = 8  # per process
