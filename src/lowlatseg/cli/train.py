@@ -185,12 +185,14 @@ def add_train_parsers(sub: Any) -> None:
                     help="every video of this folder (default ../shared/data/video); never the clips you report on")
     pl.add_argument("--every", type=positive_float, default=1.0, metavar="SECONDS", help="one frame per this many seconds of video")
     pl.add_argument("--max-per-video", type=nonneg_int, default=0,
-                    help="at most this many frames a video, spread over the whole clip (default 0: no cap)")
+                    help="at most this many frames a video, spread evenly over the clip (default 0: no cap; a clip whose "
+                         "length the file does not state gives its first ones)")
     pl.add_argument("--height", type=positive_int, default=360, help="frames are stored and labelled at this height")
     pl.add_argument("--min-confidence", type=float, default=0.7,
                     help="pixels whose averaged top class probability is below this are void (default 0.7)")
     pl.add_argument("--scales", type=positive_float, nargs="+", default=[1.0], metavar="S",
-                    help="the teacher also sees the frame at these scales and averages (default 1)")
+                    help="the teacher sees the frame resized by each of these factors and averages (default 1; include 1 "
+                         "to keep the frame as stored, e.g. 0.75 1 1.25)")
     pl.add_argument("--no-flip", action="store_true", help="do not average with the mirror image")
     pl.add_argument("--threads", type=nonneg_int, default=0)
     pl.add_argument("--out", required=True, help="a new folder: images/, labels/, pseudo.txt, pseudo.json")

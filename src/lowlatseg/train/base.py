@@ -8,6 +8,7 @@ The run folder holds ``config.json``, ``last.pt`` (resume), ``best.pt``, ``log.j
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import time
@@ -56,7 +57,8 @@ class AugmentedPairs(Dataset):
         """The extra split's frames of this epoch."""
         if self._drawn is None or self._drawn[0] != self.epoch:
             assert self.extra is not None
-            order = np.random.default_rng([self.cfg.seed, self.epoch, 1]).permutation(len(self.extra))
+            seq = np.random.SeedSequence([self.cfg.seed, self.epoch], spawn_key=(1,))  # not any item's augmentation seed
+            order = np.random.default_rng(seq).permutation(len(self.extra))
             self._drawn = (self.epoch, order[: self.per_epoch])
         return self._drawn[1]
 
@@ -72,20 +74,35 @@ class AugmentedPairs(Dataset):
 
 
 def open_extra(cfg: BaseTrainConfig, labels: LabelSet) -> SegmentationDataset | None:
-    """The ``extra_data`` split, checked against the training labels (its void is ``num_classes``)."""
+    """The ``extra_data`` split (read from disk each time, not cached), checked against the
+    training labels (its void is ``num_classes``) by its ``pseudo.json`` when it has one."""
     if cfg.extra_data is None:
         if cfg.extra_per_epoch:
             raise ParameterError("{extra_per_epoch} sets how many frames of {extra_data} each epoch mixes in; "
                                  "add {extra_data} or drop it", "extra_per_epoch", "extra_data")
         return None
     root = Path(cfg.extra_data)
-    manifest = root / f"{cfg.extra_split}.json"
-    if manifest.is_file():
-        n = json.loads(manifest.read_text()).get("num_classes")
-        if n is not None and n != labels.num_classes:
-            raise ParameterError(f"{{extra_data}} {root} is labelled with {n} classes but the training split has "
-                                 f"{labels.num_classes}; label it with a teacher of the same classes", "extra_data")
-    return SegmentationDataset(read_split(root, cfg.extra_split), labels=labels, void_value=labels.num_classes)
+    if not root.is_dir():
+        raise ParameterError(f"{{extra_data}} {root} is not a folder; pass the folder 'train pseudo-labels' wrote", "extra_data")
+    for manifest in (root / f"{cfg.extra_split}.json", root / "pseudo.json"):
+        if manifest.is_file():
+            try:
+                n = json.loads(manifest.read_text()).get("num_classes")
+            except (ValueError, AttributeError):
+                raise ParameterError(f"{manifest} is not a pseudo-label summary (bad JSON); restore it or label again",
+                                     "extra_data") from None
+            if n is not None and n != labels.num_classes:
+                raise ParameterError(f"{{extra_data}} {root} is labelled with {n} classes but the training split has "
+                                     f"{labels.num_classes}; label it with a teacher of the same classes", "extra_data")
+            break
+    return SegmentationDataset(read_split(root, cfg.extra_split), labels=labels, void_value=labels.num_classes, cache=False)
+
+
+def extra_identity(ds: SegmentationDataset | None) -> str | None:
+    """A hash of the extra split's frame list: a resumed run must draw from the same frames."""
+    if ds is None:
+        return None
+    return hashlib.sha256("\n".join(str(s.image) for s in ds.samples).encode()).hexdigest()[:16]
 
 
 def class_weights(ds: SegmentationDataset, how: str) -> torch.Tensor | None:
@@ -149,7 +166,11 @@ def _train(cfg: BaseTrainConfig, out: Path, di: distributed.DistInfo, *, resume:
     train_ds = open_dataset(cfg.dataset, cfg.data, cfg.split, without_drive=cfg.holdout_drive)
     val_ds = open_dataset(cfg.dataset, cfg.data, cfg.val_split) if cfg.val_split else None
     dev_ds = open_dataset(cfg.dataset, cfg.data, cfg.split, drive=cfg.holdout_drive) if cfg.holdout_drive else None
-    pairs = AugmentedPairs(train_ds, cfg, open_extra(cfg, train_ds.labels), cfg.extra_per_epoch)
+    extra_ds = open_extra(cfg, train_ds.labels)
+    if state is not None and state.get("extra_identity") != extra_identity(extra_ds):
+        raise UserError(f"the frames of --extra-data {cfg.extra_data} are not those this run started with; "
+                        "resume with the same folder or use a new --out")
+    pairs = AugmentedPairs(train_ds, cfg, extra_ds, cfg.extra_per_epoch)
     sampler: DistributedSampler | None = (
         DistributedSampler(pairs, num_replicas=di.world_size, rank=di.rank, seed=cfg.seed) if di.enabled else None
     )
@@ -240,7 +261,7 @@ def _train(cfg: BaseTrainConfig, out: Path, di: distributed.DistInfo, *, resume:
             ckpt = {
                 "format": RUN_FORMAT, "net_config": _asdict(net_cfg), "train_config": cfg.to_dict(),
                 "model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                "epoch": epoch + 1, "history": history, "best_miou": best,
+                "epoch": epoch + 1, "history": history, "best_miou": best, "extra_identity": extra_identity(extra_ds),
             }
             score = entry["val_miou"] if entry["val_miou"] is not None else -mean_loss
             if score > best:

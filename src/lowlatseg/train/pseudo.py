@@ -1,10 +1,10 @@
 """Pseudo-labels for self-training: a teacher network labels frames of unlabelled videos.
 
 ``lowlatseg train pseudo-labels`` streams each video front to back (never whole in memory),
-keeps one frame every ``every_s`` seconds of video (spread wider when ``max_per_video`` caps a
-long clip, so a static camera does not swamp the set), resizes it to ``height`` (aspect kept),
+keeps one frame every ``every_s`` seconds of video (with ``max_per_video``, at most that many of
+them, spread evenly over the clip, so a long static camera does not swamp the set), resizes it to ``height`` (aspect kept),
 and lets the teacher label it. The teacher's class probabilities are averaged over its test-time
-views (the frame, its mirror image, the frame at other ``scales``); a pixel whose averaged top
+views (the frame resized by each of ``scales``, and each one's mirror image); a pixel whose averaged top
 probability is below ``min_confidence`` is void, so the student is not taught the teacher's
 guesses.
 
@@ -15,15 +15,15 @@ The output folder is a CamVid-format split that ``train base --extra-data DIR`` 
     DIR/pseudo.txt         'images/NAME.png labels/NAME.png', one line per labelled frame
     DIR/pseudo.json        the config, the teacher's fingerprint, per-video counts, void share
 
-``NAME`` is ``VIDEO_FRAME`` with the video's own ``_`` turned into ``-``, so a name's drive (the
-part before the first ``_``) is its video. ``pseudo.txt`` grows one flushed line after both
+``NAME`` is ``CLIP_FRAME``, ``CLIP`` the video's stem without ``_`` or spaces (:func:`clip_names`),
+so a name's drive (the part before the first ``_``) is its video. ``pseudo.txt`` grows one flushed line after both
 files of a frame are written: an interrupted run leaves a valid, shorter split.
 """
 
 from __future__ import annotations
 
 import json
-import math
+import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -53,7 +53,7 @@ class PseudoLabelConfig:
     height: int = 360  # frames are stored and labelled at this height, aspect kept
     min_confidence: float = 0.7  # averaged top probability below this: void
     flip: bool = True  # average with the mirror image's probabilities
-    scales: tuple[float, ...] = (1.0,)  # the frame is also seen at these scales (1.0: as stored)
+    scales: tuple[float, ...] = (1.0,)  # the teacher sees the frame at each of these scales (1.0: as stored)
 
 
 @torch.inference_mode()
@@ -86,13 +86,36 @@ def confident_labels(prob: torch.Tensor, min_confidence: float, void: int) -> np
     return lab.numpy().astype(np.uint8)
 
 
-def frame_step(fps: float, frames: int, cfg: PseudoLabelConfig) -> int:
-    """Frames between two labelled frames of a clip: ``every_s`` seconds, widened so that at most
-    ``max_per_video`` frames are taken from a clip of ``frames`` frames (0 frames: unknown, no cap)."""
-    step = max(1, round(cfg.every_s * fps))
-    if cfg.max_per_video > 0 and frames > 0:
-        step = max(step, math.ceil(frames / cfg.max_per_video))
-    return step
+def frame_step(fps: float, cfg: PseudoLabelConfig) -> int:
+    """Frames between two candidate frames of a clip: ``every_s`` seconds (at least 1)."""
+    return max(1, round(cfg.every_s * fps))
+
+
+def frame_indices(fps: float, frames: int, cfg: PseudoLabelConfig) -> np.ndarray | None:
+    """The frames of a clip of ``frames`` frames to label: one every ``every_s`` seconds, and with
+    ``max_per_video`` at most that many of those, spread evenly over the clip. None when the
+    length is unknown (0): then every step is taken, up to ``max_per_video`` from the start."""
+    if frames <= 0:
+        return None
+    grid = np.arange(0, frames, frame_step(fps, cfg))
+    if 0 < cfg.max_per_video < len(grid):
+        grid = grid[np.linspace(0, len(grid) - 1, cfg.max_per_video).round().astype(int)]
+    return grid
+
+
+def clip_names(paths: Sequence[str]) -> list[str]:
+    """One file-name stem per clip: its own stem with every run of characters other than letters,
+    digits, ``.`` and ``-`` turned into ``-`` (so the name has no ``_`` and no space), made unique
+    with ``-2``, ``-3``, ... when two clips would share it."""
+    names: list[str] = []
+    for p in paths:
+        base = re.sub(r"[^A-Za-z0-9.-]+", "-", Path(p).stem).strip("-") or "clip"
+        name, k = base, 1
+        while name in names:
+            k += 1
+            name = f"{base}-{k}"
+        names.append(name)
+    return names
 
 
 def check_config(cfg: PseudoLabelConfig) -> None:
@@ -137,33 +160,41 @@ def pseudo_label(cfg: PseudoLabelConfig, out: Path, *, progress: bool = True) ->
     counts = np.zeros(void + 1, dtype=np.int64)
     listing = (out / f"{LIST_NAME}.txt").open("w")
     try:
-        for info in infos:
-            step = frame_step(info.fps, info.frames, cfg)
-            stem = Path(info.path).stem.replace("_", "-")
-            expected = math.ceil(info.frames / step) if info.frames else None
-            kept = 0
+        for info, stem in zip(infos, clip_names([i.path for i in infos])):
+            entry: dict[str, Any] = {"video": info.path, "name": stem, "fps": info.fps, "step": frame_step(info.fps, cfg),
+                                     "frames": 0}
+            summary["videos"].append(entry)
+            wanted = frame_indices(info.fps, info.frames, cfg)
+            take = set(wanted.tolist()) if wanted is not None else None
             with VideoReader(info.path) as reader:
-                bar = tqdm(total=expected, desc=Path(info.path).name, unit="frame", disable=not progress, leave=False)
+                bar = tqdm(total=None if wanted is None else len(wanted), desc=Path(info.path).name, unit="frame",
+                           disable=not progress, leave=False)
                 for i, frame in enumerate(reader):
-                    if i % step:
+                    if (i not in take) if take is not None else (i % entry["step"] != 0):
                         continue
-                    if cfg.max_per_video and kept >= cfg.max_per_video:
+                    if cfg.max_per_video and entry["frames"] >= cfg.max_per_video:
                         break
                     h, w = frame.shape[:2]
                     frame = cv2.resize(frame, (max(1, round(w * cfg.height / h)), cfg.height), interpolation=cv2.INTER_AREA)
                     lab = confident_labels(teacher_probabilities(model, frame, flip=cfg.flip, scales=cfg.scales),
                                            cfg.min_confidence, void)
                     name = f"{stem}_{i:06d}"
-                    cv2.imwrite(str(out / "images" / f"{name}.png"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-                    cv2.imwrite(str(out / "labels" / f"{name}.png"), lab)
+                    for path, data in ((out / "images" / f"{name}.png", cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)),
+                                       (out / "labels" / f"{name}.png", lab)):
+                        if not cv2.imwrite(str(path), data):
+                            raise UserError(f"cannot write {path} (disk full or not writable?); the frames listed in "
+                                            f"{out / (LIST_NAME + '.txt')} so far are complete")
                     listing.write(f"images/{name}.png labels/{name}.png\n")
                     listing.flush()
                     counts += np.bincount(lab.ravel(), minlength=void + 1)[: void + 1]
-                    kept += 1
+                    entry["frames"] += 1
+                    summary["frames"] += 1
                     bar.update(1)
                 bar.close()
-            summary["videos"].append({"video": info.path, "fps": info.fps, "step": step, "frames": kept})
-            summary["frames"] += kept
+                problem = reader.error or reader.warning
+            if problem:
+                entry["problem"] = problem
+                tqdm.write(f"{info.path}: {problem}; the {entry['frames']} frames labelled before it are kept")
     finally:
         listing.close()
         total = max(int(counts.sum()), 1)
@@ -171,6 +202,4 @@ def pseudo_label(cfg: PseudoLabelConfig, out: Path, *, progress: bool = True) ->
         labelled = max(int(counts[:void].sum()), 1)
         summary["class_shares"] = [round(float(c) / labelled, 4) for c in counts[:void]]
         (out / f"{LIST_NAME}.json").write_text(json.dumps(summary, indent=2) + "\n")
-    if summary["frames"] == 0:
-        raise UserError("no frame was labelled; the videos are shorter than one step (lower --every)")
     return summary
