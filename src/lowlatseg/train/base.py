@@ -167,7 +167,8 @@ def _train(cfg: BaseTrainConfig, out: Path, di: distributed.DistInfo, *, resume:
     val_ds = open_dataset(cfg.dataset, cfg.data, cfg.val_split) if cfg.val_split else None
     dev_ds = open_dataset(cfg.dataset, cfg.data, cfg.split, drive=cfg.holdout_drive) if cfg.holdout_drive else None
     extra_ds = open_extra(cfg, train_ds.labels)
-    if state is not None and state.get("extra_identity") != extra_identity(extra_ds):
+    extra_id = extra_identity(extra_ds)
+    if state is not None and state.get("extra_identity") != extra_id:
         raise UserError(f"the frames of --extra-data {cfg.extra_data} are not those this run started with; "
                         "resume with the same folder or use a new --out")
     pairs = AugmentedPairs(train_ds, cfg, extra_ds, cfg.extra_per_epoch)
@@ -261,7 +262,7 @@ def _train(cfg: BaseTrainConfig, out: Path, di: distributed.DistInfo, *, resume:
             ckpt = {
                 "format": RUN_FORMAT, "net_config": _asdict(net_cfg), "train_config": cfg.to_dict(),
                 "model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                "epoch": epoch + 1, "history": history, "best_miou": best, "extra_identity": extra_identity(extra_ds),
+                "epoch": epoch + 1, "history": history, "best_miou": best, "extra_identity": extra_id,
             }
             score = entry["val_miou"] if entry["val_miou"] is not None else -mean_loss
             if score > best:
