@@ -170,8 +170,12 @@ def pseudo_label(cfg: PseudoLabelConfig, out: Path, *, progress: bool = True) ->
                 bar = tqdm(total=None if wanted is None else len(wanted), desc=Path(info.path).name, unit="frame",
                            disable=not progress, leave=False)
                 for i, frame in enumerate(reader):
+                    if take is not None and not take:
+                        break  # every chosen frame is labelled: the rest of the clip is not decoded
                     if (i not in take) if take is not None else (i % entry["step"] != 0):
                         continue
+                    if take is not None:
+                        take.discard(i)
                     if cfg.max_per_video and entry["frames"] >= cfg.max_per_video:
                         break
                     h, w = frame.shape[:2]
