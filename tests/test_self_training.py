@@ -112,7 +112,7 @@ def test_pseudo_label_writes_a_camvid_split(sharp_teacher: Path, small_video: Pa
 def test_an_unreadable_video_is_named_before_any_work(tiny_weights: Path, small_video: Path, tmp_path: Path) -> None:
     bad = tmp_path / "bad.mp4"
     bad.write_bytes(b"not a video")
-    with pytest.raises(UserError, match="bad.mp4 in the list cannot be read"):
+    with pytest.raises(UserError, match="bad.mp4 in the training list cannot be read"):
         pseudo_label(PseudoLabelConfig(teacher=str(tiny_weights), videos=(str(small_video), str(bad))), tmp_path / "pl",
                      progress=False)
     assert not (tmp_path / "pl").exists()

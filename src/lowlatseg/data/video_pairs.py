@@ -56,8 +56,9 @@ def default_videos(folder: str | Path = DEFAULT_VIDEO_DIR) -> list[str]:
     return found
 
 
-def check_videos(paths: Sequence[str], *, max_gap_30: int) -> list[ClipInfo]:
-    """Opens each video; an unreadable one, or one shorter than the longest gap, is refused by name."""
+def check_videos(paths: Sequence[str], *, max_gap_30: int | None) -> list[ClipInfo]:
+    """Opens each video; an unreadable one, or one shorter than the longest gap (``max_gap_30``;
+    None: no gap, any length), is refused by name."""
     infos = []
     for p in paths:
         try:
@@ -66,7 +67,7 @@ def check_videos(paths: Sequence[str], *, max_gap_30: int) -> list[ClipInfo]:
                 frames = r.info.frames
         except UserError as e:
             raise UserError(f"video {p} in the training list cannot be read ({e}); remove it from the list") from None
-        need = scaled_gap(max_gap_30, fps) + 1
+        need = 0 if max_gap_30 is None else scaled_gap(max_gap_30, fps) + 1
         if 0 < frames < need:
             raise ParameterError(f"video {p} has {frames} frames, fewer than the {need} that the longest gap "
                                  f"({max_gap_30} frames at 30 fps) needs; lower {{max_gap}} or remove the clip", "max_gap")

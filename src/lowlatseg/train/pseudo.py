@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from lowlatseg.data.transforms import to_tensor
-from lowlatseg.data.video_pairs import ClipInfo
+from lowlatseg.data.video_pairs import check_videos
 from lowlatseg.errors import ParameterError, UserError
 from lowlatseg.io.video import VideoReader
 from lowlatseg.nn.splitnet import SplitSegNet
@@ -131,17 +131,6 @@ def check_config(cfg: PseudoLabelConfig) -> None:
         raise ParameterError(f"{{height}} {cfg.height} is too small; the network needs at least 32 rows", "height")
 
 
-def _open_videos(paths: Sequence[str]) -> list[ClipInfo]:
-    infos = []
-    for p in paths:
-        try:
-            with VideoReader(p) as r:
-                infos.append(ClipInfo(path=str(p), fps=r.info.fps or 25.0, frames=r.info.frames))
-        except UserError as e:
-            raise UserError(f"video {p} in the list cannot be read ({e}); remove it from the list") from None
-    return infos
-
-
 def pseudo_label(cfg: PseudoLabelConfig, out: Path, *, progress: bool = True) -> dict[str, Any]:
     """Label frames of ``cfg.videos`` with the teacher into ``out`` (a fresh or empty folder);
     returns the summary that is also written to ``out/pseudo.json``."""
@@ -150,7 +139,7 @@ def pseudo_label(cfg: PseudoLabelConfig, out: Path, *, progress: bool = True) ->
     check_config(cfg)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise UserError(f"--out {out} exists and is not an empty folder; give a new folder for the pseudo-labels")
-    infos = _open_videos(cfg.videos)  # every file is opened, and an unreadable one named, before any work
+    infos = check_videos(cfg.videos, max_gap_30=None)  # every file is opened, and an unreadable one named, before any work
     model = load_model(cfg.teacher)
     void = model.config.num_classes
     (out / "images").mkdir(parents=True)
@@ -192,7 +181,6 @@ def pseudo_label(cfg: PseudoLabelConfig, out: Path, *, progress: bool = True) ->
                     listing.flush()
                     counts += np.bincount(lab.ravel(), minlength=void + 1)[: void + 1]
                     entry["frames"] += 1
-                    summary["frames"] += 1
                     bar.update(1)
                 bar.close()
                 problem = reader.error or reader.warning
@@ -201,6 +189,7 @@ def pseudo_label(cfg: PseudoLabelConfig, out: Path, *, progress: bool = True) ->
                 tqdm.write(f"{info.path}: {problem}; the {entry['frames']} frames labelled before it are kept")
     finally:
         listing.close()
+        summary["frames"] = sum(e["frames"] for e in summary["videos"])
         total = max(int(counts.sum()), 1)
         summary["void_share"] = round(float(counts[void]) / total, 4)
         labelled = max(int(counts[:void].sum()), 1)
