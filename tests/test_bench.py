@@ -88,7 +88,7 @@ def test_tradeoff_plot_and_json(tiny_weights: Path, tiny_prop: Path, tiny_sched:
     res = json.loads(js.read_text())
     methods = {p["method"] for p in res["points"]}
     assert methods == {"per-frame", "clockwork+fuse", "flow+fuse", "uniform+fuse", "image-difference+fuse", "adaptive",
-                       "adaptive-scheduled", "low-latency"}
+                       "adaptive-scheduled", "low-latency", "low-latency-no-spare"}
     fixed = [p for p in res["points"] if p["method"] == "adaptive"]
     assert [p["keyframe_fraction"] for p in fixed] == [pytest.approx(0.5), pytest.approx(2 / 6, abs=1e-4)]
     assert all(np.isfinite(p["latency_ms"]["mean"]) for p in res["points"])
@@ -104,9 +104,10 @@ def test_tradeoff_plot_and_json(tiny_weights: Path, tiny_prop: Path, tiny_sched:
     assert all({"mean", "p95", "max"} <= set(p["latency_ms"]) for p in res["points"])
     # low-latency accuracy is scored with the keyframe delay its own live run showed (at least 1)
     for p in res["points"]:
-        if p["method"] != "low-latency":
-            assert p["delay_frames"] is None
+        if not p["method"].startswith("low-latency"):
+            assert p["delay_frames"] is None and p["spare_keyframes"] is None
             continue
+        assert p["spare_keyframes"] == (p["method"] == "low-latency")
         late = p["live_keyframe_delay_frames"]
         assert p["delay_frames"] == (max(1, late["max"]) if late else 2)
 

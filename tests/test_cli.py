@@ -43,7 +43,7 @@ def test_segment_writes_one_frame_per_input_frame(small_video: Path, tiny_weight
 
 @pytest.mark.parametrize("mode, extra, keys", [
     ("per-frame", [], 6), ("fixed", ["--interval", "3"], 2), ("adaptive", ["--threshold", "1"], 1),
-    ("low-latency", ["--interval", "2"], 3), ("adaptive", ["--budget", "100"], 1),
+    ("low-latency", ["--interval", "2", "--no-spare-keyframes"], 3), ("adaptive", ["--budget", "100"], 1),
 ])
 def test_segment_modes(mode: str, extra: list[str], keys: int, small_video: Path, tiny_weights: Path,
                        tiny_prop: Path, tiny_sched: Path, tmp_path: Path) -> None:
@@ -57,6 +57,20 @@ def test_segment_modes(mode: str, extra: list[str], keys: int, small_video: Path
     assert s["keyframes"] == keys
     if mode == "adaptive":  # the stats say which rule and number ran
         assert (s["policy"]["rule"], s["policy"]["value"]) == (("instant", 1.0) if "--threshold" in extra else ("accumulated", 100.0))
+    assert s["spare_keyframes"] == (False if mode == "low-latency" else None)
+
+
+def test_segment_low_latency_with_spare_keyframes(small_video: Path, tiny_weights: Path, tiny_prop: Path,
+                                                  tmp_path: Path) -> None:
+    """By default low-latency spends the time between frames on keyframes (how many depends on
+    the machine's speed): at least the first, every frame answered, none from its own keyframe."""
+    out, stats = tmp_path / "o.mp4", tmp_path / "s.json"
+    rc = main(["segment", str(small_video), "--out", str(out), "--weights", str(tiny_weights), "--propagation",
+               str(tiny_prop), "--mode", "low-latency", "--interval", "4", "--max-frames", "6", "--stats", str(stats),
+               "--quiet", "--threads", "1"])
+    assert rc == 0
+    s = json.loads(stats.read_text())
+    assert s["spare_keyframes"] is True and s["frames"] == 6 and 1 <= s["keyframes"] <= 6
 
 
 def test_worker_crash_is_one_sentence_and_keeps_output(small_video: Path, tiny_weights: Path, tiny_prop: Path,
@@ -75,7 +89,7 @@ def test_worker_crash_is_one_sentence_and_keeps_output(small_video: Path, tiny_w
     out, stats = tmp_path / "o.mp4", tmp_path / "s.json"
     rc = main(["segment", str(small_video), "--out", str(out), "--weights", str(tiny_weights), "--propagation",
                str(tiny_prop), "--mode", "low-latency", "--interval", "3", "--stats", str(stats), "--quiet",
-               "--threads", "1"])
+               "--threads", "1", "--no-spare-keyframes"])
     err = capsys.readouterr().err
     assert rc == 1 and "Traceback" not in err
     assert "keyframe worker failed on frame 3: MemoryError: simulated" in err and err.count("\n") == 1

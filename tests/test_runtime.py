@@ -76,7 +76,8 @@ def test_low_latency_sequential_equals_parallel(model, tiny_prop: Path, delay: i
 
 
 def test_low_latency_never_answers_with_its_own_fresh_keyframe(model, tiny_prop: Path) -> None:
-    res = _run(build_runtime(model, RuntimeConfig(mode="low-latency", propagation=tiny_prop, interval=3, size=SIZE, executor=Inline(1))), _frames(10))
+    res = _run(build_runtime(model, RuntimeConfig(mode="low-latency", propagation=tiny_prop, interval=3, size=SIZE, executor=Inline(1),
+                                                  spare_keyframes=False)), _frames(10))
     chosen = [r.index for r in res if r.is_keyframe]
     assert chosen == [0, 3, 6, 9]
     for r in res[1:]:
@@ -92,7 +93,8 @@ def test_live_parallel_mode_runs_and_keeps_order(model, tiny_prop: Path, worker:
 
 
 def test_worker_crash_surfaces_in_the_caller(model, tiny_prop: Path) -> None:
-    rt = build_runtime(model, RuntimeConfig(mode="low-latency", propagation=tiny_prop, interval=2, size=SIZE, executor=Sliced(delay_frames=1)))
+    rt = build_runtime(model, RuntimeConfig(mode="low-latency", propagation=tiny_prop, interval=2, size=SIZE, executor=Sliced(delay_frames=1),
+                                             spare_keyframes=False))
     calls = {"n": 0}
 
     def flaky(module: torch.nn.Module, inputs: object, output: torch.Tensor) -> None:
@@ -282,7 +284,8 @@ def test_a_keyframe_survives_a_failure_before_its_submission(model, tiny_prop: P
         return real(*a, **k)
 
     monkeypatch.setattr(stream, "upsampled_labels", fail_on_frame_3)
-    rt = build_runtime(model, RuntimeConfig(mode="low-latency", propagation=tiny_prop, interval=3, size=SIZE, executor=Inline(1)))
+    rt = build_runtime(model, RuntimeConfig(mode="low-latency", propagation=tiny_prop, interval=3, size=SIZE, executor=Inline(1),
+                                                  spare_keyframes=False))
     frames = _frames(8)
     out = [rt.step(f) for f in frames[:3]]
     with pytest.raises(RuntimeError, match="simulated"):

@@ -79,7 +79,8 @@ def test_low_latency_makes_the_cut_keyframe_as_soon_as_one_is_free(tiny_weights:
     model = load_model(tiny_weights)
     frames = _scene(0, 6) + _scene(5, 8)  # a cut at frame 6
     # keyframes every 5 frames, each ready 3 frames after it is chosen: frame 5's is in flight at 6
-    rt = build_runtime(model, RuntimeConfig(mode="low-latency", propagation=tiny_prop, interval=5, size=SIZE, executor=Inline(3)))
+    rt = build_runtime(model, RuntimeConfig(mode="low-latency", propagation=tiny_prop, interval=5, size=SIZE, executor=Inline(3),
+                                                  spare_keyframes=False))
     with rt:
         res = [rt.step(f) for f in frames]
     chosen = [r.index for r in res if r.is_keyframe]

@@ -26,10 +26,10 @@ def _run_with_delay(delay: int) -> LiveRun:
 
 
 def _points(monkeypatch: pytest.MonkeyPatch, tiny_weights: Path, tiny_prop: Path, tiny_sched: Path, *, rounds: int,
-            low_latency_delays: list[int]) -> tuple[list[dict[str, Any]], list[tuple[str, Any]]]:
+            low_latency_delays: list[int], spare: bool = False) -> tuple[list[dict[str, Any]], list[tuple[str, Any]]]:
     """Every point of one trade-off at interval 2 on 4 random frames; each low-latency pass
     "measures" the next of ``low_latency_delays`` (the last one repeated). Returns the points and
-    each pass as (mode, policy)."""
+    each pass as (mode, policy); with ``spare``, (mode, spare keyframes on)."""
     model = load_model(tiny_weights)
     learned = load_methods(tiny_prop, model)
     predictor, defaults = load_scheduler(tiny_sched, model)
@@ -40,7 +40,7 @@ def _points(monkeypatch: pytest.MonkeyPatch, tiny_weights: Path, tiny_prop: Path
     delays = list(low_latency_delays)
 
     def fake_feed(runtime: Any, frames: Any, *, fps: float, warmup: int) -> LiveRun:
-        passes.append((runtime.mode, runtime.policy))
+        passes.append((runtime.mode, runtime.spare_keyframes if spare else runtime.policy))
         if runtime.mode != "low-latency":
             return _run_with_delay(0)
         return _run_with_delay(delays.pop(0) if len(delays) > 1 else delays[0])
@@ -48,8 +48,17 @@ def _points(monkeypatch: pytest.MonkeyPatch, tiny_weights: Path, tiny_prop: Path
     monkeypatch.setattr(tr, "feed_live", fake_feed)
     points = tr.tradeoff_points(model, learned.adaptive, learned.uniform, ImageDifference(learned.config), predictor, images,
                                 labels, rule=defaults.rule, num_classes=model.config.num_classes, intervals=(2,), fps=5.0,
-                                threads=1, progress=False, latency_repeat=1, rounds=rounds)
+                                threads=1, progress=False, latency_repeat=1, rounds=rounds, spare_keyframes=spare)
     return points, passes
+
+
+def test_low_latency_points_run_with_spare_keyframes_and_again_without(monkeypatch: pytest.MonkeyPatch, tiny_weights: Path,
+                                                                       tiny_prop: Path, tiny_sched: Path) -> None:
+    points, passes = _points(monkeypatch, tiny_weights, tiny_prop, tiny_sched, rounds=1, low_latency_delays=[2], spare=True)
+    ll = [p for p in points if p["method"].startswith("low-latency")]
+    assert [(p["method"], p["spare_keyframes"]) for p in ll] == [("low-latency", True), ("low-latency-no-spare", False)]
+    assert [on for mode, on in passes if mode == "low-latency"] == [True, False]
+    assert all(p["spare_keyframes"] is None for p in points if not p["method"].startswith("low-latency"))
 
 
 def test_a_low_latency_point_keeps_only_the_passes_of_its_settled_policy(monkeypatch: pytest.MonkeyPatch, tiny_weights: Path,

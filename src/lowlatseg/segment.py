@@ -67,6 +67,7 @@ class SegmentOptions:
     alpha: float = 0.5  # label colour opacity in the overlay
     worker: str = "sliced"  # low-latency: where a keyframe's high runs (runtime/config.py: executor_spec)
     max_delay: int = MAX_DELAY_FRAMES  # sliced worker, frames faster than answered: features at most this late
+    spare_keyframes: bool = True  # low-latency: a keyframe on every frame while the stream leaves time for high
     propagation_method: str = DEFAULT_PROPAGATION_METHOD  # adaptive (the paper's), flow-guided, flow-residual or flow
     preset: str = FILE_PRESET  # libx264 speed preset of the overlay video
     progress: bool = True
@@ -91,7 +92,8 @@ def segment_video(opts: SegmentOptions) -> dict[str, Any]:
         runtime = build_runtime(model, RuntimeConfig(
             mode=opts.mode, propagation=opts.propagation, scheduler=opts.scheduler, interval=opts.interval,
             threshold=opts.threshold, budget=opts.budget, size=size, threads=torch.get_num_threads(),
-            executor=executor_spec(opts.worker, opts.max_delay), propagation_method=opts.propagation_method))
+            executor=executor_spec(opts.worker, opts.max_delay), propagation_method=opts.propagation_method,
+            spare_keyframes=opts.spare_keyframes))
         if opts.labels_dir is not None:
             try:
                 opts.labels_dir.mkdir(parents=True, exist_ok=True)
@@ -202,6 +204,7 @@ def _summary(opts: SegmentOptions, info: Any, net_hw: tuple[int, int], lat: list
         "worker": opts.worker if opts.mode == "low-latency" else None,
         "propagation_method": opts.propagation_method if opts.mode != "per-frame" else None,
         "max_delay": opts.max_delay if opts.mode == "low-latency" and opts.worker == "sliced" else None,
+        "spare_keyframes": opts.spare_keyframes if opts.mode == "low-latency" else None,
         "interval": opts.interval,
         "threshold": opts.threshold,
         "budget": opts.budget,

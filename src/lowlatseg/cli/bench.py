@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from lowlatseg.cli.common import MAX_DELAY_HELP, json_path, nonneg_int, options, positive_int, set_threads
+from lowlatseg.cli.common import MAX_DELAY_HELP, add_spare_flag, json_path, nonneg_int, options, positive_int, set_threads
 from lowlatseg.defaults import DEFAULT_PROPAGATION_METHOD, MAX_DELAY_FRAMES, PROPAGATION_METHODS, WORKERS
 from lowlatseg.errors import UserError
 
@@ -69,6 +69,7 @@ def add_bench_parsers(sub: Any) -> None:
                     help="where low-latency runs a keyframe's high: between frames with every core (sliced, default) "
                          "or at the same time as the frames on one core (parallel)")
     bp.add_argument("--max-delay", type=positive_int, default=MAX_DELAY_FRAMES, help=MAX_DELAY_HELP)
+    add_spare_flag(bp)
     bp.add_argument("--propagation-method", default=DEFAULT_PROPAGATION_METHOD, choices=PROPAGATION_METHODS,
                     help=f"how non-key frames get their features (default {DEFAULT_PROPAGATION_METHOD})")
     bp.add_argument("--max-frames", type=nonneg_int, default=0)

@@ -18,6 +18,16 @@ MAX_DELAY_HELP = (f"low-latency, sliced worker: when frames leave a little time 
                   f"ready at most N frames after it (default {MAX_DELAY_FRAMES}; larger: lower latency, staler features); "
                   "frames that come back to back split the cores instead, and the features come when high is done")
 
+
+
+def add_spare_flag(parser: argparse.ArgumentParser) -> None:
+    """``--no-spare-keyframes`` (dest ``spare_keyframes``): low-latency's spare keyframes off."""
+    parser.add_argument("--no-spare-keyframes", dest="spare_keyframes", action="store_false",
+                        help="low-latency: keyframes only as the policy chooses them. By default, while the stream leaves "
+                             "time for a whole high between frames (a keyframe's features ready by the next frame), "
+                             "every frame is a keyframe, propagated from the frame before it")
+
+
 DEFAULT_CAMVID = "../shared/data/camvid"
 DEFAULT_VIDEOS = "../shared/data/video"
 

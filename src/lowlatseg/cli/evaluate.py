@@ -156,6 +156,10 @@ def add_eval_parsers(sub: Any) -> None:
     et.add_argument("--low-latency-sizes", nargs="+", metavar="HxW", default=[],
                     help="more low-latency points of the model, at these input sizes (e.g. 288x384 240x320), "
                          "beside the ladder at the same sizes")
+    et.add_argument("--no-spare-keyframes", dest="spare_keyframes", action="store_false",
+                    help="low-latency points without spare keyframes only (default: as the runtime runs them, a "
+                         "keyframe on every frame while the stream leaves time for a whole high, then the same "
+                         "points without them, as low-latency-no-spare)")
     et.add_argument("--threads", type=positive_int, default=2)
     et.add_argument("--max-frames", type=nonneg_int, default=0)
     et.add_argument("--latency-repeat", type=positive_int, default=3,

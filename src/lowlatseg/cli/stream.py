@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from lowlatseg.cli.common import MAX_DELAY_HELP, Terminated, nonneg_int, positive_int, set_threads
+from lowlatseg.cli.common import MAX_DELAY_HELP, Terminated, add_spare_flag, nonneg_int, positive_int, set_threads
 from lowlatseg.defaults import DEFAULT_PROPAGATION_METHOD, MAX_DELAY_FRAMES, MODES, PROPAGATION_METHODS, WORKERS
 from lowlatseg.errors import UserError
 
@@ -41,6 +41,7 @@ def cmd_segment(a: argparse.Namespace) -> int:
         alpha=a.alpha,
         worker=a.worker,
         max_delay=a.max_delay,
+        spare_keyframes=a.spare_keyframes,
         preset=FILE_PRESET if a.preset is None else a.preset,
         propagation_method=a.propagation_method,
         progress=not a.quiet,
@@ -97,6 +98,7 @@ def add_segment_parser(sub: Any) -> None:
                    help="low-latency: where a keyframe's high runs: between frames with every core (sliced, default) "
                         "or at the same time as the frames on one core (parallel)")
     s.add_argument("--max-delay", type=positive_int, default=MAX_DELAY_FRAMES, help=MAX_DELAY_HELP)
+    add_spare_flag(s)
     s.add_argument("--propagation-method", default=DEFAULT_PROPAGATION_METHOD, choices=PROPAGATION_METHODS,
                    help=f"how non-key frames get their features (default {DEFAULT_PROPAGATION_METHOD}): the paper's adaptive "
                         "kernels, DIS optical flow corrected by learned kernels (flow-guided), DIS flow plus a learned "

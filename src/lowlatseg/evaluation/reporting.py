@@ -139,9 +139,9 @@ def tradeoff_table(r: TradeoffEval) -> str:
             lines.append(f"note: {p['method']} {p['size']} ({p['propagation']}): keyframe features came up to {late['max']} "
                          f"frames late live, its accuracy is scored at {scored}")
     for v in verdicts(r.points):
-        if v["method"] == "low-latency":
+        if v["method"].startswith("low-latency"):
             cost = v["cost_vs_fastest_as_accurate"]
-            lines.append(f"low-latency {v['size']} 1/{v['interval']} ({v['propagation']}) against the per-frame ladder: "
+            lines.append(f"{v['method']} {v['size']} 1/{v['interval']} ({v['propagation']}) against the per-frame ladder: "
                          f"{'Pareto-optimal' if v['pareto'] else 'not Pareto-optimal'}"
                          f" (more accurate than every as-fast point: {_yes(v['beats_as_fast'], v['as_fast'], 'fast')}; "
                          f"faster than every as-accurate point: {_yes(v['faster_than_as_accurate'], v['as_accurate'], 'accurate')})"

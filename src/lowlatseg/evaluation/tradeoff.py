@@ -38,6 +38,8 @@ from lowlatseg.scheduling.calibrate import fixed_interval_rate, threshold_for_ra
 from lowlatseg.scheduling.policies import AdaptiveThreshold, EveryFrame, Fixed, KeyframePolicy, rule_fields
 from lowlatseg.scheduling.predictor import Predictor
 
+NO_SPARE = "low-latency-no-spare"  # the method name of a low-latency point without spare keyframes
+
 
 @dataclass(frozen=True)
 class LadderPoint:
@@ -56,7 +58,7 @@ def tradeoff_points(
     delay_frames: int | None = None, progress: bool = True, latency_repeat: int = 3, ladder: Sequence[LadderPoint] = (),
     flow_guided: Propagator | None = None, flow_residual: Propagator | None = None,
     scheduled_method: Propagator | None = None, low_latency_sizes: Sequence[tuple[int, int]] = (),
-    low_latency_methods: Sequence[Propagator] = (), rounds: int = 1,
+    low_latency_methods: Sequence[Propagator] = (), rounds: int = 1, spare_keyframes: bool = True,
 ) -> list[dict[str, Any]]:
     """``latency_repeat``: latency is measured on the clip played forwards and backwards this
     many times (a 51-frame clip alone gives too few frames for a stable maximum); ``rounds``: that
@@ -74,7 +76,10 @@ def tradeoff_points(
     ``low_latency_sizes``, ``low_latency_methods``: more low-latency points of ``model`` after all
     others, at these input sizes (H, W; each calibrated on ``low``'s features at its size) and
     propagating with these methods besides ``scheduled_method``: every method at the clip's size
-    and every size, the methods in order. Every point records ``model``
+    and every size, the methods in order. ``spare_keyframes``: low-latency points run as the
+    runtime does by default (a keyframe on every frame while the stream leaves time for a whole
+    ``high``, runtime/stream.py), and the same points without spare keyframes are added after
+    them as ``low-latency-no-spare``; False: low-latency points without them only. Every point records ``model``
     (the network's name), ``size`` (HxW), ``propagation`` and ``delay_frames`` (None: inline)."""
     sched_method = scheduled_method if scheduled_method is not None else adaptive
     hw = images[0].shape[:2]
@@ -106,6 +111,8 @@ def tradeoff_points(
         configs.append(("adaptive-scheduled", sched_method, AdaptiveThreshold(predictor, thr, rule=rule), False, n))
         thr = threshold_for_rate(predictor, f_lows, rate, delay_frames=first_delay, rule=rule)
         configs.append(("low-latency", sched_method, AdaptiveThreshold(predictor, thr, rule=rule), True, n))
+    if spare_keyframes:  # the same policies, keyframes only as they choose them
+        configs += [(NO_SPARE, *c[1:]) for c in configs if c[0] == "low-latency"]
     points = []
     runs = [(own, model, tuple(hw), c) for c in configs[:1]]
     runs += [(lp.name, lp.model, lp.size, configs[0]) for lp in ladder]
@@ -118,10 +125,14 @@ def tradeoff_points(
                 runs.append((own, model, size, ("low-latency", ll_method, AdaptiveThreshold(predictor, thr, rule=rule), True, n)))
     warm = min(WARMUP_FRAMES, len(live_frames) // 2)
 
-    def live_pass(net: SplitSegNet, mode: str, size: tuple[int, ...], method: Propagator, policy: KeyframePolicy) -> LiveRun:
+    def spare(name: str) -> bool:
+        return spare_keyframes and name == "low-latency"
+
+    def live_pass(net: SplitSegNet, mode: str, size: tuple[int, ...], method: Propagator, policy: KeyframePolicy,
+                  name: str) -> LiveRun:
         torch.set_num_threads(threads)
-        rt = build_runtime(net, RuntimeConfig(mode=mode, size=(int(size[0]), int(size[1])), threads=threads),
-                           method=method, policy=policy)
+        rt = build_runtime(net, RuntimeConfig(mode=mode, size=(int(size[0]), int(size[1])), threads=threads,
+                                              spare_keyframes=spare(name)), method=method, policy=policy)
         with rt:
             run = feed_live(rt, live_frames, fps=fps, warmup=warm)
         torch.set_num_threads(threads)
@@ -140,7 +151,7 @@ def tradeoff_points(
         assumed = first_delay
         delay = None
         for attempt in range(2):
-            first = live_pass(net, mode, size, method, policy)
+            first = live_pass(net, mode, size, method, policy, name)
             if not background:
                 break
             late = live_summary([first])["keyframe_delay_frames"]
@@ -157,8 +168,8 @@ def tradeoff_points(
                                                                      delay_frames=delay, rule=rule), rule=rule)
         bar.update(1)
         # accuracy: deterministic (inline keyframes; low-latency: features ready `delay` frames later)
-        rt = build_runtime(net, RuntimeConfig(mode=mode, size=size, executor=Inline(delay or DEFAULT_DELAY_FRAMES)),
-                           method=method, policy=policy)
+        rt = build_runtime(net, RuntimeConfig(mode=mode, size=size, executor=Inline(delay or DEFAULT_DELAY_FRAMES),
+                                              spare_keyframes=spare(name)), method=method, policy=policy)
         with rt, torch.inference_mode():
             acc = run_online(rt, images, labels, num_classes=num_classes, name=name, interval=max(every or 1, 1))
         settled.append((policy, delay, [first], acc))
@@ -167,9 +178,9 @@ def tradeoff_points(
     for r in range(1, rounds):
         order = list(range(len(runs)))
         for i in order[::-1] if r % 2 else order:
-            _, net, size, (_, method, _, background, _) = runs[i]
+            _, net, size, (name, method, _, background, _) = runs[i]
             kept = settled[i][0]
-            settled[i][2].append(live_pass(net, "low-latency" if background else kept.name, size, method, kept))
+            settled[i][2].append(live_pass(net, "low-latency" if background else kept.name, size, method, kept, name))
             bar.update(1)
     bar.close()
     for (net_name, _, size, (name, method, _, _, every)), (kept, delay, live_runs, acc) in zip(runs, settled):
@@ -180,7 +191,8 @@ def tradeoff_points(
             "latency_ms": live["latency_ms"], "latency_frames": live["frames"], "latency_warmup_frames": live["warmup_frames"],
             "latency_rounds": len(live_runs),
             "live_keyframe_fraction": live["keyframe_fraction"], "live_keyframe_delay_frames": live["keyframe_delay_frames"],
-            "delay_frames": delay, **rule_fields(kept),
+            "delay_frames": delay, "spare_keyframes": spare(name) if name.startswith("low-latency") else None,
+            **rule_fields(kept),
         })
     return points
 
@@ -188,14 +200,14 @@ def tradeoff_points(
 _STYLES = {"per-frame": ("k", "*"), "clockwork+fuse": ("tab:gray", "s"), "flow+fuse": ("tab:blue", "^"),
            "uniform+fuse": ("tab:brown", "v"), "image-difference+fuse": ("tab:pink", "X"), "adaptive": ("tab:green", "o"),
            "flow-guided": ("tab:cyan", "h"), "flow-residual": ("tab:olive", "p"), "adaptive-scheduled": ("tab:orange", "D"),
-           "low-latency": ("tab:red", "P")}
+           "low-latency": ("tab:red", "P"), "low-latency-no-spare": ("maroon", "P")}
 _MORE_COLORS = ("tab:purple", "gold", "navy")  # a mode's points with other propagation methods
 
 
 def other_method(method: str, propagation: str | None) -> bool:
     """A scheduled point (adaptive-scheduled, low-latency) that propagates with another method
     than the runtime's default: the table and the plot name the method."""
-    return method in ("adaptive-scheduled", "low-latency") and propagation not in (None, DEFAULT_PROPAGATION_METHOD)
+    return method in ("adaptive-scheduled", "low-latency", NO_SPARE) and propagation not in (None, DEFAULT_PROPAGATION_METHOD)
 
 
 def _series(points: list[dict[str, Any]], name: str, color: str) -> list[tuple[str, str, list[dict[str, Any]]]]:

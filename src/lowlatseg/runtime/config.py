@@ -89,3 +89,7 @@ class RuntimeConfig:
     propagation_method: str = DEFAULT_PROPAGATION_METHOD  # adaptive | flow-guided | flow-residual (from the propagation file) | flow
     executor: ExecutorSpec = field(default_factory=Sliced)  # low-latency: where a keyframe's high runs
     threads: int | None = None  # the stream's torch threads (None: the caller's count when built)
+    # low-latency: a keyframe whose features were ready at the very next frame shows that the
+    # stream leaves time for a whole high between frames; the next frame is then a keyframe
+    # too, without asking the policy (runtime/stream.py, "spare keyframes")
+    spare_keyframes: bool = True

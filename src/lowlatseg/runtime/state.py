@@ -31,4 +31,5 @@ class StreamState:
     pending: PendingKey | None = None  # a keyframe being computed in the background
     hw: tuple[int, int] | None = None  # network input size, fixed by the stream's first frame
     previous: Signature | None = None  # the last frame's thumbnail signature, for scene-cut detection
+    spare: bool = False  # the keyframe in use was ready at the first frame after it was chosen (low-latency)
     cut_waiting: bool = False  # a scene cut came while a keyframe was in flight: the next chance makes one

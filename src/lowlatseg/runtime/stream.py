@@ -12,6 +12,13 @@ Modes (see :func:`~lowlatseg.runtime.build.build_runtime`):
   runtime/sliced.py); its features are swapped in when ready. No frame ever waits for
   ``high``.
 
+Spare keyframes (low-latency, on by default): a keyframe whose features were ready at the very
+next frame shows that the stream leaves time for a whole ``high`` between frames (a slow stream,
+or a fast machine); that next frame is then made a keyframe too, without asking the policy, so
+on such a stream every frame is propagated from the frame before it with fresh features. As soon
+as a keyframe is ready later than that (frames come faster), the policy decides again. The idle
+time is spent on ``high``; no frame waits for more than the slice in progress.
+
 The sequential and live low-latency runtimes share this one step function; only the executor
 differs. With ``delay_frames=D`` the new keyframe is swapped in exactly D frames after it was
 chosen (its ``high`` is waited for, or finished, if it is late), which makes evaluation
@@ -56,13 +63,15 @@ class StreamRuntime:
         size: tuple[int, int] | int | None = (360, 480),
         threads: tuple[int, int] | None = None,
         scene_cuts: bool = True,
+        spare_keyframes: bool = False,
     ) -> None:
         """``threads``: (idle, busy) torch thread counts for the background mode: ``idle`` while no
         keyframe is in flight, ``busy`` (e.g. half) while the worker runs ``high``, so the two never
         oversubscribe the cores and the main path uses them all the rest of the time.
         ``scene_cuts``: a frame that starts another scene than the frame before it is made a
         keyframe at once, whatever the policy says (scheduling/scene_cut.py); in low-latency mode
-        while a keyframe is in flight, at the first frame after it is swapped in."""
+        while a keyframe is in flight, at the first frame after it is swapped in.
+        ``spare_keyframes`` (background mode only): see the module doc."""
         if delay_frames is not None and delay_frames < 1:
             raise ValueError("delay_frames must be at least 1 (a keyframe chosen at t is usable from t + 1)")
         self.model = for_inference(model)  # BatchNorm folded, channels-last: the same function, faster
@@ -74,6 +83,7 @@ class StreamRuntime:
         self.size = size
         self.threads = threads
         self.scene_cuts = scene_cuts
+        self.spare_keyframes = spare_keyframes and background
         self.state = StreamState()
         load_compiled()  # the label map's compiled loop: loaded now, not inside the first frame
         steady()
@@ -123,6 +133,7 @@ class StreamRuntime:
         except Exception as e:
             raise WorkerError(f"the keyframe worker failed on frame {p.index}: {type(e).__name__}: {e}") from e
         self.state.key = KeyState(index=p.index, image=p.image, f_low=p.f_low, f_high=f_high)
+        self.state.spare = self.spare_keyframes and i - p.index <= 1  # ready by the next frame
 
     def step(self, frame: np.ndarray) -> FrameResult:
         """frame: H x W x 3 uint8 RGB. Returns labels at the network's input size (the one of the
@@ -149,6 +160,8 @@ class StreamRuntime:
             st.previous = sig
         if st.key is not None and st.pending is None and st.cut_waiting:
             st.cut_waiting = False  # another scene: a keyframe at once, whatever the policy says
+        elif st.key is not None and st.pending is None and st.spare:
+            pass  # time for a whole high between frames: a keyframe, the policy not asked
         elif st.key is not None and st.pending is None:
             dev = self.policy.deviation(st.key, cur)
             choose, deviation_sum = self.policy.decide(i - st.last_choice, st.deviation_sum, dev)
@@ -157,6 +170,9 @@ class StreamRuntime:
         elif st.key is not None:
             choose = False  # one keyframe in flight at a time (a cut waits for the next chance)
         if st.key is None or (choose and not self.background):
+            # the stream's first keyframe runs high at once; with spare keyframes the next frame
+            # probes whether the stream leaves time for a whole high between frames
+            st.spare = st.key is None and self.spare_keyframes
             st.key = make_key(model, i, x, f_low)
             st.last_choice, st.deviation_sum = i, 0.0
             logits = model.head(st.key.f_high, f_low)
@@ -175,7 +191,7 @@ class StreamRuntime:
             if self.threads:
                 set_thread_count(self.threads[1])  # share the cores with the worker
             future = self.executor.submit(model.high, f_low)
-            st.last_choice, st.deviation_sum = i, 0.0  # recorded with the submission: if anything
+            st.last_choice, st.deviation_sum, st.spare = i, 0.0, False  # recorded with the submission: if anything
             # above had failed, the policy would be asked again on the next frame
             st.pending = PendingKey(
                 index=i, image=x, f_low=f_low, future=future,

@@ -39,6 +39,7 @@ class LatencyBenchOptions:
     progress: bool = True
     worker: str = "sliced"  # where live low-latency runs a keyframe's high: sliced | parallel
     max_delay: int = MAX_DELAY_FRAMES  # sliced worker: features ready at most this many frames late
+    spare_keyframes: bool = True  # low-latency: a keyframe on every frame while the stream leaves time for high
     rounds: int = 1  # the modes take turns on this many consecutive parts of the frames
     propagation_method: str = DEFAULT_PROPAGATION_METHOD
 
@@ -51,6 +52,7 @@ class LatencyBench:
     fps_input: float  # the stream rate used (0: as fast as possible)
     worker: str
     max_delay: int | None  # sliced worker only
+    spare_keyframes: bool  # low-latency's spare keyframes (runtime/stream.py)
     frames: int
     repeat: int
     rounds: int
@@ -61,7 +63,8 @@ class LatencyBench:
 
     def to_json(self) -> dict[str, Any]:
         return {"video": self.video, "resolution": self.resolution, "threads": self.threads, "fps_input": self.fps_input,
-                "worker": self.worker, "max_delay": self.max_delay, "frames": self.frames, "repeat": self.repeat,
+                "worker": self.worker, "max_delay": self.max_delay, "spare_keyframes": self.spare_keyframes,
+                "frames": self.frames, "repeat": self.repeat,
                 "rounds": self.rounds, "interval": self.interval, "weights": self.weights,
                 "rows": [{k: v for k, v in r.items() if k != "latencies_ms"} for r in self.rows]}
 
@@ -141,14 +144,16 @@ def bench_latency(opts: LatencyBenchOptions) -> LatencyBench:
             rt = build_runtime(model, RuntimeConfig(
                 mode=mode, propagation=o.propagation, scheduler=o.scheduler, threshold=o.threshold, budget=o.budget,
                 interval=o.interval if mode == "fixed" else None, size=hw, threads=o.threads,
-                executor=executor_spec(o.worker, o.max_delay), propagation_method=o.propagation_method))
+                executor=executor_spec(o.worker, o.max_delay), propagation_method=o.propagation_method,
+                spare_keyframes=o.spare_keyframes))
             with rt:
                 runs[mode].append(feed_live(rt, part, fps=rate, warmup=warmup, on_frame=bar.update))
     bar.close()
     rows = [{"mode": mode, "threads": o.threads, **live_summary(runs[mode])} for mode in o.modes]
     torch.set_num_threads(o.threads)
     return LatencyBench(video=str(o.video), resolution=f"{hw[0]}x{hw[1]}", threads=o.threads, fps_input=rate,
-                        worker=o.worker, max_delay=o.max_delay if o.worker == "sliced" else None, frames=len(frames),
+                        worker=o.worker, max_delay=o.max_delay if o.worker == "sliced" else None,
+                        spare_keyframes=o.spare_keyframes, frames=len(frames),
                         repeat=o.repeat, rounds=o.rounds, interval=o.interval, weights=str(o.weights or DEFAULT_WEIGHTS),
                         warmup=warmup, rows=rows)
 

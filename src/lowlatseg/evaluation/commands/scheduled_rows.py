@@ -40,6 +40,7 @@ def scheduled_rows(model: SplitSegNet, ds: Any, n: int, interval: int, *, propag
                                    delay_frames=delay_frames if mode == "low-latency" else 0)
         rt = build_runtime(model, RuntimeConfig(mode=mode, propagation=propagation, scheduler=scheduler,
                                                 size=images[0].shape[:2], executor=Inline(delay_frames),
+                                                spare_keyframes=False,  # rows at the fixed protocol's rate
                                                 **cast(dict[str, Any], {rule.number: value})))
         with rt, torch.inference_mode():
             row = run_online(rt, images, labels, num_classes=ds.labels.num_classes, name=name, interval=interval)

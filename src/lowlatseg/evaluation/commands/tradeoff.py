@@ -36,6 +36,7 @@ class TradeoffOptions:
     low_latency_sizes: tuple[str, ...] = ()  # HxW: more low-latency points of the model, at these input sizes
     propagation_method: str = DEFAULT_PROPAGATION_METHOD  # what adaptive-scheduled and low-latency propagate with
     low_latency_methods: tuple[str, ...] = ()  # more low-latency points, propagating with these methods
+    spare_keyframes: bool = True  # low-latency as the runtime runs it by default; also its points without them
 
 
 @dataclass(frozen=True)
@@ -95,7 +96,7 @@ def eval_tradeoff(opts: TradeoffOptions) -> TradeoffEval:
                              latency_repeat=opts.latency_repeat, ladder=members, flow_guided=guided, flow_residual=residual,
                              scheduled_method=runtime_method,
                              low_latency_sizes=[hw for hw in ll_sizes if hw != tuple(images[0].shape[:2])],
-                             low_latency_methods=more, rounds=opts.rounds)
+                             low_latency_methods=more, rounds=opts.rounds, spare_keyframes=opts.spare_keyframes)
     h, w = images[0].shape[:2]
     return TradeoffEval(
         data=str(opts.data), split=opts.split, frames=n, resolution=f"{h}x{w}", threads=opts.threads,
