@@ -252,8 +252,8 @@ def plot_tradeoff(points: list[dict[str, Any]], path: Path, *, title: str) -> No
                 xs, ys = [p["latency_ms"][stat] for p in own], [p["miou"] for p in own]
                 ax.plot(xs, ys, color=c, marker=marker, label=label, linewidth=1.2, markersize=7)
                 for p, x, y in zip(own, xs, ys):
-                    if p["interval"]:
-                        ax.annotate(f"1/{p['interval']}", (x, y), textcoords="offset points", xytext=(4, 3), fontsize=7, color=c)
+                    if p["interval"]:  # spare keyframes: the policy's rate plus a keyframe whenever there is time
+                        ax.annotate(f"1/{p['interval']}" + (" + spare" if p.get("spare_keyframes") else ""), (x, y), textcoords="offset points", xytext=(4, 3), fontsize=7, color=c)
                 others = [p for p in pts if p.get("size") != main]
                 for n in sorted({p["interval"] or 0 for p in others}):  # one dotted line per rate, along the input size
                     line = sorted((p for p in pts if (p["interval"] or 0) == n), key=lambda p: p["latency_ms"][stat])
