@@ -71,6 +71,9 @@ def test_segment_low_latency_with_spare_keyframes(small_video: Path, tiny_weight
     assert rc == 0
     s = json.loads(stats.read_text())
     assert s["spare_keyframes"] is True and s["frames"] == 6 and 1 <= s["keyframes"] <= 6
+    rows = s["per_frame"]
+    assert [r["frame"] for r in rows] == list(range(6)) and rows[1]["keyframe"]  # frame 1: the probe
+    assert all(r["labels_from"] < r["frame"] for r in rows[1:])  # never waits for its own high
 
 
 def test_worker_crash_is_one_sentence_and_keeps_output(small_video: Path, tiny_weights: Path, tiny_prop: Path,

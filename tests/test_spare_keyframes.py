@@ -33,12 +33,17 @@ def _runtime(model, tiny_prop: Path, **kw) -> StreamRuntime:
     return build_runtime(model, RuntimeConfig(mode="low-latency", propagation=tiny_prop, interval=4, size=SIZE, **kw))
 
 
-def _run(rt: StreamRuntime, frames: list[np.ndarray], pause_s: float = 0.0):
+def _run(rt: StreamRuntime, frames: list[np.ndarray], *, idle: bool = False):
+    """Every frame through ``rt``; ``idle``: after each, wait until a keyframe in flight is done
+    (a stream that leaves time for a whole high between frames, however slow the machine)."""
     out = []
     with rt:
         for f in frames:
             out.append(rt.step(f))
-            time.sleep(pause_s)
+            deadline = time.monotonic() + 60
+            while idle and rt.state.pending is not None and not rt.state.pending.future.done():
+                assert time.monotonic() < deadline, "a keyframe's high did not finish in 60 s"
+                time.sleep(0.002)
     return out
 
 
@@ -85,10 +90,10 @@ def test_only_low_latency_has_them(model, tiny_prop: Path, tiny_sched: Path, mod
 
 
 def test_a_slow_live_stream_gets_a_keyframe_on_every_frame(model, tiny_prop: Path) -> None:
-    """Live (the sliced executor), with far more time between frames than the tiny network's
-    high takes: every frame after the first is a keyframe answered from the frame before it."""
+    """Live (the sliced executor), each frame posted once the last keyframe's high is done: every
+    frame after the first is a keyframe answered from the frame before it."""
     torch.set_num_threads(1)
-    res = _run(_runtime(model, tiny_prop, executor=Sliced(), threads=1), _frames(8), pause_s=0.05)
+    res = _run(_runtime(model, tiny_prop, executor=Sliced(), threads=1), _frames(8), idle=True)
     assert all(r.is_keyframe for r in res)
     assert [r.keyframe_index for r in res[1:]] == list(range(7))
 
@@ -100,10 +105,22 @@ def test_a_stream_without_time_between_frames_falls_back_to_the_policy(model, ti
     assert [r.index for r in res if r.is_keyframe] == [0, 1, 5, 9]
 
 
+def _cut_at_3() -> list[np.ndarray]:
+    frames = _frames(7)
+    for i, v in zip(range(3, 7), (255, 250, 245, 240)):  # another scene from frame 3 on (white after noise)
+        frames[i] = np.full_like(frames[i], v)
+    return frames
+
+
 def test_a_scene_cut_still_makes_a_keyframe(model, tiny_prop: Path) -> None:
-    frames = _frames(6)
-    frames[3] = np.full_like(frames[3], 255)  # another scene from frame 3 on (a white frame after noise)
-    frames[4] = np.full_like(frames[4], 250)
-    frames[5] = np.full_like(frames[5], 245)
-    res = _run(_runtime(model, tiny_prop, executor=Inline(2)), frames)
-    assert res[3].is_keyframe
+    res = _run(_runtime(model, tiny_prop, executor=Inline(2)), _cut_at_3())
+    assert res[3].is_keyframe and [r.index for r in res if r.is_keyframe] == [0, 1, 3]
+
+
+def test_a_scene_cut_among_spare_keyframes_is_one_and_is_forgotten(model, tiny_prop: Path) -> None:
+    """With a keyframe on every frame the cut's frame is one anyway; the cut must not wait for
+    a later chance (it would make a keyframe twice for one cut)."""
+    rt = _runtime(model, tiny_prop, executor=Inline(1))
+    with rt:
+        res = [rt.step(f) for f in _cut_at_3()[:4]]
+        assert res[3].is_keyframe and not rt.state.cut_waiting

@@ -106,3 +106,19 @@ def test_the_table_says_when_live_keyframes_came_later_than_scored() -> None:
     assert "came up to 3 frames late live, its accuracy is scored at 1" in tradeoff_table(res)  # type: ignore[arg-type]
     point["live_keyframe_delay_frames"] = {"mean": 1.0, "max": 1, "counts": {"1": 2}}
     assert "frames late live" not in tradeoff_table(res)  # type: ignore[arg-type]
+
+
+def test_the_table_says_when_a_spare_point_ran_other_keyframes_live_than_scored() -> None:
+    from types import SimpleNamespace
+
+    from lowlatseg.evaluation.reporting import tradeoff_table
+
+    point = {"model": "m", "size": "48x64", "method": "low-latency", "interval": 2, "propagation": "flow", "miou": 50.0,
+             "keyframe_fraction": 1.0, "latency_ms": {"mean": 1.0, "max": 2.0}, "live_keyframe_fraction": 0.8,
+             "live_keyframe_delay_frames": {"mean": 1.2, "max": 2, "counts": {"1": 4, "2": 1}}, "delay_frames": 2,
+             "spare_keyframes": True}
+    res = SimpleNamespace(points=[point], delay_frames=None)
+    assert "live run had more spare keyframes than its accuracy run (delay 2)" in tradeoff_table(res)  # type: ignore[arg-type]
+    point["live_keyframe_delay_frames"] = {"mean": 1.0, "max": 1, "counts": {"1": 5}}
+    point["delay_frames"] = 1
+    assert "spare keyframes than" not in tradeoff_table(res)  # type: ignore[arg-type]

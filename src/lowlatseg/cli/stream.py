@@ -64,7 +64,7 @@ def cmd_view(a: argparse.Namespace) -> int:
         weights=Path(a.weights) if a.weights else None,
         propagation=Path(a.propagation) if a.propagation else None,
         scheduler=Path(a.scheduler) if a.scheduler else None,
-        interval=a.interval, size=a.size, alpha=a.alpha, loop=a.loop,
+        interval=a.interval, size=a.size, alpha=a.alpha, loop=a.loop, spare_keyframes=a.spare_keyframes,
     )
     try:
         serve(opts, threads=a.threads)
@@ -127,4 +127,5 @@ def add_view_parser(sub: Any) -> None:
     v.add_argument("--threads", type=nonneg_int, default=2, help="torch threads (0: torch's default)")
     v.add_argument("--alpha", type=float, default=0.5, help="opacity of the label colours (the page can change it)")
     v.add_argument("--loop", action="store_true", help="a video file that ends starts again")
+    add_spare_flag(v)
     v.set_defaults(func=cmd_view)

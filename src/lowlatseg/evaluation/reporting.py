@@ -138,6 +138,12 @@ def tradeoff_table(r: TradeoffEval) -> str:
         if late and scored and late["max"] > scored:
             lines.append(f"note: {p['method']} {p['size']} ({p['propagation']}): keyframe features came up to {late['max']} "
                          f"frames late live, its accuracy is scored at {scored}")
+        if p.get("spare_keyframes") and late and scored and set(late["counts"]) != {str(scored)}:
+            # spare keyframes fire only after keyframes ready 1 frame late: a replay at one delay
+            # has them on every frame (1) or hardly any (> 1); the live run had some of each
+            lines.append(f"note: {p['method']} {p['size']} ({p['propagation']}): live keyframe delays "
+                         f"{'/'.join(sorted(late['counts'], key=int))} frames, so its live run had "
+                         f"{'fewer' if scored == 1 else 'more'} spare keyframes than its accuracy run (delay {scored})")
     for v in verdicts(r.points):
         if v["method"].startswith("low-latency"):
             cost = v["cost_vs_fastest_as_accurate"]

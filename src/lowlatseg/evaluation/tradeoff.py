@@ -78,8 +78,9 @@ def tradeoff_points(
     propagating with these methods besides ``scheduled_method``: every method at the clip's size
     and every size, the methods in order. ``spare_keyframes``: low-latency points run as the
     runtime does by default (a keyframe on every frame while the stream leaves time for a whole
-    ``high``, runtime/stream.py), and the same points without spare keyframes are added after
-    them as ``low-latency-no-spare``; False: low-latency points without them only. Every point records ``model``
+    ``high``, runtime/stream.py), and the points at the clip's size with ``scheduled_method`` are
+    run again without spare keyframes, as ``low-latency-no-spare``; False: low-latency points
+    without them only. Every point records ``model``
     (the network's name), ``size`` (HxW), ``propagation`` and ``delay_frames`` (None: inline)."""
     sched_method = scheduled_method if scheduled_method is not None else adaptive
     hw = images[0].shape[:2]

@@ -133,7 +133,7 @@ class StreamRuntime:
         except Exception as e:
             raise WorkerError(f"the keyframe worker failed on frame {p.index}: {type(e).__name__}: {e}") from e
         self.state.key = KeyState(index=p.index, image=p.image, f_low=p.f_low, f_high=f_high)
-        self.state.spare = self.spare_keyframes and i - p.index <= 1  # ready by the next frame
+        self.state.spare = self.spare_keyframes and i - p.index <= 1  # ready when the next frame came
 
     def step(self, frame: np.ndarray) -> FrameResult:
         """frame: H x W x 3 uint8 RGB. Returns labels at the network's input size (the one of the
@@ -150,8 +150,10 @@ class StreamRuntime:
         hw = st.hw or network_size(frame.shape[:2], self.size)
         x = prepare(frame, hw)  # checks the frame: a rejected one fixes nothing
         st.hw = hw
-        f_low = model.low(x)
+        # before low: a high that finishes during this frame's own work does not count as done
+        # in the time between frames (spare keyframes), and low gets every thread back at once
         self._swap_if_ready(i)
+        f_low = model.low(x)
         cur = Current(index=i, image=x, f_low=f_low)
         choose, dev = True, None
         if self.scene_cuts and not isinstance(self.policy, EveryFrame):

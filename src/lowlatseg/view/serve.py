@@ -41,6 +41,7 @@ class ViewOptions:
     size: str = "360"  # network input: 'HxW', a height keeping the aspect ratio, or 'native'
     alpha: float = 0.5  # opacity of the label colours (the page can change it)
     loop: bool = False  # a file that ends starts again
+    spare_keyframes: bool = True  # low-latency: a keyframe on every frame while the stream leaves time for high
 
 
 def is_loopback(host: str) -> bool:
@@ -124,7 +125,8 @@ def serve(opts: ViewOptions, *, threads: int = 0, announce: Callable[[str], None
             def make_runtime(mode: str) -> StreamRuntime:
                 interval = opts.interval if mode in ("fixed", "low-latency") else None
                 return build_runtime(model, RuntimeConfig(mode=mode, propagation=opts.propagation, scheduler=opts.scheduler,
-                                                          interval=interval, size=size, threads=threads))
+                                                          interval=interval, size=size, threads=threads,
+                                                          spare_keyframes=opts.spare_keyframes))
 
             runtime = make_runtime(opts.mode)
         except BaseException:
