@@ -1,6 +1,6 @@
 """Held-out-drive mIoU per epoch of dev runs (trained without CamVid drive 0006R0), side by side.
 
-``python docs/figures/self_training.py --run NAME=LOG.jsonl ... --out docs/self_training_dev_curves.png``
+``python docs/figures/dev_curves.py --run NAME=LOG.jsonl ... --out docs/self_training_dev_curves.png``
 plots each run's ``dev_miou`` (solid) and ``val_miou`` (dotted) per epoch from its ``log.jsonl``
 (written by ``train base --holdout-drive``), and prints each run's last epoch and mean of its
 last 5 epochs on the held-out drive, the figure the recipe decisions use.
