@@ -201,7 +201,7 @@ def tradeoff_points(
 _STYLES = {"per-frame": ("k", "*"), "clockwork+fuse": ("tab:gray", "s"), "flow+fuse": ("tab:blue", "^"),
            "uniform+fuse": ("tab:brown", "v"), "image-difference+fuse": ("tab:pink", "X"), "adaptive": ("tab:green", "o"),
            "flow-guided": ("tab:cyan", "h"), "flow-residual": ("tab:olive", "p"), "adaptive-scheduled": ("tab:orange", "D"),
-           "low-latency": ("tab:red", "P"), "low-latency-no-spare": ("maroon", "P")}
+           "low-latency": ("tab:red", "P"), NO_SPARE: ("maroon", "P")}
 _MORE_COLORS = ("tab:purple", "gold", "navy")  # a mode's points with other propagation methods
 
 

@@ -62,7 +62,7 @@ def build_runtime(model: SplitSegNet, config: RuntimeConfig | None = None, *, me
         delay_frames = spec.delay_frames
     return StreamRuntime(model, method=method, policy=policy, background=background, executor=executor,
                          delay_frames=delay_frames, size=cfg.size, threads=split,
-                         spare_keyframes=background and cfg.spare_keyframes)
+                         spare_keyframes=cfg.spare_keyframes)
 
 
 def _load_method(cfg: RuntimeConfig, model: SplitSegNet) -> Propagator:
