@@ -21,6 +21,13 @@ needs_video = pytest.mark.skipif(not VIDEO.is_file(), reason="../shared/data/vid
 needs_cityscapes = pytest.mark.skipif(not CITYSCAPES.is_dir(), reason="../shared/data/cityscapes_sample not present")
 
 
+def panning_frames(n: int) -> list[np.ndarray]:
+    """``n`` 48 x 64 x 3 uint8 frames of one random image sliding 2 px a frame (a camera panning)."""
+    rng = np.random.default_rng(0)
+    base = rng.integers(0, 255, (48, 80, 3), dtype=np.uint8)
+    return [np.ascontiguousarray(np.roll(base, i * 2, axis=1)[:, :64]) for i in range(n)]
+
+
 def randomised_net(name: str, seed: int) -> torch.nn.Module:
     """A variant in eval mode with random weights *and* random BatchNorm statistics, as after
     training (so a test of an identity or a fold is not passed by luck)."""

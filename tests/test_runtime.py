@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import panning_frames
 from lowlatseg.checkpoint import load_model
 from lowlatseg.errors import UserError
 from lowlatseg.runtime import StreamRuntime, WorkerError
@@ -24,10 +25,7 @@ from lowlatseg.scheduling.predictor import DeviationConfig, DeviationPredictor
 SIZE = (48, 64)
 
 
-def _frames(n: int) -> list[np.ndarray]:
-    rng = np.random.default_rng(0)
-    base = rng.integers(0, 255, (48, 80, 3), dtype=np.uint8)
-    return [np.ascontiguousarray(np.roll(base, i * 2, axis=1)[:, :64]) for i in range(n)]
+_frames = panning_frames
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import panning_frames
 from lowlatseg.checkpoint import load_model
 from lowlatseg.runtime import StreamRuntime
 from lowlatseg.runtime.build import build_runtime
@@ -18,10 +19,7 @@ from lowlatseg.runtime.config import Inline, RuntimeConfig, Sliced
 SIZE = (48, 64)
 
 
-def _frames(n: int) -> list[np.ndarray]:
-    rng = np.random.default_rng(1)
-    base = rng.integers(0, 255, (48, 96, 3), dtype=np.uint8)
-    return [np.ascontiguousarray(np.roll(base, i * 2, axis=1)[:, :64]) for i in range(n)]
+_frames = panning_frames
 
 
 @pytest.fixture
