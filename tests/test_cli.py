@@ -337,3 +337,13 @@ def test_version_names_the_installed_package(capsys: pytest.CaptureFixture[str])
     with pytest.raises(SystemExit) as stop:
         main(["--version"])
     assert stop.value.code == 0 and capsys.readouterr().out.strip() == f"lowlatseg {version('lowlatseg')}"
+
+
+@pytest.mark.parametrize("argv", [["segment", "v.mp4", "--out", "o.mp4"], ["view", "v.mp4"], ["bench", "--video", "v.mp4"],
+                                  ["eval", "tradeoff"]])
+def test_every_stream_command_takes_no_spare_keyframes(argv: list[str]) -> None:
+    from lowlatseg.cli import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(argv).spare_keyframes is True
+    assert parser.parse_args([*argv, "--no-spare-keyframes"]).spare_keyframes is False
