@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +36,8 @@ def test_bench_rows_for_every_mode(small_video: Path, tiny_weights: Path, tiny_p
         assert r["frames"] == 7 and r["warmup_frames"] == 5 and 0 <= r["keyframe_fraction"] <= 1
         assert r["latency_ms"]["max"] >= r["latency_ms"]["p95"] >= r["latency_ms"]["p50"] > 0
         assert set(r["warmup_latency_ms"]) == {"mean", "p50", "p95", "max"}  # reported apart, not dropped
+        # a stream costs CPU, and one process cannot keep more cores busy than the machine has
+        assert r["cpu_ms_per_frame"] > 0 and 0 < r["cores_busy"] <= (os.cpu_count() or 1) + 0.5
     rows = {r["mode"]: r for r in res["rows"]}
     assert rows["per-frame"]["keyframe_fraction"] == 1.0
     assert rows["fixed"]["keyframe_fraction"] == pytest.approx(2 / 7, abs=1e-4)  # frames 6 and 9 of 5..11
@@ -360,7 +363,9 @@ def test_live_summary_pools_streams_but_keeps_per_stream_quantities_apart() -> N
     b = LiveRun(latencies_ms=[20.0, 20.0, 20.0, 40.0], is_keyframe=[False, True, False, False],
                 labels_from=[9, 9, 9, 1], indices=[0, 1, 2, 3], warm_ms=[60.0], overshoot_ms=[],
                 rss_mb=[200.0, 205.0], rss_end_mb=205.0, span_s=0.06, warmup=1)
+    a.cpu_s, b.cpu_s = 0.03, 0.09
     row = live_summary([a, b])
+    assert row["cpu_ms_per_frame"] == pytest.approx(1000 * 0.12 / 8) and row["cores_busy"] == pytest.approx(0.12 / 0.10)
     assert row["frames"] == 8 and row["streams"] == 2 and row["fps"] == pytest.approx(8 / 0.10)
     assert row["latency_ms"]["mean"] == pytest.approx(17.5) and row["latency_ms"]["max"] == 40.0
     assert row["keyframe_fraction"] == 0.25
@@ -369,6 +374,8 @@ def test_live_summary_pools_streams_but_keeps_per_stream_quantities_apart() -> N
     assert row["rss_growth_mb"] == 30.0 and row["rss_start_mb"] == 100.0 and row["rss_mb"] == 205.0
     assert row["per_stream"] == [{"mean": 10.0, "max": 10.0}, {"mean": 25.0, "max": 40.0}]
     assert live_summary([a])["per_stream"] is None
+    a.cpu_s = None  # a run that did not measure its CPU time: no CPU figures rather than wrong ones
+    assert live_summary([a, b])["cpu_ms_per_frame"] is None and live_summary([a, b])["cores_busy"] is None
 
 
 @needs_camvid

@@ -76,6 +76,7 @@ class LiveRun:
     rss_end_mb: float  # after the runtime's reset() at the end
     span_s: float  # first measured frame's arrival to the last frame's labels
     warmup: int
+    cpu_s: float | None = None  # CPU time of the whole process (every thread) over the measured frames
 
 
 def feed_live(runtime: StreamRuntime, frames: Sequence[np.ndarray], *, fps: float, warmup: int = WARMUP_FRAMES,
@@ -92,6 +93,7 @@ def feed_live(runtime: StreamRuntime, frames: Sequence[np.ndarray], *, fps: floa
             runtime.step(f)
             warm.append((time.perf_counter() - t) * 1000)
         rss = [_rss_mb()]
+        cpu_start = cpu_end = time.process_time()
         t_start = time.perf_counter() + 0.01
         t_first_arrival, t_last_done = None, 0.0
         for i, f in enumerate(measured):
@@ -104,6 +106,7 @@ def feed_live(runtime: StreamRuntime, frames: Sequence[np.ndarray], *, fps: floa
                 overshoot.append((time.perf_counter() - arrival) * 1000)
             r = runtime.step(f)
             done = time.perf_counter()
+            cpu_end = time.process_time()
             t_first_arrival = arrival if t_first_arrival is None else t_first_arrival
             t_last_done = done
             lat.append((done - arrival) * 1000)
@@ -116,7 +119,7 @@ def feed_live(runtime: StreamRuntime, frames: Sequence[np.ndarray], *, fps: floa
                 rss.append(_rss_mb())
     runtime.reset()
     return LiveRun(lat, keys, labels_from, indices, warm, overshoot, rss, _rss_mb(),
-                   t_last_done - (t_first_arrival or t_last_done), warmup)
+                   t_last_done - (t_first_arrival or t_last_done), warmup, cpu_end - cpu_start if len(measured) else None)
 
 
 def _drift(lat: Sequence[float]) -> float:
@@ -142,12 +145,17 @@ def live_summary(runs: Sequence[LiveRun]) -> dict[str, Any]:
     # keyframe delays within each stream (frame indices restart with every stream)
     delays = [d for r in runs for d in keyframe_delays(r.indices, r.is_keyframe, r.labels_from)]
     span = sum(r.span_s for r in runs)
+    cpu = [r.cpu_s for r in runs]
     return {
         "drift_ms": round(float(np.mean([_drift(r.latencies_ms) for r in runs])), 2),
         "rss_mb": runs[-1].rss_end_mb,  # at the end, after reset()
         "rss_start_mb": runs[0].rss_mb[0], "rss_growth_mb": round(max(max(r.rss_mb) - r.rss_mb[0] for r in runs), 1),
         "latency_ms": summarize(lat),
         "fps": round(len(lat) / span, 2) if span > 0 else None,
+        # what the stream costs in CPU (the whole process, all threads, the feeding loop included):
+        # per measured frame, and as cores kept busy on average over the stream's span
+        "cpu_ms_per_frame": round(1000 * sum(cpu) / len(lat), 2) if None not in cpu and lat else None,
+        "cores_busy": round(sum(cpu) / span, 2) if None not in cpu and span > 0 else None,
         "keyframe_fraction": round(sum(keys) / len(keys), 4),
         # frames from choosing a keyframe to the first frame answered from it (0: inline)
         "keyframe_delay_frames": {"mean": round(float(np.mean(delays)), 2), "max": int(max(delays)),

@@ -177,6 +177,8 @@ def latency_table(r: LatencyBench) -> str:
             f"{x['mode']:<12} {L['mean']:>8.1f} {L['p50']:>8.1f} {L['p95']:>8.1f} {L['max']:>8.1f} "
             f"{x['fps'] or 0:>7.1f} {x['keyframe_fraction']:>9.2f}{rel}  drift {x['drift_ms']:+.1f} ms, rss {x['rss_mb']:.0f} MiB "
             f"(+{x['rss_growth_mb']:.0f} while streaming)"
+            + (f", CPU {x['cpu_ms_per_frame']:.1f} ms a frame ({x['cores_busy']:.2f} cores busy)"
+               if x.get("cpu_ms_per_frame") is not None and x.get("cores_busy") is not None else "")
             + (f", warm-up max {x['warmup_latency_ms']['max']:.0f} ms" if x["warmup_latency_ms"] else "")
             + (f", fed up to {x['feed_overshoot_ms']['max']:.1f} ms late ({x['feed_overshoot_ms']['over_1ms']} frames > 1 ms)"
                if x.get("feed_overshoot_ms") and x["feed_overshoot_ms"]["over_1ms"] else "")
