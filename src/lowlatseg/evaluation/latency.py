@@ -145,7 +145,8 @@ def live_summary(runs: Sequence[LiveRun]) -> dict[str, Any]:
     # keyframe delays within each stream (frame indices restart with every stream)
     delays = [d for r in runs for d in keyframe_delays(r.indices, r.is_keyframe, r.labels_from)]
     span = sum(r.span_s for r in runs)
-    cpu = [r.cpu_s for r in runs]
+    cpu = [r.cpu_s for r in runs if r.cpu_s is not None]
+    cpu_s = sum(cpu) if len(cpu) == len(runs) else None  # None when any stream did not measure it
     return {
         "drift_ms": round(float(np.mean([_drift(r.latencies_ms) for r in runs])), 2),
         "rss_mb": runs[-1].rss_end_mb,  # at the end, after reset()
@@ -154,8 +155,8 @@ def live_summary(runs: Sequence[LiveRun]) -> dict[str, Any]:
         "fps": round(len(lat) / span, 2) if span > 0 else None,
         # what the stream costs in CPU (the whole process, all threads, the feeding loop included):
         # per measured frame, and as cores kept busy on average over the stream's span
-        "cpu_ms_per_frame": round(1000 * sum(cpu) / len(lat), 2) if None not in cpu and lat else None,
-        "cores_busy": round(sum(cpu) / span, 2) if None not in cpu and span > 0 else None,
+        "cpu_ms_per_frame": round(1000 * cpu_s / len(lat), 2) if cpu_s is not None and lat else None,
+        "cores_busy": round(cpu_s / span, 2) if cpu_s is not None and span > 0 else None,
         "keyframe_fraction": round(sum(keys) / len(keys), 4),
         # frames from choosing a keyframe to the first frame answered from it (0: inline)
         "keyframe_delay_frames": {"mean": round(float(np.mean(delays)), 2), "max": int(max(delays)),
