@@ -347,3 +347,24 @@ def test_every_stream_command_takes_no_spare_keyframes(argv: list[str]) -> None:
     parser = build_parser()
     assert parser.parse_args(argv).spare_keyframes is True
     assert parser.parse_args([*argv, "--no-spare-keyframes"]).spare_keyframes is False
+
+
+@pytest.mark.parametrize("argv", [["segment", "v.mp4", "--out", "o.mp4"], ["view", "v.mp4"], ["bench", "--video", "v.mp4"],
+                                  ["eval", "tradeoff"]])
+def test_every_stream_command_takes_propagation_method(argv: list[str]) -> None:
+    from lowlatseg.cli import build_parser
+    from lowlatseg.defaults import DEFAULT_PROPAGATION_METHOD
+
+    parser = build_parser()
+    assert parser.parse_args(argv).propagation_method == DEFAULT_PROPAGATION_METHOD
+    assert parser.parse_args([*argv, "--propagation-method", "adaptive"]).propagation_method == "adaptive"
+
+
+def test_view_hands_propagation_method_to_the_runtime(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib
+
+    serve_module = importlib.import_module("lowlatseg.view.serve")  # the module (the package exports its function)
+    seen = []
+    monkeypatch.setattr(serve_module, "serve", lambda opts, threads: seen.append(opts))
+    assert main(["view", "v.mp4", "--propagation-method", "flow-guided", "--no-spare-keyframes"]) == 0
+    assert seen[0].propagation_method == "flow-guided" and seen[0].spare_keyframes is False

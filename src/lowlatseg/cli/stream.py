@@ -65,6 +65,7 @@ def cmd_view(a: argparse.Namespace) -> int:
         propagation=Path(a.propagation) if a.propagation else None,
         scheduler=Path(a.scheduler) if a.scheduler else None,
         interval=a.interval, size=a.size, alpha=a.alpha, loop=a.loop, spare_keyframes=a.spare_keyframes,
+        propagation_method=a.propagation_method,
     )
     try:
         serve(opts, threads=a.threads)
@@ -99,16 +100,21 @@ def add_segment_parser(sub: Any) -> None:
                         "or at the same time as the frames on one core (parallel)")
     s.add_argument("--max-delay", type=positive_int, default=MAX_DELAY_FRAMES, help=MAX_DELAY_HELP)
     add_spare_flag(s)
-    s.add_argument("--propagation-method", default=DEFAULT_PROPAGATION_METHOD, choices=PROPAGATION_METHODS,
-                   help=f"how non-key frames get their features (default {DEFAULT_PROPAGATION_METHOD}): the paper's adaptive "
-                        "kernels, DIS optical flow corrected by learned kernels (flow-guided), DIS flow plus a learned "
-                        "correction of the warped features (flow-residual), or DIS flow alone (flow)")
+    add_propagation_method_flag(s)
     s.add_argument("--preset", metavar="PRESET",
                    help="libx264 speed preset of the overlay: ultrafast, superfast (default: less CPU time than veryfast "
                         "for a larger file, leaving the cores to the segmentation), veryfast, faster, fast, medium, "
                         "slow, slower, veryslow, placebo")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_segment)
+
+
+def add_propagation_method_flag(p: argparse.ArgumentParser) -> None:
+    """``--propagation-method`` of the commands that run the runtime on a stream (segment, view)."""
+    p.add_argument("--propagation-method", default=DEFAULT_PROPAGATION_METHOD, choices=PROPAGATION_METHODS,
+                   help=f"how non-key frames get their features (default {DEFAULT_PROPAGATION_METHOD}): the paper's adaptive "
+                        "kernels, DIS optical flow corrected by learned kernels (flow-guided), DIS flow plus a learned "
+                        "correction of the warped features (flow-residual), or DIS flow alone (flow)")
 
 
 def add_view_parser(sub: Any) -> None:
@@ -128,4 +134,5 @@ def add_view_parser(sub: Any) -> None:
     v.add_argument("--alpha", type=float, default=0.5, help="opacity of the label colours (the page can change it)")
     v.add_argument("--loop", action="store_true", help="a video file that ends starts again")
     add_spare_flag(v)
+    add_propagation_method_flag(v)
     v.set_defaults(func=cmd_view)

@@ -22,6 +22,7 @@ from types import FrameType
 
 import uvicorn
 
+from lowlatseg.defaults import DEFAULT_PROPAGATION_METHOD
 from lowlatseg.errors import UserError
 
 DEFAULT_HOST = "127.0.0.1"
@@ -42,6 +43,7 @@ class ViewOptions:
     alpha: float = 0.5  # opacity of the label colours (the page can change it)
     loop: bool = False  # a file that ends starts again
     spare_keyframes: bool = True  # low-latency: a keyframe on every frame while the stream leaves time for high
+    propagation_method: str = DEFAULT_PROPAGATION_METHOD  # how non-key frames get their features (RuntimeConfig)
 
 
 def is_loopback(host: str) -> bool:
@@ -126,7 +128,8 @@ def serve(opts: ViewOptions, *, threads: int = 0, announce: Callable[[str], None
                 interval = opts.interval if mode in ("fixed", "low-latency") else None
                 return build_runtime(model, RuntimeConfig(mode=mode, propagation=opts.propagation, scheduler=opts.scheduler,
                                                           interval=interval, size=size, threads=threads,
-                                                          spare_keyframes=opts.spare_keyframes))
+                                                          spare_keyframes=opts.spare_keyframes,
+                                                          propagation_method=opts.propagation_method))
 
             runtime = make_runtime(opts.mode)
         except BaseException:
