@@ -240,6 +240,14 @@ def test_frames_of_another_size_keep_the_streams_network_size(model, tiny_prop: 
         assert [r.index for r in res] == list(range(10))
 
 
+def test_default_size_keeps_the_frames_aspect_ratio(model, tiny_prop: Path) -> None:
+    """As in the CLI, the default network input is 360 pixels high with the frame's aspect ratio:
+    a 16:9 camera is not squashed to CamVid's 4:3."""
+    wide = [np.ascontiguousarray(np.resize(f, (90, 160, 3))) for f in _frames(2)]
+    res = _run(build_runtime(model, RuntimeConfig(mode="per-frame", propagation=tiny_prop)), wide)
+    assert {r.labels.shape for r in res} == {(360, 640)}
+
+
 def test_keyframe_high_starts_after_the_frame_is_answered(model, tiny_prop: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The worker gets a new keyframe's high only once that frame's labels exist, so the frame
     itself is answered with every core; the frames after it share the cores with the worker."""

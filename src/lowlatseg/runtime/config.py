@@ -77,7 +77,7 @@ class RuntimeConfig:
     """Everything :func:`~lowlatseg.runtime.build.build_runtime` needs besides the network."""
 
     mode: str = "low-latency"  # per-frame | fixed | adaptive | low-latency (defaults.MODES)
-    size: tuple[int, int] | int | None = (360, 480)  # network input: (H, W), a height keeping the aspect ratio, None: native
+    size: tuple[int, int] | int | None = 360  # network input: (H, W), a height keeping the aspect ratio (default, as the CLI), None: native
     # the keyframe policy: fixed uses interval (default 5); adaptive the deviation predictor with the
     # instant rule and threshold, or the accumulated rule and budget (neither: the rule and number
     # stored with the scheduler); low-latency uses interval when given, else the adaptive policy
