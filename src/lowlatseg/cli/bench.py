@@ -6,8 +6,9 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from lowlatseg.cli.common import MAX_DELAY_HELP, add_spare_flag, json_path, nonneg_int, options, positive_int, set_threads
-from lowlatseg.defaults import DEFAULT_PROPAGATION_METHOD, MAX_DELAY_FRAMES, PROPAGATION_METHODS, WORKERS
+from lowlatseg.cli.common import (MAX_DELAY_HELP, add_propagation_method_flag, add_spare_flag, json_path, nonneg_int, options,
+                                  positive_int, set_threads)
+from lowlatseg.defaults import MAX_DELAY_FRAMES, WORKERS
 from lowlatseg.errors import UserError
 
 
@@ -70,8 +71,7 @@ def add_bench_parsers(sub: Any) -> None:
                          "or at the same time as the frames on one core (parallel)")
     bp.add_argument("--max-delay", type=positive_int, default=MAX_DELAY_FRAMES, help=MAX_DELAY_HELP)
     add_spare_flag(bp)
-    bp.add_argument("--propagation-method", default=DEFAULT_PROPAGATION_METHOD, choices=PROPAGATION_METHODS,
-                    help=f"how non-key frames get their features (default {DEFAULT_PROPAGATION_METHOD})")
+    add_propagation_method_flag(bp)
     bp.add_argument("--max-frames", type=nonneg_int, default=0)
     bp.add_argument("--repeat", type=positive_int, default=1, help="play the clip N times (forwards, backwards, ...) for a long stream")
     bp.add_argument("--rounds", type=positive_int, default=1,

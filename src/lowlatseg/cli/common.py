@@ -11,7 +11,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any, TypeVar
 
-from lowlatseg.defaults import MAX_DELAY_FRAMES
+from lowlatseg.defaults import DEFAULT_PROPAGATION_METHOD, MAX_DELAY_FRAMES, PROPAGATION_METHODS
 from lowlatseg.errors import UserError
 
 MAX_DELAY_HELP = (f"low-latency, sliced worker: when frames leave a little time between them, a keyframe's features are "
@@ -26,6 +26,14 @@ def add_spare_flag(parser: argparse.ArgumentParser) -> None:
                         help="low-latency: keyframes only as the policy chooses them. By default, while the stream leaves "
                              "time for a whole high between frames (a keyframe's features ready by the next frame), "
                              "every frame is a keyframe, propagated from the frame before it")
+
+
+def add_propagation_method_flag(p: argparse.ArgumentParser) -> None:
+    """``--propagation-method`` of the commands that run the runtime on a stream (segment, view, bench)."""
+    p.add_argument("--propagation-method", default=DEFAULT_PROPAGATION_METHOD, choices=PROPAGATION_METHODS,
+                   help=f"how non-key frames get their features (default {DEFAULT_PROPAGATION_METHOD}): the paper's adaptive "
+                        "kernels, DIS optical flow corrected by learned kernels (flow-guided), DIS flow plus a learned "
+                        "correction of the warped features (flow-residual), or DIS flow alone (flow)")
 
 
 DEFAULT_CAMVID = "../shared/data/camvid"

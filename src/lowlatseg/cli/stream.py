@@ -7,8 +7,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from lowlatseg.cli.common import MAX_DELAY_HELP, Terminated, add_spare_flag, nonneg_int, positive_int, set_threads
-from lowlatseg.defaults import DEFAULT_PROPAGATION_METHOD, MAX_DELAY_FRAMES, MODES, PROPAGATION_METHODS, WORKERS
+from lowlatseg.cli.common import (MAX_DELAY_HELP, Terminated, add_propagation_method_flag, add_spare_flag, nonneg_int,
+                                  positive_int, set_threads)
+from lowlatseg.defaults import MAX_DELAY_FRAMES, MODES, WORKERS
 from lowlatseg.errors import UserError
 
 
@@ -107,14 +108,6 @@ def add_segment_parser(sub: Any) -> None:
                         "slow, slower, veryslow, placebo")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_segment)
-
-
-def add_propagation_method_flag(p: argparse.ArgumentParser) -> None:
-    """``--propagation-method`` of the commands that run the runtime on a stream (segment, view)."""
-    p.add_argument("--propagation-method", default=DEFAULT_PROPAGATION_METHOD, choices=PROPAGATION_METHODS,
-                   help=f"how non-key frames get their features (default {DEFAULT_PROPAGATION_METHOD}): the paper's adaptive "
-                        "kernels, DIS optical flow corrected by learned kernels (flow-guided), DIS flow plus a learned "
-                        "correction of the warped features (flow-residual), or DIS flow alone (flow)")
 
 
 def add_view_parser(sub: Any) -> None:
