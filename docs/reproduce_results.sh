@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Re-run the commands of the README's results table, writing their JSON files and plots.
+# Re-run the commands of the results (README and docs/results.md), writing their JSON files and plots.
 #
 #   bash docs/reproduce_results.sh [accuracy] [scheduling] [timing] [segment]   (default: all four)
 #
