@@ -131,6 +131,11 @@ def test_tradeoff_ladder_members(tiny_weights: Path, tiny_prop: Path, tiny_sched
     res = json.loads(js.read_text())
     ladder = [(p["model"], p["size"]) for p in res["points"] if p["method"] == "per-frame"]
     assert ladder == [("llnet-tiny", "360x480"), ("llnet-tiny", "120x160")]
+    # the model's own point (its weights at the clip's size) and a repeated member are measured once
+    assert main([*base, "--ladder", f"{tiny_weights}@120x160", "--ladder", str(tiny_weights), "--ladder",
+                 f"{tiny_weights}@360x480", "--ladder", f"{tiny_weights}@120x160", "--json", str(js)]) == 0
+    ladder = [(p["model"], p["size"]) for p in json.loads(js.read_text())["points"] if p["method"] == "per-frame"]
+    assert ladder == [("llnet-tiny", "360x480"), ("llnet-tiny", "120x160")]
     assert main([*base, "--ladder", str(tiny_prop)]) == 2
     assert "is not a model file" in capsys.readouterr().err
     assert main([*base, "--ladder", f"{tiny_weights}@big"]) == 2

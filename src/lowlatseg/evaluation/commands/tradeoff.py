@@ -114,9 +114,9 @@ def ladder_points(specs: tuple[str, ...] | None, model: SplitSegNet, weights: st
     from lowlatseg.evaluation.tradeoff import LadderPoint
 
     hw = (int(clip_hw[0]), int(clip_hw[1]))
+    own = Path(weights).resolve() if weights else DEFAULT_WEIGHTS.resolve()
     out: list[LadderPoint] = []
     if specs is None:
-        own = Path(weights).resolve() if weights else DEFAULT_WEIGHTS.resolve()
         smaller = [size for size in LADDER_SIZES if size != hw]
         out += [LadderPoint(model.config.arch, model, size, str(weights or DEFAULT_WEIGHTS)) for size in smaller]
         for path in bundled_models():
@@ -124,9 +124,13 @@ def ladder_points(specs: tuple[str, ...] | None, model: SplitSegNet, weights: st
                 net = load_model(path)
                 out += [LadderPoint(net.config.arch, net, size, str(path)) for size in (hw, *smaller)]
         return out
+    seen = {(own, hw)}  # the model's own point is always measured: a spec naming it, or a repeated spec, adds nothing
     for spec in specs:
         path_text, _, size_text = spec.partition("@")
         size = _hw(size_text, "ladder", spec) if size_text else hw
+        if (Path(path_text).resolve(), size) in seen:
+            continue
+        seen.add((Path(path_text).resolve(), size))
         try:
             net = load_model(path_text)
         except UserError as e:
