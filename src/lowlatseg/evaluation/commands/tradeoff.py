@@ -128,9 +128,10 @@ def ladder_points(specs: tuple[str, ...] | None, model: SplitSegNet, weights: st
     for spec in specs:
         path_text, _, size_text = spec.partition("@")
         size = _hw(size_text, "ladder", spec) if size_text else hw
-        if (Path(path_text).resolve(), size) in seen:
+        key = (Path(path_text).resolve(), size)
+        if key in seen:
             continue
-        seen.add((Path(path_text).resolve(), size))
+        seen.add(key)
         try:
             net = load_model(path_text)
         except UserError as e:
