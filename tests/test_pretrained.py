@@ -119,7 +119,7 @@ def test_classifier_shapes_and_front_end_grid() -> None:
         assert FrontEnd(net)(x).shape == (1, 40, 9, 13)
 
 
-@pytest.mark.parametrize("arch", ["llnet-e", "llnet-e2", "llnet-d16", "llnet-e-os16"])
+@pytest.mark.parametrize("arch", ["llnet-e", "llnet-e2", "llnet-d16", "llnet-e-os16", "llnet-e-sp"])
 def test_folded_inference_copy_computes_the_same(arch: str) -> None:
     torch.manual_seed(0)
     net = build(variant_config(arch)).eval()

@@ -357,3 +357,33 @@ def test_the_executor_spec_chooses_where_high_runs(model, tiny_prop: Path) -> No
         Sliced(max_delay=0)
     with pytest.raises(UserError, match="unknown worker 'gpu'"):
         executor_spec("gpu")
+
+
+def test_sub_pixel_head_runs_in_every_mode(tmp_path: Path) -> None:
+    """A network whose head predicts a finer grid (``head_upsample`` 2, as ``llnet-e-sp``) runs in the
+    runtime: labels at the frame's size, keyframes labelled as the per-frame network labels them,
+    and propagated frames from the finer logits too."""
+    from dataclasses import replace
+
+    from lowlatseg.checkpoint import export_weights
+    from lowlatseg.nn.builders import build, llnet_tiny
+
+    torch.manual_seed(0)
+    net = build(replace(llnet_tiny(), head_upsample=2)).eval()
+    with torch.no_grad():
+        net.head.classify.bias.zero_()
+        net.head.classify.weight.add_(0.3 * torch.randn_like(net.head.classify.weight))  # sub-cells differ
+    path = tmp_path / "sp.pt"
+    export_weights(net, path)
+    model = load_model(path)
+    assert model.config.head_upsample == 2
+    frames = _frames(6)
+    per_frame = _run(build_runtime(model, RuntimeConfig(mode="per-frame", size=SIZE)), frames)
+    fixed = _run(build_runtime(model, RuntimeConfig(mode="fixed", interval=3, size=SIZE)), frames)
+    low = _run(build_runtime(model, RuntimeConfig(mode="low-latency", interval=3, size=SIZE, executor=Inline(1))), frames)
+    for res in (per_frame, fixed, low):
+        assert all(r.labels.shape == SIZE for r in res)
+    for a, b in zip(per_frame, fixed):
+        if b.is_keyframe:
+            np.testing.assert_array_equal(a.labels, b.labels)
+    assert len({r.labels.tobytes() for r in per_frame}) > 1

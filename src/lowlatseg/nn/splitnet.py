@@ -10,7 +10,8 @@ Conventions (every part of the project relies on them):
 * ``head(f_high, f_low, out_size=(H, W))``: B x num_classes x H x W logits. Light; it fuses
   the (possibly propagated) high-level features with the *current* frame's low-level
   features, so keyframes and propagated frames share it. Without ``out_size`` the logits
-  stay on the feature grid (stride 8).
+  stay on the head's grid: the feature grid (stride 8), or with ``head_upsample`` r > 1 a grid r
+  times finer (stride 8 / r), which the head predicts by a learned sub-pixel convolution.
 * Upsampling is bilinear with ``align_corners=False`` everywhere.
 
 The network holds no per-stream state; the runtime objects do.
@@ -62,6 +63,8 @@ class SplitNetConfig:
     # behind an adapter)
     output_stride: int = 32  # lite backbones only: 16 keeps the block to stride 32 at stride 1 (more accurate, costlier)
     high_dilation: int = 1  # with output_stride 16: dilation of the depthwise convs after that block (2: DeepLab's way)
+    head_upsample: int = 1  # r: the head's classifier predicts r x r sub-cells per grid cell (pixel shuffle), so its
+    # logits are on a grid of stride 8 / r before the bilinear upsampling (1: stride 8, the classic head)
 
 
 class Low(nn.Module):
@@ -166,13 +169,20 @@ class High(nn.Module):
 class Head(nn.Module):
     """Fuses f_high with the current frame's f_low and classifies.
 
-    f_high: B x high_ch x h x w, f_low: B x low_ch x h x w -> logits B x num_classes x (out_size or h x w).
+    f_high: B x high_ch x h x w, f_low: B x low_ch x h x w -> logits B x num_classes x (out_size or
+    h*r x w*r, r = ``upsample``, 1 unless the variant sets ``head_upsample``).
     Either layout in; with a channels-last ``f_low`` (the inference copy) ``f_high`` is brought to it.
     """
 
-    def __init__(self, *, low_ch: int, high_ch: int, fuse_ch: int, num_classes: int, adapt_ch: int = 0) -> None:
-        """``adapt_ch``: channels f_low is adapted to before the fusion (0: ``low_ch``)."""
+    def __init__(self, *, low_ch: int, high_ch: int, fuse_ch: int, num_classes: int, adapt_ch: int = 0,
+                 upsample: int = 1) -> None:
+        """``adapt_ch``: channels f_low is adapted to before the fusion (0: ``low_ch``). ``upsample`` r:
+        the classifier gives r x r sub-cell logits per cell, pixel-shuffled to a grid r times finer
+        (initialised so that every sub-cell starts with its cell's logits: nearest upsampling, ICNR)."""
         super().__init__()
+        if upsample < 1:
+            raise ValueError(f"head upsample must be at least 1, not {upsample}")
+        self.upsample = upsample
         adapt_ch = adapt_ch or low_ch
         self.adapt = ConvBNReLU(low_ch, adapt_ch, kernel=1)
         cat_ch = high_ch + adapt_ch
@@ -180,7 +190,12 @@ class Head(nn.Module):
             ConvBNReLU(cat_ch, cat_ch, groups=cat_ch),  # depthwise 3x3: local alignment
             ConvBNReLU(cat_ch, fuse_ch, kernel=1),
         )
-        self.classify = nn.Conv2d(fuse_ch, num_classes, 1)
+        self.classify = nn.Conv2d(fuse_ch, num_classes * upsample * upsample, 1)
+        if upsample > 1:
+            with torch.no_grad():  # ICNR: the r*r sub-cells of class c (channels c*r*r ...) start equal
+                one = nn.Conv2d(fuse_ch, num_classes, 1)
+                self.classify.weight.copy_(one.weight.repeat_interleave(upsample * upsample, dim=0))
+                self.classify.bias.copy_(one.bias.repeat_interleave(upsample * upsample, dim=0))
 
     def forward(
         self, f_high: torch.Tensor, f_low: torch.Tensor, out_size: tuple[int, int] | None = None
@@ -193,6 +208,8 @@ class Head(nn.Module):
             # than in one layout (measured in docs/runtime.md)
             f_high = f_high.contiguous(memory_format=cl)
         logits = self.classify(self.fuse(torch.cat([f_high, adapted], dim=1)))
+        if self.upsample > 1:
+            logits = F.pixel_shuffle(logits, self.upsample)  # B x num_classes x h*r x w*r
         if out_size is not None:
             logits = F.interpolate(logits, size=out_size, mode="bilinear", align_corners=False)
         return logits
@@ -229,7 +246,7 @@ class SplitSegNet(nn.Module):
                 high_ch=c.high_ch,
             )
         self.head = Head(low_ch=c.low_ch, high_ch=c.high_ch, fuse_ch=c.fuse_ch, num_classes=c.num_classes,
-                         adapt_ch=c.adapt_ch)
+                         adapt_ch=c.adapt_ch, upsample=c.head_upsample)
 
     @property
     def learned_low_ch(self) -> int:

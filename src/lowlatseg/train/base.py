@@ -291,7 +291,7 @@ def _init_pretrained(model: SplitSegNet, cfg: BaseTrainConfig, pairs: Dataset, o
     from lowlatseg.train.distill import distill_low
 
     if not isinstance(model.high, LiteHigh):
-        raise ParameterError(f"{{pretrained}} needs an architecture with a pretrained backbone (llnet-e, llnet-e-os16, llnet-e2, llnet-d16), not {cfg.arch}", "pretrained")
+        raise ParameterError(f"{{pretrained}} needs an architecture with a pretrained backbone (llnet-e, llnet-e-os16, llnet-e-sp, llnet-e2, llnet-d16), not {cfg.arch}", "pretrained")
     if cfg.distill_epochs > 0 and model.high.frame:
         raise ParameterError(f"{cfg.arch} runs the whole pretrained backbone on the frame: there is no front end to distil; "
                              "drop {distill_epochs}", "distill_epochs")
