@@ -195,6 +195,7 @@ class Head(nn.Module):
             with torch.no_grad():  # ICNR: the r*r sub-cells of class c (channels c*r*r ...) start equal
                 one = nn.Conv2d(fuse_ch, num_classes, 1)
                 self.classify.weight.copy_(one.weight.repeat_interleave(upsample * upsample, dim=0))
+                assert self.classify.bias is not None and one.bias is not None
                 self.classify.bias.copy_(one.bias.repeat_interleave(upsample * upsample, dim=0))
 
     def forward(
