@@ -49,6 +49,16 @@ def test_resume_with_other_settings_is_refused(tiny_camvid: Path, tmp_path: Path
         train_base(_cfg(tiny_camvid, epochs=1, lr=0.5), out, progress=False)
 
 
+def test_lovasz_loss_trains_and_is_saved(tiny_camvid: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    train_base(_cfg(tiny_camvid, epochs=1, loss="ce+lovasz"), out, progress=False)
+    assert load_file(out / "last.pt")["train_config"]["loss"] == "ce+lovasz"
+    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert log[0]["loss"] > 0
+    with pytest.raises(UserError, match="different settings \\(loss\\)"):
+        train_base(_cfg(tiny_camvid, epochs=1), out, progress=False)
+
+
 def test_without_val_split_best_is_lowest_loss(tiny_camvid: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
     train_base(_cfg(tiny_camvid, epochs=1, val_split=None), out, progress=False)

@@ -26,7 +26,7 @@ def cmd_train_base(a: argparse.Namespace) -> int:
         arch=a.arch, init=resolve_base(a.init), data=a.data, dataset=a.dataset, split=a.split,
         val_split=None if a.val_split in ("", "none") else a.val_split,
         epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, weight_decay=a.weight_decay,
-        warmup_epochs=a.warmup_epochs, class_weighting=a.class_weighting, seed=a.seed,
+        warmup_epochs=a.warmup_epochs, class_weighting=a.class_weighting, loss=a.loss, seed=a.seed,
         workers=a.workers, max_steps_per_epoch=a.max_steps_per_epoch,
         augment=AugmentConfig(crop=tuple(a.crop), scale=tuple(a.scale), photometric=a.photometric),
         holdout_drive=a.holdout_drive, pretrained=a.pretrained, distill_epochs=a.distill_epochs,
@@ -167,6 +167,8 @@ def add_train_parsers(sub: Any) -> None:
     b.add_argument("--weight-decay", type=float, default=1e-4)
     b.add_argument("--warmup-epochs", type=nonneg_int, default=3)
     b.add_argument("--class-weighting", default="sqrt-median", choices=["sqrt-median", "none"])
+    b.add_argument("--loss", default="ce", choices=["ce", "ce+lovasz"],
+                   help="weighted cross-entropy, or plus the Lovász-softmax surrogate of mIoU")
     b.add_argument("--crop", type=positive_int, nargs=2, default=[288, 384], metavar=("H", "W"))
     b.add_argument("--scale", type=positive_float, nargs=2, default=[0.75, 2.0], metavar=("MIN", "MAX"))
     b.add_argument("--seed", type=int, default=0)

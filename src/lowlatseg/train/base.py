@@ -35,6 +35,7 @@ from lowlatseg.nn.grow import copy_body, freeze_body, grow_from
 from lowlatseg.plots import training_curves
 from lowlatseg.train import distributed
 from lowlatseg.train.config import BaseTrainConfig
+from lowlatseg.train.losses import segmentation_loss
 
 
 class AugmentedPairs(Dataset):
@@ -233,7 +234,7 @@ def _train(cfg: BaseTrainConfig, out: Path, di: distributed.DistInfo, *, resume:
                 break
             x, y = x.to(di.device, non_blocking=True), y.to(di.device, non_blocking=True)
             logits = ddp(x)  # B x C x H x W
-            loss = F.cross_entropy(logits, y, weight=weights, ignore_index=IGNORE_INDEX)
+            loss = segmentation_loss(logits, y, kind=cfg.loss, weight=weights, ignore_index=IGNORE_INDEX)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -31,6 +31,7 @@ class BaseTrainConfig:
     weight_decay: float = 1e-4  # AdamW decoupled weight decay
     warmup_epochs: int = 3  # linear warm-up, then polynomial (power 0.9) decay to 0
     class_weighting: str = "sqrt-median"  # 'sqrt-median' (sqrt of median-frequency balancing) or 'none'
+    loss: str = "ce"  # 'ce' (weighted cross-entropy) or 'ce+lovasz' (plus the Lovász-softmax mIoU surrogate; train/losses.py)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     seed: int = 0  # data order and augmentation are a function of (seed, epoch, index)
     workers: int = 0  # DataLoader worker processes (0: load in the training process)
