@@ -13,6 +13,9 @@ PROPAGATION_METHODS = ("adaptive", "flow-guided", "flow-residual", "flow")
 # What a learned deviation predictor learns (scheduling/targets.py; ``train scheduler --target``).
 DEVIATION_TARGETS = ("pixels", "class-weighted")
 
+# The base network's training losses (train/losses.py; ``train base --loss``).
+BASE_LOSSES = ("ce", "ce+lovasz")
+
 # The learned methods a propagation file holds, by name (train/propagation.py; ``train propagation --only``).
 TRAINED_METHODS = ("adaptive", "uniform", "flow-guided", "flow-residual")
 

@@ -11,7 +11,7 @@ from lowlatseg.cli.common import (
     DEFAULT_CAMVID, add_pair_args, nonneg_float, nonneg_int, open_unit, pair_overrides, positive_float, positive_int, resolve_base, set_threads,
     training_videos,
 )
-from lowlatseg.defaults import DEFAULT_PROPAGATION_METHOD, DEVIATION_TARGETS, PROPAGATION_METHODS, TRAINED_METHODS
+from lowlatseg.defaults import BASE_LOSSES, DEFAULT_PROPAGATION_METHOD, DEVIATION_TARGETS, PROPAGATION_METHODS, TRAINED_METHODS
 from lowlatseg.errors import ParameterError, UserError
 from lowlatseg.scheduling.rules import ACCUMULATED, INSTANT
 
@@ -167,7 +167,7 @@ def add_train_parsers(sub: Any) -> None:
     b.add_argument("--weight-decay", type=float, default=1e-4)
     b.add_argument("--warmup-epochs", type=nonneg_int, default=3)
     b.add_argument("--class-weighting", default="sqrt-median", choices=["sqrt-median", "none"])
-    b.add_argument("--loss", default="ce", choices=["ce", "ce+lovasz"],
+    b.add_argument("--loss", default="ce", choices=BASE_LOSSES,
                    help="weighted cross-entropy, or plus the Lovász-softmax surrogate of mIoU")
     b.add_argument("--crop", type=positive_int, nargs=2, default=[288, 384], metavar=("H", "W"))
     b.add_argument("--scale", type=positive_float, nargs=2, default=[0.75, 2.0], metavar=("MIN", "MAX"))

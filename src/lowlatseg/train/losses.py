@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-LOSSES = ("ce", "ce+lovasz")
+from lowlatseg.defaults import BASE_LOSSES as LOSSES
 
 
 def lovasz_grad(fg_sorted: torch.Tensor) -> torch.Tensor:
