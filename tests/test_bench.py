@@ -112,7 +112,12 @@ def test_tradeoff_plot_and_json(tiny_weights: Path, tiny_prop: Path, tiny_sched:
             continue
         assert p["spare_keyframes"] == (p["method"] == "low-latency")
         late = p["live_keyframe_delay_frames"]
-        assert p["delay_frames"] == (max(1, late["max"]) if late else 2)
+        if late:
+            assert p["delay_frames"] == max(1, late["max"])
+        else:
+            # no keyframe came in the recorded live passes: the delay the policy was calibrated for, the
+            # default (2) or the one a first live pass found before its policy was recalibrated (under load: 1)
+            assert p["delay_frames"] in (1, 2)
 
 
 def _small_tradeoff(weights: Path, prop: Path, sched: Path) -> list[str]:
